@@ -1,0 +1,37 @@
+-- Text cleaning shared by the models: Unicode NFKC (full-width to half-width), HTML tags and
+-- common entities removed, byte-order marks and zero-width characters dropped, runs of white space folded to one space.
+CREATE OR REPLACE TEMP MACRO clean_text(s) AS
+    trim(regexp_replace(
+        replace(replace(replace(replace(replace(replace(replace(
+            regexp_replace(regexp_replace(nfkc(s), '[\x{FEFF}\x{200B}-\x{200D}]', '', 'g'),
+                '<[^>]*>', ' ', 'g'),
+            '&nbsp;', ' '), '&lt;', '<'), '&gt;', '>'), '&quot;', '"'), '&#39;', ''''),
+            '&apos;', ''''), '&amp;', '&'),
+        '\s+', ' ', 'g'));
+
+-- Words of each script: two Han characters count as one Chinese word.
+CREATE OR REPLACE TEMP MACRO han_words(s) AS
+    length(regexp_replace(coalesce(s, ''), '[^\p{Han}]', '', 'g')) / 2.0;
+CREATE OR REPLACE TEMP MACRO latin_words(s) AS
+    len(regexp_extract_all(coalesce(s, ''), '[A-Za-z]+'))::DOUBLE;
+
+-- zh / en / mixed / other from the share of Chinese words among Chinese and Latin words.
+-- Pass columns, not expressions: a macro argument is expanded once per use.
+CREATE OR REPLACE TEMP MACRO lang_from_counts(zh, en) AS
+    CASE WHEN zh + en = 0 THEN 'other'
+         WHEN zh / (zh + en) >= 0.8 THEN 'zh'
+         WHEN zh / (zh + en) <= 0.2 THEN 'en'
+         ELSE 'mixed' END;
+
+-- ISO currency from the symbols and words shops write next to a price.
+CREATE OR REPLACE TEMP MACRO price_currency(p) AS
+    CASE WHEN p IS NULL OR trim(p) = '' THEN NULL
+         WHEN regexp_matches(p, '¥|元|(?i:rmb|cny)') THEN 'CNY'
+         WHEN regexp_matches(p, '₹|(?i:\brs\.?|inr)') THEN 'INR'
+         WHEN regexp_matches(p, '€|(?i:eur)') THEN 'EUR'
+         WHEN regexp_matches(p, '\$|(?i:usd)') THEN 'USD'
+         END;
+
+-- The amount in a price string: thousands separators dropped, first number kept.
+CREATE OR REPLACE TEMP MACRO price_amount(p) AS
+    TRY_CAST(nullif(regexp_extract(replace(p, ',', ''), '[0-9]+(\.[0-9]+)?'), '') AS DOUBLE);

@@ -1,0 +1,45 @@
+"""Great Expectations suites run as Dagster asset checks, one per asset.
+
+GX is imported inside the check body only: loading the definitions stays fast.
+"""
+
+
+from collections.abc import Callable
+
+import dagster as dg
+import duckdb as duckdb_lib
+import polars as pl
+from dagster_duckdb import DuckDBResource
+
+from tag_pipeline.lib.check_frames import spec_columns
+from tag_pipeline.lib.expectations.suites import ID_COLUMNS, SUITES
+from tag_pipeline.lib.warehouse import read_table
+
+FrameReader = Callable[[duckdb_lib.DuckDBPyConnection], pl.DataFrame]
+
+
+def gx_asset_check(asset: str, *, blocking: bool, description: str,
+                   frame: FrameReader | None = None) -> dg.AssetChecksDefinition:
+    """An asset check that validates ``asset``'s table with its GX suite."""
+
+    @dg.asset_check(asset=asset, name=f"{asset}_expectations", blocking=blocking,
+                    description=description)
+    def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        from tag_pipeline.lib.expectations.runner import validate_frame
+
+        specs = SUITES[asset]()
+        ids = ID_COLUMNS[asset]
+        with duckdb.get_connection() as con:
+            if frame is not None:
+                data = frame(con)
+            else:
+                data = read_table(con, asset, spec_columns([s.kwargs for s in specs], ids))
+        outcome = validate_frame(data, asset, specs, ids)
+        return dg.AssetCheckResult(
+            passed=outcome.success,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={**outcome.to_metadata(), "rows_validated": outcome.row_count,
+                      "report": dg.MetadataValue.md(outcome.to_markdown())},
+        )
+
+    return _check

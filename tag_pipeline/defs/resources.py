@@ -1,0 +1,64 @@
+"""Every resource instance, built once; the one place that reads the environment.
+
+Out of the box everything lives in one project home folder (``./.tag_pipeline``, or
+``TAG_PIPELINE_HOME``): the DuckDB warehouse, the MLflow store, the Dagster instance and the
+landing folders. Each location can be pointed elsewhere on its own (see README).
+"""
+
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from tag_pipeline.lib.catalog.profile import CatalogProfile, load_profile
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SQL_ROOT = REPO_ROOT / "dbt_like_sql"
+
+
+class WarehouseResource(DuckDBResource):
+    """The DuckDB warehouse: a local file (its folder is created) or a ``md:`` MotherDuck path."""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if not self.database.startswith(("md:", "motherduck:", ":memory:")):
+            Path(self.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+class CatalogResource(dg.ConfigurableResource):
+    """Which catalog profile to read, and the folders its ``root`` may refer to."""
+
+    profile: str = "demo"
+    landing_dir: str
+    shared_data_dir: str
+
+    def load_profile(self) -> CatalogProfile:
+        """The parsed profile, with ``{landing}`` and ``{shared_data}`` filled in."""
+        return load_profile(
+            self.profile, {"landing": self.landing_dir, "shared_data": self.shared_data_dir}
+        )
+
+
+def project_home() -> Path:
+    """The project home folder (``TAG_PIPELINE_HOME``, default ``./.tag_pipeline``)."""
+    return Path(os.environ.get("TAG_PIPELINE_HOME", ".tag_pipeline")).expanduser().resolve()
+
+
+def _setting(name: str, default: Path | str) -> str:
+    return os.environ.get(name) or str(default)
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    """The resources for the current environment."""
+    home = project_home()
+    return {
+        "duckdb": WarehouseResource(
+            database=_setting("TAG_PIPELINE_DUCKDB_PATH", home / "warehouse.duckdb")
+        ),
+        "catalog": CatalogResource(
+            profile=_setting("TAG_PIPELINE_PROFILE", "demo"),
+            landing_dir=_setting("TAG_PIPELINE_LANDING_DIR", home / "landing"),
+            shared_data_dir=_setting("TAG_PIPELINE_SHARED_DATA", REPO_ROOT.parent / "shared/data"),
+        ),
+    }

@@ -1,0 +1,64 @@
+"""One Dagster asset per SQL model in ``dbt_like_sql/``; dependencies come from its refs."""
+
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from tag_pipeline.defs.resources import SQL_ROOT, CatalogResource
+from tag_pipeline.lib.catalog.profile import model_vars
+from tag_pipeline.lib.sql import SqlModel, discover_models, run_model
+from tag_pipeline.lib.warehouse import counts_by, preview, sum_column
+
+# Which SQL folder feeds which asset group (groups match the defs/ folders).
+FOLDER_GROUPS = {"staging": "cleaning", "cleaned": "cleaning", "labels": "labels"}
+
+# Columns whose value counts are shown as metadata, per model.
+BREAKDOWNS: dict[str, tuple[str, ...]] = {
+    "stg_products": ("row_status", "reject_reason"),
+    "cleaned_products": ("text_lang", "image_status"),
+    "rejected_products": ("reject_reason", "stage"),
+    "product_labels": ("tag_type", "source"),
+    "tag_taxonomy": ("tag_type",),
+}
+
+
+# Columns whose totals are shown as metadata, per model.
+SUMS: dict[str, tuple[str, ...]] = {
+    "row_accounting": ("raw_rows", "parse_rejected", "cleaned", "rejected", "superseded",
+                       "accounted"),
+}
+
+
+def _build(model: SqlModel) -> dg.AssetsDefinition:
+    group = FOLDER_GROUPS.get(model.folder.split("/")[0], "cleaning")
+
+    @dg.asset(
+        name=model.name,
+        group_name=group,
+        deps=[dg.AssetKey(ref) for ref in model.refs],
+        kinds={"duckdb", "sql"},
+        description=model.description or f"SQL model {model.path.name}",
+        metadata={"sql_file": dg.MetadataValue.path(str(model.path.relative_to(SQL_ROOT.parent)))},
+    )
+    def _sql_asset(
+        context: dg.AssetExecutionContext, duckdb: DuckDBResource, catalog: CatalogResource
+    ) -> dg.MaterializeResult:
+        profile = catalog.load_profile()
+        with duckdb.get_connection() as con:
+            rows = run_model(con, model, SQL_ROOT, model_vars(profile))
+            metadata: dict[str, object] = {"dagster/row_count": rows,
+                                           "preview": dg.MetadataValue.md(preview(con, model.name))}
+            for column in BREAKDOWNS.get(model.name, ()):
+                for value, n in counts_by(con, model.name, column).items():
+                    metadata[f"{column}.{value}"] = n
+            for column in SUMS.get(model.name, ()):
+                metadata[f"total.{column}"] = sum_column(con, model.name, column)
+        context.log.info(f"{model.name}: {rows} rows")
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _sql_asset
+
+
+def sql_model_assets(folders: tuple[str, ...]) -> list[dg.AssetsDefinition]:
+    """Assets for the models in the given top-level SQL folders."""
+    return [_build(m) for m in discover_models(SQL_ROOT) if m.folder.split("/")[0] in folders]

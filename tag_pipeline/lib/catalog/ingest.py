@@ -1,0 +1,417 @@
+"""Load catalog landing files into DuckDB, once per file content.
+
+Each new (or changed) file is read by DuckDB itself (CSV reader with its reject store, JSON
+Lines read line by line and parsed in SQL, Parquet), so the rows never pass through Python.
+Rows the reader cannot parse are kept in ``raw_product_rejects`` with their line and the
+reader's error; every loaded row keeps its file, line and load time. A file and its rows are
+written in one transaction: a crash leaves the warehouse as it was before that file.
+
+Catalog content never becomes SQL: file paths and values are bound as parameters, column names
+from the profile are quoted identifiers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from tag_pipeline.lib.catalog.profile import CatalogProfile, ProfileError
+
+# The longest CSV line DuckDB will read; longer lines become 'malformed_line' rejects.
+MAX_LINE_BYTES = 8 * 1024 * 1024
+
+_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS ingest_files (
+        load_id VARCHAR PRIMARY KEY,
+        profile VARCHAR NOT NULL,
+        source_file VARCHAR NOT NULL,
+        content_hash VARCHAR NOT NULL,
+        size_bytes BIGINT NOT NULL,
+        file_format VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        rows_loaded BIGINT NOT NULL,
+        rows_rejected BIGINT NOT NULL,
+        loaded_at TIMESTAMP NOT NULL,
+        run_id VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS raw_products (
+        load_id VARCHAR NOT NULL,
+        source_file VARCHAR NOT NULL,
+        source_line BIGINT NOT NULL,
+        loaded_at TIMESTAMP NOT NULL,
+        product_id VARCHAR,
+        title VARCHAR,
+        description VARCHAR,
+        image_ref VARCHAR,
+        price_raw VARCHAR,
+        updated_at_raw VARCHAR,
+        tag_fields MAP(VARCHAR, VARCHAR)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS raw_product_rejects (
+        load_id VARCHAR NOT NULL,
+        source_file VARCHAR NOT NULL,
+        source_line BIGINT NOT NULL,
+        loaded_at TIMESTAMP NOT NULL,
+        error_type VARCHAR NOT NULL,
+        error_message VARCHAR,
+        raw_line VARCHAR
+    )
+    """,
+)
+
+
+@dataclass
+class FileLoad:
+    """What happened to one landing file."""
+
+    source_file: str
+    status: str  # new | changed | unchanged | duplicate_content
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    content_hash: str = ""
+    detail: str = ""
+
+
+@dataclass
+class IngestReport:
+    """The outcome of one ingest over a profile's landing files."""
+
+    files: list[FileLoad] = field(default_factory=list)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(f.rows_rejected for f in self.files)
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+
+def quote_ident(name: str) -> str:
+    """Quote a column name as a DuckDB identifier (so it can never act as SQL)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    """Content hash of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def ensure_ingest_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the raw tables if they do not exist yet."""
+    for statement in _DDL:
+        con.execute(statement)
+
+
+def _relative(profile: CatalogProfile, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(profile.root.resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
+def _line_map(con: duckdb.DuckDBPyConnection, n_accepted: int, first_line: int) -> None:
+    """Map the k-th accepted row to its line in the file, skipping rejected lines.
+
+    Creates temp table ``_line_map(k, line)``. Assumes one record per line, which holds for
+    JSON Lines and for CSV files without quoted line breaks.
+    """
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _line_map AS
+        SELECT (row_number() OVER (ORDER BY l) - 1)::BIGINT AS k, l::BIGINT AS line
+        FROM range(?, ? + ? + (SELECT count(*) FROM _rejects)) t(l)
+        WHERE l NOT IN (SELECT line FROM _rejects)
+        """,
+        [first_line, first_line, n_accepted],
+    )
+
+
+def _stage_csv(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, path: Path) -> None:
+    con.execute("DROP TABLE IF EXISTS _csv_rejects")
+    con.execute("DROP TABLE IF EXISTS _csv_scans")
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _raw AS
+        SELECT * FROM read_csv(?, header = true, all_varchar = true, delim = ?, quote = '"',
+                               escape = '"', store_rejects = true,
+                               rejects_table = '_csv_rejects', rejects_scan = '_csv_scans',
+                               max_line_size = ?, null_padding = false)
+        """,
+        [str(path), profile.csv_delimiter, MAX_LINE_BYTES],
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _rejects AS
+        SELECT line::BIGINT AS line,
+               CASE WHEN error_type = 'INVALID ENCODING' THEN 'invalid_encoding'
+                    ELSE 'malformed_line' END AS error_type,
+               error_type || ': ' || error_message AS error_message,
+               csv_line AS raw_line
+        FROM _csv_rejects
+        """
+    )
+    n_accepted = con.execute("SELECT count(*) FROM _raw").fetchone()[0]
+    _line_map(con, n_accepted, first_line=2)
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _src AS
+        SELECT m.line AS _line, r.* FROM _raw r JOIN _line_map m ON m.k = r.rowid
+        """
+    )
+
+
+def _stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    con.execute("DROP TABLE IF EXISTS _csv_rejects")
+    con.execute("DROP TABLE IF EXISTS _csv_scans")
+    # Read each line as one text value ('\0' never occurs in valid UTF-8 text).
+    con.execute(
+        r"""
+        CREATE OR REPLACE TEMP TABLE _lines AS
+        SELECT line FROM read_csv(?, columns = {'line': 'VARCHAR'}, header = false,
+                                  delim = '\0', quote = '', escape = '', auto_detect = false,
+                                  store_rejects = true, rejects_table = '_csv_rejects',
+                                  rejects_scan = '_csv_scans', max_line_size = ?,
+                                  strict_mode = false)
+        """,
+        [str(path), MAX_LINE_BYTES],
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _rejects AS
+        SELECT line::BIGINT AS line,
+               CASE WHEN error_type = 'INVALID ENCODING' THEN 'invalid_encoding'
+                    ELSE 'malformed_line' END AS error_type,
+               error_type || ': ' || error_message AS error_message,
+               csv_line AS raw_line
+        FROM _csv_rejects
+        """
+    )
+    n_accepted = con.execute("SELECT count(*) FROM _lines").fetchone()[0]
+    _line_map(con, n_accepted, first_line=1)
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _json AS
+        SELECT m.line AS _line, l.line AS text,
+               CASE WHEN json_valid(l.line) THEN json_type(l.line::JSON) END AS kind
+        FROM _lines l JOIN _line_map m ON m.k = l.rowid
+        WHERE l.line IS NOT NULL AND trim(l.line) <> ''
+        """
+    )
+    con.execute(
+        """
+        INSERT INTO _rejects
+        SELECT _line, 'malformed_line',
+               CASE WHEN kind IS NULL THEN 'not valid JSON'
+                    ELSE 'JSON value is ' || kind || ', expected an object' END,
+               left(text, 2000)
+        FROM _json WHERE kind IS DISTINCT FROM 'OBJECT'
+        """
+    )
+
+
+def _jsonl_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "SELECT DISTINCT unnest(json_keys(text::JSON)) FROM _json WHERE kind = 'OBJECT'"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _stage_jsonl_columns(con: duckdb.DuckDBPyConnection, columns: list[str]) -> None:
+    selects = ", ".join(
+        f"json_extract_string(text::JSON, ?) AS {quote_ident(c)}" for c in columns
+    )
+    paths = ["$." + '"' + c.replace('"', '\\"') + '"' for c in columns]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _src AS SELECT _line, {selects} "
+        "FROM _json WHERE kind = 'OBJECT'",
+        paths,
+    )
+
+
+def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _src AS
+        SELECT * EXCLUDE (file_row_number), (file_row_number + 1)::BIGINT AS _line
+        FROM read_parquet(?, file_row_number = true)
+        """,
+        [str(path)],
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _rejects (line BIGINT, error_type VARCHAR, "
+        "error_message VARCHAR, raw_line VARCHAR)"
+    )
+
+
+def _check_columns(profile: CatalogProfile, path: Path, present: set[str]) -> None:
+    missing = [c for c in profile.source_columns() if c not in present]
+    if missing:
+        column = missing[0]
+        raise ProfileError(
+            f"profile {profile.name!r}: key '{profile.column_origin(column)}' names column "
+            f"{column!r}, which file {path} does not have (columns: {sorted(present)})"
+        )
+
+
+def _insert_rows(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, load_id: str,
+                 source_file: str, loaded_at: datetime) -> int:
+    q = quote_ident
+
+    def col(name: str | None) -> str:
+        return f"CAST({q(name)} AS VARCHAR)" if name else "NULL"
+
+    params: list[object] = [load_id, source_file, loaded_at]
+    if profile.id_from_line:
+        id_expr = "(? || ':' || _line)"
+        params.append(Path(source_file).stem)
+    else:
+        id_expr = col(profile.id_column)
+    if profile.image_template:
+        image_expr = f"replace(?, '{{id}}', {id_expr})"
+        params.append(profile.image_template)
+        if profile.id_from_line:
+            params.append(Path(source_file).stem)
+    else:
+        image_expr = col(profile.image_column)
+    keys: list[str] = []
+    values: list[str] = []
+    value_params: list[str] = []
+    for spec in profile.tags:
+        if spec.shape == "lexicon":
+            continue
+        keys.append(spec.field_key)
+        if spec.shape == "levels":
+            parts = ", ".join(f"coalesce({col(c)}, '')" for c in spec.columns)
+            values.append(f"concat_ws(chr(31), {parts})")
+        elif spec.value_map:
+            whens = " ".join("WHEN ? THEN ?" for _ in spec.value_map)
+            values.append(f"CASE trim({col(spec.columns[0])}) {whens} "
+                          f"ELSE {col(spec.columns[0])} END")
+            value_params.extend(x for pair in spec.value_map.items() for x in pair)
+        else:
+            values.append(col(spec.columns[0]))
+    if keys:
+        tag_expr = f"map(?::VARCHAR[], [{', '.join(values)}]::VARCHAR[])"
+        params.append(keys)
+        params.extend(value_params)
+    else:
+        tag_expr = "map([]::VARCHAR[], []::VARCHAR[])"
+    # CAST(... AS VARCHAR) keeps Parquet's typed columns uniform with CSV and JSON text.
+    sql = f"""
+        INSERT INTO raw_products
+        SELECT ?, ?, _line, ?,
+               {id_expr}, {col(profile.title_column)},
+               {col(profile.description_column)}, {image_expr},
+               {col(profile.price_column)}, {col(profile.updated_at_column)}, {tag_expr}
+        FROM _src ORDER BY _line
+    """
+    # Parameters are positional, in the order their placeholders appear in the statement.
+    con.execute(sql, params)
+    return con.execute("SELECT count(*) FROM _src").fetchone()[0]
+
+
+def _load_file(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, path: Path,
+               load: FileLoad, loaded_at: datetime, run_id: str | None) -> None:
+    fmt = profile.format_of(path)
+    load_id = uuid.uuid4().hex
+    # Stage outside the transaction: the line mapping relies on the temp tables' row ids,
+    # which are only positional once committed. Temp tables are private to this connection.
+    try:
+        if fmt == "csv":
+            _stage_csv(con, profile, path)
+            present = {r[0] for r in con.execute("DESCRIBE _raw").fetchall()}
+        elif fmt == "jsonl":
+            _stage_jsonl(con, path)
+            present = _jsonl_keys(con)
+        else:
+            _stage_parquet(con, path)
+            present = {r[0] for r in con.execute("DESCRIBE _src").fetchall()} - {"_line"}
+        _check_columns(profile, path, present)
+        if fmt == "jsonl":
+            _stage_jsonl_columns(con, profile.source_columns())
+    except duckdb.Error as exc:
+        raise ProfileError(
+            f"profile {profile.name!r}: file {path} could not be read as {fmt}: {exc}"
+        ) from exc
+    con.execute("BEGIN TRANSACTION")
+    try:
+        load.rows_loaded = _insert_rows(con, profile, load_id, load.source_file, loaded_at)
+        con.execute(
+            """
+            INSERT INTO raw_product_rejects
+            SELECT ?, ?, line, ?, error_type, error_message, raw_line FROM _rejects
+            """,
+            [load_id, load.source_file, loaded_at],
+        )
+        load.rows_rejected = con.execute("SELECT count(*) FROM _rejects").fetchone()[0]
+        con.execute(
+            "INSERT INTO ingest_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [load_id, profile.name, load.source_file, load.content_hash, path.stat().st_size,
+             fmt, load.status, load.rows_loaded, load.rows_rejected, loaded_at, run_id],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def ingest_catalog(con: duckdb.DuckDBPyConnection, profile: CatalogProfile,
+                   loaded_at: datetime, run_id: str | None = None,
+                   on_file: object = None) -> IngestReport:
+    """Load every landing file of ``profile`` whose content has not been loaded before.
+
+    A file whose path and content were loaded before is skipped ('unchanged'); one whose
+    content was loaded under another path is skipped too ('duplicate_content'); a file whose
+    path is known but whose content changed is loaded again ('changed'), its rows appended.
+
+    Args:
+        con: an open DuckDB connection to the warehouse.
+        profile: the catalog profile.
+        loaded_at: the load time stamped on every row.
+        run_id: the orchestrator's run id, kept in ``ingest_files``.
+        on_file: optional callable ``(index, total, FileLoad)`` for progress reports.
+    """
+    ensure_ingest_tables(con)
+    report = IngestReport()
+    files = profile.matching_files()
+    for index, path in enumerate(files, start=1):
+        source_file = _relative(profile, path)
+        content_hash = file_sha256(path)
+        known = con.execute(
+            "SELECT source_file FROM ingest_files WHERE profile = ? AND content_hash = ? "
+            "ORDER BY (source_file = ?) DESC LIMIT 1",
+            [profile.name, content_hash, source_file],
+        ).fetchone()
+        load = FileLoad(source_file=source_file, status="new", content_hash=content_hash)
+        if known is not None:
+            load.status = "unchanged" if known[0] == source_file else "duplicate_content"
+            load.detail = "" if known[0] == source_file else f"same content as {known[0]}"
+        else:
+            seen_path = con.execute(
+                "SELECT count(*) FROM ingest_files WHERE profile = ? AND source_file = ?",
+                [profile.name, source_file],
+            ).fetchone()[0]
+            load.status = "changed" if seen_path else "new"
+            _load_file(con, profile, path, load, loaded_at, run_id)
+        report.files.append(load)
+        if callable(on_file):
+            on_file(index, len(files), load)
+    return report

@@ -1,0 +1,394 @@
+"""Catalog profiles: a small YAML file that tells the pipeline how to read one catalog.
+
+A profile names the source files (a glob under a root folder), the columns that carry the
+product id, title, description, image, price and update time, and the columns that carry
+tags, each with its tag type and shape. Shapes:
+
+- ``plain``: the column value is one tag.
+- ``multi``: several tags in one column, split on ``separator``.
+- ``path``: a hierarchical category path split on ``separator``; each level is a tag whose
+  parent is the level above.
+- ``levels``: the same hierarchy spread over several ``columns`` (top level first).
+- ``key_value``: ``key: value`` pairs split on ``pair_separator`` / ``kv_separator``; the
+  values of the chosen ``keys`` become tags, faceted by key.
+- ``lexicon``: tags mined from the title and description with a term list per tag
+  (``Slim Fit: [slim fit, 修身]``).
+
+Every error names the profile, the key and, where there is one, the column at fault.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TAG_TYPES = ("category", "attribute", "scene", "style")
+SHAPES = ("plain", "multi", "path", "levels", "key_value", "lexicon")
+FORMATS = ("csv", "jsonl", "parquet")
+_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+               ".parquet": "parquet", ".pq": "parquet"}
+# Separator used internally to carry a ``levels`` hierarchy as a path (ASCII unit separator).
+LEVEL_SEPARATOR = "\x1f"
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_IMAGE_TEMPLATE_FIELDS = {"id"}
+
+
+class ProfileError(ValueError):
+    """A catalog profile is invalid, or does not match the files it describes."""
+
+
+@dataclass(frozen=True)
+class TagSpec:
+    """How one column (or group of columns) becomes tags of one tag type."""
+
+    name: str
+    tag_type: str
+    shape: str
+    columns: tuple[str, ...] = ()
+    separator: str | None = None
+    pair_separator: str | None = None
+    kv_separator: str | None = None
+    keys: tuple[str, ...] = ()
+    level_names: tuple[str, ...] = ()
+    lexicon: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    value_map: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def field_key(self) -> str:
+        """Key under which the raw value is kept in ``raw_products.tag_fields``."""
+        return self.name
+
+
+@dataclass(frozen=True)
+class CleaningSettings:
+    """Per-catalog thresholds used by the cleaning models."""
+
+    max_title_chars: int = 2000
+    max_id_chars: int = 200
+    min_image_px: int = 32
+
+
+@dataclass(frozen=True)
+class CatalogProfile:
+    """A parsed, validated catalog profile."""
+
+    name: str
+    source_path: Path
+    root: Path
+    files: tuple[str, ...]
+    format: str
+    id_column: str | None
+    title_column: str
+    description_column: str | None
+    image_column: str | None
+    image_template: str | None
+    image_root: Path
+    price_column: str | None
+    updated_at_column: str | None
+    tags: tuple[TagSpec, ...]
+    csv_delimiter: str = ","
+    generator: str | None = None
+    cleaning: CleaningSettings = CleaningSettings()
+    description: str = ""
+
+    @property
+    def id_from_line(self) -> bool:
+        """True when the catalog has no id column and ids are '<file stem>:<line>'."""
+        return self.id_column is None
+
+    def source_columns(self) -> list[str]:
+        """Every source column the profile reads, in a stable order."""
+        cols = [c for c in (self.id_column, self.title_column) if c]
+        for c in (self.description_column, self.image_column, self.price_column,
+                  self.updated_at_column):
+            if c:
+                cols.append(c)
+        for spec in self.tags:
+            cols.extend(spec.columns)
+        return list(dict.fromkeys(cols))
+
+    def column_origin(self, column: str) -> str:
+        """The profile key that names ``column`` (for error messages)."""
+        for key, value in (("columns.id", self.id_column), ("columns.title", self.title_column),
+                           ("columns.description", self.description_column),
+                           ("columns.image", self.image_column),
+                           ("columns.price", self.price_column),
+                           ("columns.updated_at", self.updated_at_column)):
+            if value == column:
+                return key
+        for i, spec in enumerate(self.tags):
+            if column in spec.columns:
+                return f"tags[{i}] ({spec.name})"
+        return "columns"
+
+    def matching_files(self) -> list[Path]:
+        """Files under the root matching the profile's globs, sorted by name."""
+        if not self.root.is_dir():
+            raise ProfileError(
+                f"profile {self.name!r}: key 'root' points to {self.root}, which is not a folder"
+            )
+        found: set[Path] = set()
+        for pattern in self.files:
+            found.update(p for p in self.root.glob(pattern) if p.is_file())
+        return sorted(found)
+
+    def format_of(self, path: Path) -> str:
+        """The format of one source file: the profile's, or from the extension."""
+        if self.format != "auto":
+            return self.format
+        fmt = _EXTENSIONS.get(path.suffix.lower())
+        if fmt is None:
+            raise ProfileError(
+                f"profile {self.name!r}: key 'source.format' is 'auto' but file {path} has an "
+                f"unknown extension {path.suffix!r}; expected one of {sorted(_EXTENSIONS)}"
+            )
+        return fmt
+
+
+def _expand(value: str, placeholders: dict[str, str], profile: str, key: str) -> str:
+    def repl(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in placeholders:
+            raise ProfileError(
+                f"profile {profile!r}: key {key!r} uses unknown placeholder {{{name}}}; "
+                f"known: {sorted(placeholders)}"
+            )
+        return placeholders[name]
+
+    return _PLACEHOLDER.sub(repl, value)
+
+
+def _require(mapping: dict[str, Any], key: str, profile: str, where: str) -> Any:
+    if key not in mapping or mapping[key] in (None, ""):
+        raise ProfileError(f"profile {profile!r}: key '{where}{key}' is required")
+    return mapping[key]
+
+
+def _separator(spec: dict[str, Any], key: str, profile: str, where: str) -> str:
+    sep = spec.get(key)
+    if not isinstance(sep, str) or sep == "":
+        raise ProfileError(
+            f"profile {profile!r}: key '{where}{key}' must be a non-empty string separator, "
+            f"got {sep!r}"
+        )
+    return sep
+
+
+def _parse_tag(raw: Any, i: int, profile: str) -> TagSpec:
+    where = f"tags[{i}]."
+    if not isinstance(raw, dict):
+        raise ProfileError(f"profile {profile!r}: key 'tags[{i}]' must be a mapping")
+    tag_type = _require(raw, "type", profile, where)
+    if tag_type not in TAG_TYPES:
+        raise ProfileError(
+            f"profile {profile!r}: key '{where}type' is {tag_type!r}; expected one of {TAG_TYPES}"
+        )
+    shape = raw.get("shape", "plain")
+    if shape not in SHAPES:
+        raise ProfileError(
+            f"profile {profile!r}: key '{where}shape' is {shape!r}; expected one of {SHAPES}"
+        )
+    if shape == "lexicon":
+        lexicon_raw = _require(raw, "lexicon", profile, where)
+        if not isinstance(lexicon_raw, dict):
+            raise ProfileError(f"profile {profile!r}: key '{where}lexicon' must be a mapping")
+        lexicon: dict[str, tuple[str, ...]] = {}
+        for tag, terms in lexicon_raw.items():
+            terms_list = [terms] if isinstance(terms, str) else terms
+            if not terms_list or not all(isinstance(t, str) and t.strip() for t in terms_list):
+                raise ProfileError(
+                    f"profile {profile!r}: key '{where}lexicon.{tag}' must be a list of terms"
+                )
+            lexicon[str(tag)] = tuple(t.strip() for t in terms_list)
+        name = raw.get("name", tag_type)
+        return TagSpec(name=name, tag_type=tag_type, shape=shape, lexicon=lexicon)
+
+    if shape == "levels":
+        columns = _require(raw, "columns", profile, where)
+        if not isinstance(columns, list) or len(columns) < 2:
+            raise ProfileError(
+                f"profile {profile!r}: key '{where}columns' must list at least two columns"
+            )
+        columns_t = tuple(str(c) for c in columns)
+        level_names = tuple(raw.get("level_names", columns_t))
+        name = raw.get("name", f"{tag_type}_levels")
+        return TagSpec(name=name, tag_type=tag_type, shape=shape, columns=columns_t,
+                       separator=LEVEL_SEPARATOR, level_names=level_names)
+
+    column = str(_require(raw, "column", profile, where))
+    name = str(raw.get("name", column))
+    if shape == "plain":
+        value_map = raw.get("values") or {}
+        if not isinstance(value_map, dict):
+            raise ProfileError(f"profile {profile!r}: key '{where}values' must be a mapping")
+        return TagSpec(name=name, tag_type=tag_type, shape=shape, columns=(column,),
+                       value_map={str(k): str(v) for k, v in value_map.items()})
+    if shape == "multi":
+        sep = _separator(raw, "separator", profile, where)
+        return TagSpec(name=name, tag_type=tag_type, shape=shape, columns=(column,),
+                       separator=sep)
+    if shape == "path":
+        sep = _separator(raw, "separator", profile, where)
+        level_names = tuple(str(n) for n in raw.get("level_names", []))
+        return TagSpec(name=name, tag_type=tag_type, shape=shape, columns=(column,),
+                       separator=sep, level_names=level_names)
+    # key_value
+    pair_sep = _separator(raw, "pair_separator", profile, where)
+    kv_sep = _separator(raw, "kv_separator", profile, where)
+    if pair_sep.strip() == kv_sep.strip():
+        raise ProfileError(
+            f"profile {profile!r}: keys '{where}pair_separator' and '{where}kv_separator' "
+            f"must differ, both are {pair_sep!r}"
+        )
+    keys = raw.get("keys")
+    if not isinstance(keys, list) or not keys:
+        raise ProfileError(
+            f"profile {profile!r}: key '{where}keys' must list the attribute keys to keep"
+        )
+    return TagSpec(name=name, tag_type=tag_type, shape=shape, columns=(column,),
+                   pair_separator=pair_sep, kv_separator=kv_sep,
+                   keys=tuple(str(k) for k in keys))
+
+
+def _id_column(columns: dict[str, Any], profile: str) -> str | None:
+    raw = _require(columns, "id", profile, "columns.")
+    if isinstance(raw, dict):
+        if raw.get("generated") != "line":
+            raise ProfileError(
+                f"profile {profile!r}: key 'columns.id' must be a column name or "
+                f"{{generated: line}}, got {raw!r}"
+            )
+        return None
+    return str(raw)
+
+
+def parse_profile(data: dict[str, Any], source_path: Path,
+                  placeholders: dict[str, str]) -> CatalogProfile:
+    """Validate a profile mapping (as read from YAML) into a :class:`CatalogProfile`.
+
+    Args:
+        data: the YAML document.
+        source_path: the file it came from (relative roots are resolved against its folder).
+        placeholders: values for ``{landing}``, ``{shared_data}`` ... in ``root``.
+    """
+    if not isinstance(data, dict):
+        raise ProfileError(f"profile file {source_path}: top level must be a mapping")
+    name = str(data.get("name") or source_path.stem)
+    root_raw = str(_require(data, "root", name, ""))
+    root = Path(_expand(root_raw, placeholders, name, "root")).expanduser()
+    if not root.is_absolute():
+        root = (source_path.parent / root).resolve()
+
+    source = _require(data, "source", name, "")
+    if not isinstance(source, dict):
+        raise ProfileError(f"profile {name!r}: key 'source' must be a mapping")
+    files_raw = _require(source, "files", name, "source.")
+    files = (files_raw,) if isinstance(files_raw, str) else tuple(str(f) for f in files_raw)
+    for pattern in files:
+        if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+            raise ProfileError(
+                f"profile {name!r}: key 'source.files' pattern {pattern!r} must stay inside root"
+            )
+    fmt = source.get("format", "auto")
+    if fmt not in (*FORMATS, "auto"):
+        raise ProfileError(
+            f"profile {name!r}: key 'source.format' is {fmt!r}; expected auto or one of {FORMATS}"
+        )
+    delimiter = source.get("delimiter", ",")
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        raise ProfileError(
+            f"profile {name!r}: key 'source.delimiter' must be one character, got {delimiter!r}"
+        )
+
+    columns = _require(data, "columns", name, "")
+    if not isinstance(columns, dict):
+        raise ProfileError(f"profile {name!r}: key 'columns' must be a mapping")
+    image = columns.get("image")
+    image_column = image_template = None
+    if isinstance(image, dict):
+        image_template = str(_require(image, "template", name, "columns.image."))
+        unknown = set(_PLACEHOLDER.findall(image_template)) - _IMAGE_TEMPLATE_FIELDS
+        if unknown:
+            raise ProfileError(
+                f"profile {name!r}: key 'columns.image.template' uses unknown fields "
+                f"{sorted(unknown)}; only {{id}} is supported"
+            )
+    elif image:
+        image_column = str(image)
+    image_root_raw = str(columns.get("image_root", "."))
+    image_root = (root / image_root_raw).resolve()
+
+    tags_raw = data.get("tags") or []
+    if not isinstance(tags_raw, list):
+        raise ProfileError(f"profile {name!r}: key 'tags' must be a list")
+    tags = tuple(_parse_tag(t, i, name) for i, t in enumerate(tags_raw))
+    names = [t.name for t in tags]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ProfileError(f"profile {name!r}: key 'tags' has duplicate names {sorted(dupes)}")
+
+    cleaning_raw = data.get("cleaning") or {}
+    try:
+        cleaning = CleaningSettings(**cleaning_raw)
+    except TypeError as exc:
+        raise ProfileError(f"profile {name!r}: key 'cleaning': {exc}") from exc
+    for key, value in vars(cleaning).items():
+        if not isinstance(value, int) or value < 1:
+            raise ProfileError(
+                f"profile {name!r}: key 'cleaning.{key}' must be a positive integer, "
+                f"got {value!r}"
+            )
+
+    return CatalogProfile(
+        name=name,
+        source_path=source_path,
+        root=root,
+        files=files,
+        format=fmt,
+        id_column=_id_column(columns, name),
+        title_column=str(_require(columns, "title", name, "columns.")),
+        description_column=columns.get("description"),
+        image_column=image_column,
+        image_template=image_template,
+        image_root=image_root,
+        price_column=columns.get("price"),
+        updated_at_column=columns.get("updated_at"),
+        tags=tags,
+        csv_delimiter=delimiter,
+        generator=source.get("generator"),
+        cleaning=cleaning,
+        description=str(data.get("description", "")),
+    )
+
+
+def shipped_profiles_dir() -> Path:
+    """The folder of the profiles that ship with the package."""
+    return Path(__file__).resolve().parents[2] / "profiles"
+
+
+def load_profile(name_or_path: str, placeholders: dict[str, str]) -> CatalogProfile:
+    """Load a profile by shipped name (``demo``, ``myntra``, ``cn_reviews``) or YAML path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml"):
+        path = candidate
+    else:
+        path = shipped_profiles_dir() / f"{name_or_path}.yaml"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in shipped_profiles_dir().glob("*.yaml"))
+        raise ProfileError(
+            f"profile {name_or_path!r}: no profile file at {path} (shipped profiles: {shipped})"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"profile file {path}: not valid YAML: {exc}") from exc
+    return parse_profile(data, path.resolve(), placeholders)
+
+
+def model_vars(profile: CatalogProfile) -> dict[str, int | float | str]:
+    """The ``var()`` values the SQL models read for this profile."""
+    return {**vars(profile.cleaning), "image_from_template": int(bool(profile.image_template))}

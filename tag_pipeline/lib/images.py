@@ -1,0 +1,168 @@
+"""Resolve product image references safely and verify that the images decode.
+
+An image reference is resolved inside the catalog's image folder only: a path that leaves it
+(``../../etc/passwd``, an absolute path elsewhere, a symlink pointing out) is flagged
+``outside_root`` and never opened. Verification is cached twice: a file whose size and
+modification time are unchanged is not hashed again, and an image whose content hash was
+verified before is not decoded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+STATUSES = ("ok", "none", "missing", "corrupt", "too_small", "outside_root", "unsupported")
+
+
+@dataclass(frozen=True)
+class ImageVerdict:
+    """What decoding one image's content showed."""
+
+    status: str
+    width: int | None
+    height: int | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """The check of one image reference."""
+
+    image_ref: str
+    image_path: str | None
+    status: str
+    width: int | None
+    height: int | None
+    content_hash: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """Size and modification time of a file, the key of the hash cache."""
+
+    size: int
+    mtime_ns: int
+
+
+def resolve_image(ref: str, base_dir: Path, image_root: Path) -> tuple[Path | None, str, str]:
+    """Resolve ``ref`` (relative to ``base_dir``) and require it inside ``image_root``.
+
+    Returns (path, status, detail); path is None unless the reference is allowed.
+    """
+    ref = ref.strip()
+    if not ref:
+        return None, "none", ""
+    if "://" in ref:
+        return None, "unsupported", f"remote image reference {ref[:200]!r} is not fetched"
+    if "\x00" in ref:
+        return None, "outside_root", "image reference contains a NUL byte"
+    root = image_root.resolve()
+    candidate = Path(ref)
+    if not candidate.is_absolute():
+        candidate = base_dir / candidate
+    resolved = candidate.resolve()
+    if not resolved.is_relative_to(root):
+        return None, "outside_root", f"{ref[:200]!r} resolves outside the image folder {root}"
+    return resolved, "ok", ""
+
+
+def decode_image(path: Path) -> ImageVerdict:
+    """Decode an image fully: 'ok' with its size, or 'corrupt' with the decoder's error."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as exc:
+        return ImageVerdict("corrupt", None, None, f"{type(exc).__name__}: {exc}"[:300])
+    return ImageVerdict("ok", width, height, "")
+
+
+def file_hash(path: Path) -> str:
+    """sha256 of a file's content."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class VerificationStats:
+    """How much work a verification pass really did."""
+
+    refs: int = 0
+    hashed: int = 0
+    decoded: int = 0
+
+
+def verify_images(
+    refs: Iterable[str],
+    base_dir: Path,
+    image_root: Path,
+    min_px: int,
+    hash_cache: dict[tuple[str, FileStamp], str],
+    verdict_cache: dict[str, ImageVerdict],
+    workers: int = 2,
+) -> tuple[list[ImageCheck], VerificationStats]:
+    """Check every image reference, reusing and extending the two caches in place.
+
+    Args:
+        refs: distinct image references as written in the catalog.
+        base_dir: the folder relative references start from (the catalog root).
+        image_root: the folder images must stay inside.
+        min_px: minimum width and height.
+        hash_cache: (resolved path, stamp) -> content hash; updated with new entries.
+        verdict_cache: content hash -> verdict; updated with new entries.
+        workers: decoding threads (Pillow releases the GIL while decoding).
+    """
+    stats = VerificationStats()
+
+    def check(ref: str) -> tuple[ImageCheck, bool, bool]:
+        path, status, detail = resolve_image(ref, base_dir, image_root)
+        if path is None:
+            return ImageCheck(ref, None, status, None, None, None, detail), False, False
+        try:
+            st = os.stat(path)
+        except OSError:
+            return ImageCheck(ref, None, "missing", None, None, None,
+                              f"no file at {path}"), False, False
+        if not path.is_file():
+            return ImageCheck(ref, None, "missing", None, None, None,
+                              f"{path} is not a file"), False, False
+        key = (str(path), FileStamp(st.st_size, st.st_mtime_ns))
+        hashed = decoded = False
+        digest = hash_cache.get(key)
+        if digest is None:
+            digest = file_hash(path)
+            hash_cache[key] = digest
+            hashed = True
+        verdict = verdict_cache.get(digest)
+        if verdict is None:
+            verdict = decode_image(path)
+            verdict_cache[digest] = verdict
+            decoded = True
+        if verdict.status == "ok" and min(verdict.width, verdict.height) < min_px:
+            verdict = ImageVerdict("too_small", verdict.width, verdict.height,
+                                   f"{verdict.width}x{verdict.height} px is below the "
+                                   f"minimum of {min_px} px")
+        image_path = str(path) if verdict.status == "ok" else None
+        return (ImageCheck(ref, image_path, verdict.status, verdict.width, verdict.height,
+                           digest, verdict.detail), hashed, decoded)
+
+    results: list[ImageCheck] = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for result, hashed, decoded in pool.map(check, refs):
+            results.append(result)
+            stats.refs += 1
+            stats.hashed += hashed
+            stats.decoded += decoded
+    return results, stats

@@ -1,0 +1,171 @@
+"""A small dbt-like runner for the SQL models in ``dbt_like_sql/``.
+
+One ``SELECT`` per file; the file name is the table name. A model names the tables it reads
+as ``{{ ref('name') }}``, which is how dependencies are found (never declared twice), and
+reads settings as ``{{ var('name') }}``. Files under ``macros/`` hold DuckDB macros that are
+created on the connection before a model runs. A model is written with
+``CREATE OR REPLACE TABLE ... AS`` inside a transaction: readers see the old table or the
+new one, never half of it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_REF = re.compile(r"\{\{\s*ref\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\)\s*\}\}")
+_VAR = re.compile(r"\{\{\s*var\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\)\s*\}\}")
+_ANY_JINJA = re.compile(r"\{\{.*?\}\}", re.S)
+MACRO_FOLDER = "macros"
+
+
+class SqlModelError(ValueError):
+    """A SQL model is malformed or failed to run."""
+
+
+@dataclass(frozen=True)
+class SqlModel:
+    """One SQL model file."""
+
+    name: str
+    path: Path
+    folder: str
+    sql: str
+    refs: tuple[str, ...]
+    description: str
+
+
+def quote_ident(name: str) -> str:
+    """Quote a name as a DuckDB identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _description(sql: str) -> str:
+    lines = []
+    for line in sql.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("--"):
+            lines.append(stripped.lstrip("-").strip())
+        elif stripped:
+            break
+    return " ".join(lines)
+
+
+def parse_model(path: Path, root: Path) -> SqlModel:
+    """Read one model file and find the tables it refers to."""
+    sql = path.read_text(encoding="utf-8")
+    refs = tuple(dict.fromkeys(_REF.findall(sql)))
+    leftover = _ANY_JINJA.sub(
+        lambda m: "" if _REF.fullmatch(m.group(0)) or _VAR.fullmatch(m.group(0)) else m.group(0),
+        sql,
+    )
+    bad = _ANY_JINJA.findall(leftover)
+    if bad:
+        raise SqlModelError(f"SQL model {path}: unsupported template expression {bad[0]!r}")
+    folder = path.parent.relative_to(root).as_posix()
+    return SqlModel(name=path.stem, path=path, folder=folder, sql=sql, refs=refs,
+                    description=_description(sql))
+
+
+def discover_models(root: Path) -> list[SqlModel]:
+    """Every model under ``root`` (macros excluded), checked for unique names and cycles."""
+    if not root.is_dir():
+        raise SqlModelError(f"SQL model folder {root} does not exist")
+    models = [parse_model(p, root) for p in sorted(root.rglob("*.sql"))
+              if MACRO_FOLDER not in p.relative_to(root).parts]
+    seen: dict[str, Path] = {}
+    for m in models:
+        if m.name in seen:
+            raise SqlModelError(
+                f"SQL model name {m.name!r} is used twice: {seen[m.name]} and {m.path}"
+            )
+        seen[m.name] = m.path
+    by_name = {m.name: m for m in models}
+
+    def visit(name: str, stack: tuple[str, ...]) -> None:
+        if name in stack:
+            raise SqlModelError(f"SQL models form a cycle: {' -> '.join((*stack, name))}")
+        for ref in by_name[name].refs if name in by_name else ():
+            visit(ref, (*stack, name))
+
+    for m in models:
+        visit(m.name, ())
+    return models
+
+
+def render(model: SqlModel, variables: dict[str, int | float | str]) -> str:
+    """The model's SQL with refs as quoted table names and vars as literals."""
+
+    def var(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in variables:
+            raise SqlModelError(
+                f"SQL model {model.path}: var {key!r} is not set (known: {sorted(variables)})"
+            )
+        value = variables[key]
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise SqlModelError(f"SQL model {model.path}: var {key!r} has unsupported type")
+        if isinstance(value, str):
+            return "'" + value.replace("'", "''") + "'"
+        return repr(value)
+
+    return _VAR.sub(var, _REF.sub(lambda m: quote_ident(m.group(1)), model.sql))
+
+
+def _nfkc(values: pa.Array) -> pa.Array:
+    return pc.utf8_normalize(values, form="NFKC")
+
+
+def prepare_connection(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    """Register the Python functions and the macros the models use."""
+    try:
+        con.create_function("nfkc", _nfkc, ["VARCHAR"], "VARCHAR", type="arrow")
+    except (duckdb.CatalogException, duckdb.NotImplementedException):
+        pass  # already registered on this connection
+    macro_dir = root / MACRO_FOLDER
+    for path in sorted(macro_dir.glob("*.sql")) if macro_dir.is_dir() else ():
+        try:
+            con.execute(path.read_text(encoding="utf-8"))
+        except duckdb.Error as exc:
+            raise SqlModelError(f"SQL macro file {path} failed: {exc}") from exc
+
+
+def run_model(con: duckdb.DuckDBPyConnection, model: SqlModel, root: Path,
+              variables: dict[str, int | float | str]) -> int:
+    """Build one model's table atomically and return its row count."""
+    prepare_connection(con, root)
+    body = render(model, variables).strip().rstrip(";")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {quote_ident(model.name)} AS {body}")
+        count = con.execute(f"SELECT count(*) FROM {quote_ident(model.name)}").fetchone()[0]
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK")
+        raise SqlModelError(f"SQL model {model.path} failed: {exc}") from exc
+    return int(count)
+
+
+def topological_order(models: list[SqlModel]) -> list[SqlModel]:
+    """Models ordered so each comes after the models it refers to."""
+    by_name = {m.name: m for m in models}
+    ordered: list[SqlModel] = []
+    done: set[str] = set()
+
+    def visit(model: SqlModel) -> None:
+        if model.name in done:
+            return
+        for ref in model.refs:
+            if ref in by_name:
+                visit(by_name[ref])
+        done.add(model.name)
+        ordered.append(model)
+
+    for model in models:
+        visit(model)
+    return ordered
