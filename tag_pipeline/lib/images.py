@@ -126,43 +126,53 @@ def verify_images(
     """
     stats = VerificationStats()
 
-    def check(ref: str) -> tuple[ImageCheck, bool, bool]:
+    def locate(ref: str) -> tuple[ImageCheck | None, Path | None, str | None, bool]:
+        """Resolve and hash one reference: (final check or None, path, digest, hashed)."""
         path, status, detail = resolve_image(ref, base_dir, image_root)
         if path is None:
-            return ImageCheck(ref, None, status, None, None, None, detail), False, False
+            return ImageCheck(ref, None, status, None, None, None, detail), None, None, False
         try:
             st = os.stat(path)
         except OSError:
             return ImageCheck(ref, None, "missing", None, None, None,
-                              f"no file at {path}"), False, False
+                              f"no file at {path}"), None, None, False
         if not path.is_file():
             return ImageCheck(ref, None, "missing", None, None, None,
-                              f"{path} is not a file"), False, False
+                              f"{path} is not a file"), None, None, False
         key = (str(path), FileStamp(st.st_size, st.st_mtime_ns))
-        hashed = decoded = False
         digest = hash_cache.get(key)
-        if digest is None:
-            digest = file_hash(path)
-            hash_cache[key] = digest
-            hashed = True
-        verdict = verdict_cache.get(digest)
-        if verdict is None:
-            verdict = decode_image(path)
+        if digest is not None:
+            return None, path, digest, False
+        digest = file_hash(path)
+        hash_cache[key] = digest
+        return None, path, digest, True
+
+    refs = list(refs)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        located = list(pool.map(locate, refs))
+        # Decode each unknown content once, however many references share it.
+        to_decode: dict[str, Path] = {}
+        for _, path, digest, _ in located:
+            if digest is not None and digest not in verdict_cache:
+                to_decode.setdefault(digest, path)
+        for digest, verdict in zip(to_decode, pool.map(decode_image, to_decode.values()),
+                                   strict=True):
             verdict_cache[digest] = verdict
-            decoded = True
+    stats.refs = len(refs)
+    stats.hashed = sum(1 for *_, hashed in located if hashed)
+    stats.decoded = len(to_decode)
+
+    results: list[ImageCheck] = []
+    for ref, (final, path, digest, _) in zip(refs, located, strict=True):
+        if final is not None:
+            results.append(final)
+            continue
+        verdict = verdict_cache[digest]
         if verdict.status == "ok" and min(verdict.width, verdict.height) < min_px:
             verdict = ImageVerdict("too_small", verdict.width, verdict.height,
                                    f"{verdict.width}x{verdict.height} px is below the "
                                    f"minimum of {min_px} px")
         image_path = str(path) if verdict.status == "ok" else None
-        return (ImageCheck(ref, image_path, verdict.status, verdict.width, verdict.height,
-                           digest, verdict.detail), hashed, decoded)
-
-    results: list[ImageCheck] = []
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for result, hashed, decoded in pool.map(check, refs):
-            results.append(result)
-            stats.refs += 1
-            stats.hashed += hashed
-            stats.decoded += decoded
+        results.append(ImageCheck(ref, image_path, verdict.status, verdict.width,
+                                  verdict.height, digest, verdict.detail))
     return results, stats

@@ -161,11 +161,12 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, path: Pa
         """
         CREATE OR REPLACE TEMP TABLE _rejects AS
         SELECT line::BIGINT AS line,
-               CASE WHEN error_type = 'INVALID ENCODING' THEN 'invalid_encoding'
+               CASE WHEN bool_or(error_type = 'INVALID ENCODING') THEN 'invalid_encoding'
                     ELSE 'malformed_line' END AS error_type,
-               error_type || ': ' || error_message AS error_message,
-               csv_line AS raw_line
+               string_agg(DISTINCT error_type || ': ' || error_message, '; ') AS error_message,
+               any_value(csv_line) AS raw_line
         FROM _csv_rejects
+        GROUP BY line
         """
     )
     n_accepted = con.execute("SELECT count(*) FROM _raw").fetchone()[0]
@@ -197,11 +198,12 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         """
         CREATE OR REPLACE TEMP TABLE _rejects AS
         SELECT line::BIGINT AS line,
-               CASE WHEN error_type = 'INVALID ENCODING' THEN 'invalid_encoding'
+               CASE WHEN bool_or(error_type = 'INVALID ENCODING') THEN 'invalid_encoding'
                     ELSE 'malformed_line' END AS error_type,
-               error_type || ': ' || error_message AS error_message,
-               csv_line AS raw_line
+               string_agg(DISTINCT error_type || ': ' || error_message, '; ') AS error_message,
+               any_value(csv_line) AS raw_line
         FROM _csv_rejects
+        GROUP BY line
         """
     )
     n_accepted = con.execute("SELECT count(*) FROM _lines").fetchone()[0]
