@@ -1,5 +1,7 @@
 """The root: assembles defs/ and applies project-wide settings."""
 
+from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 
@@ -11,8 +13,6 @@ from tag_pipeline.defs.labels.assets import catalog_profile_rules, labels_sql_as
 from tag_pipeline.defs.labels.checks import labels_checks
 from tag_pipeline.defs.resources import build_resources
 
-OWNER = "team:data-platform"
-
 catalog_job = dg.define_asset_job(
     "catalog_job",
     selection=dg.AssetSelection.groups("ingest", "cleaning", "labels"),
@@ -20,16 +20,17 @@ catalog_job = dg.define_asset_job(
 )
 
 
-def _with_owner(spec: dg.AssetSpec) -> dg.AssetSpec:
-    return spec if spec.owners else spec.replace_attributes(owners=[OWNER])
+def build_definitions(resources: Mapping[str, Any]) -> dg.Definitions:
+    """The project's definitions over the given resources (tests pass tmp_path ones)."""
+    return dg.Definitions(
+        assets=[raw_products, image_checks, catalog_profile_rules, *cleaning_sql_assets,
+                *labels_sql_assets],
+        asset_checks=[*ingest_checks, *cleaning_checks, *labels_checks],
+        jobs=[catalog_job],
+        resources=dict(resources),
+        # DuckDB takes one writing process per file: steps run in one process, one at a time.
+        executor=dg.in_process_executor,
+    )
 
 
-defs = dg.Definitions(
-    assets=[raw_products, image_checks, catalog_profile_rules, *cleaning_sql_assets,
-            *labels_sql_assets],
-    asset_checks=[*ingest_checks, *cleaning_checks, *labels_checks],
-    jobs=[catalog_job],
-    resources=build_resources(),
-    # DuckDB takes one writing process per file: steps run in one process, one at a time.
-    executor=dg.in_process_executor,
-).map_asset_specs(func=_with_owner)
+defs = build_definitions(build_resources())

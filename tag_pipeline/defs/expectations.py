@@ -19,22 +19,28 @@ FrameReader = Callable[[duckdb_lib.DuckDBPyConnection], pl.DataFrame]
 
 
 def gx_asset_check(asset: str, *, blocking: bool, description: str,
-                   frame: FrameReader | None = None) -> dg.AssetChecksDefinition:
-    """An asset check that validates ``asset``'s table with its GX suite."""
+                   frame: FrameReader | None = None, suite: str | None = None,
+                   name: str | None = None) -> dg.AssetChecksDefinition:
+    """An asset check that validates a table with a GX suite.
 
-    @dg.asset_check(asset=asset, name=f"{asset}_expectations", blocking=blocking,
+    By default the suite named like the asset validates the asset's own table; ``frame``
+    reads another frame (joined or derived columns) and ``suite`` picks another suite.
+    """
+    suite_name = suite or asset
+
+    @dg.asset_check(asset=asset, name=name or f"{asset}_expectations", blocking=blocking,
                     description=description)
     def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
         from tag_pipeline.lib.expectations.runner import validate_frame
 
-        specs = SUITES[asset]()
-        ids = ID_COLUMNS[asset]
+        specs = SUITES[suite_name]()
+        ids = ID_COLUMNS[suite_name]
         with duckdb.get_connection() as con:
             if frame is not None:
                 data = frame(con)
             else:
                 data = read_table(con, asset, spec_columns([s.kwargs for s in specs], ids))
-        outcome = validate_frame(data, asset, specs, ids)
+        outcome = validate_frame(data, suite_name, specs, ids)
         return dg.AssetCheckResult(
             passed=outcome.success,
             severity=dg.AssetCheckSeverity.ERROR,

@@ -4,6 +4,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from tag_pipeline.defs.policies import OWNERS
 from tag_pipeline.defs.resources import SQL_ROOT, CatalogResource
 from tag_pipeline.lib.catalog.profile import model_vars
 from tag_pipeline.lib.sql import SqlModel, discover_models, run_model
@@ -35,6 +36,7 @@ def _build(model: SqlModel) -> dg.AssetsDefinition:
     @dg.asset(
         name=model.name,
         group_name=group,
+        owners=OWNERS,
         deps=[dg.AssetKey(ref) for ref in model.refs],
         kinds={"duckdb", "sql"},
         description=model.description or f"SQL model {model.path.name}",

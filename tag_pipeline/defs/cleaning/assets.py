@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from tag_pipeline.defs.policies import OWNERS
 from tag_pipeline.defs.resources import CatalogResource
 from tag_pipeline.defs.sql_models import sql_model_assets
 from tag_pipeline.lib.image_store import check_catalog_images
@@ -16,6 +17,7 @@ cleaning_sql_assets = sql_model_assets(("staging", "cleaned"))
 
 @dg.asset(
     group_name="cleaning",
+    owners=OWNERS,
     deps=["stg_products"],
     kinds={"duckdb", "python"},
 )

@@ -20,7 +20,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -304,11 +304,7 @@ class DemoManifest:
     n_corrupt_image: int
     n_small_image: int
     n_no_image: int
-    categories: list[str] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------------------------------------
-# Drawing the rows
+    categories: list[str]
 
 
 def _sample_rows(rng: np.random.Generator, probs: np.ndarray, cat: np.ndarray) -> np.ndarray:
@@ -381,10 +377,6 @@ def _draw_products(rng: np.random.Generator, n: int, cat: np.ndarray | None = No
     for j in range(len(_OCCASION_NAMES)):
         draws[f"_o{j}"] = occasions[:, j]
     return draws
-
-
-# ---------------------------------------------------------------------------------------------
-# Rendering the text columns
 
 
 def _lookup(column: str, table: Sequence[str]) -> pl.Expr:
@@ -568,10 +560,6 @@ def _newer_versions(base: pl.DataFrame, rng: np.random.Generator) -> pl.DataFram
                                                   updated_at=_timestamp_expr()))
 
 
-# ---------------------------------------------------------------------------------------------
-# Images
-
-
 def _contrast(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
     luminance = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
     return (25, 25, 25) if luminance > 140 else (240, 240, 240)
@@ -687,10 +675,6 @@ def _write_image(path: Path, state: int, cat: int, color: int, pattern: int, off
     if state == _IMG_SMALL:
         img = img.resize((SMALL_IMAGE_PX, SMALL_IMAGE_PX), Image.Resampling.NEAREST)
     _atomic_write_bytes(path, _png_bytes(img))
-
-
-# ---------------------------------------------------------------------------------------------
-# Files
 
 
 @contextmanager

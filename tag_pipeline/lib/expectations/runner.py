@@ -7,6 +7,7 @@ definitions, so GX (and pandas/polars) are imported inside functions only.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import uuid
 from dataclasses import dataclass
@@ -152,6 +153,9 @@ def validate_frame(
             column missing from ``df``.
         TypeError: ``df`` is neither a pandas nor a polars DataFrame.
     """
+    # The documented analytics switch; GX 1.24.1 sends no analytics (the context config below
+    # also turns them off), but older/newer 1.x read it when GX is first imported.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
 
     frame = _to_pandas(df, suite)

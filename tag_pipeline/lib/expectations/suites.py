@@ -23,7 +23,11 @@ REJECT_REASONS = [
     "invalid_encoding",
 ]
 TAG_TYPES = ["category", "attribute", "scene", "style"]
-LABEL_SOURCES = ["catalog", "feedback", "sales", "model", "refiner"]
+LABEL_SOURCES = ["catalog", "lexicon", "feedback", "sales", "model", "refiner"]
+ROW_STATUSES = ["cleaned", "rejected", "superseded"]
+FILE_STATUSES = ["new", "changed"]
+FILE_FORMATS = ["csv", "jsonl", "parquet"]
+RULE_SHAPES = ["plain", "multi", "path", "levels", "key_value"]
 ACCOUNTING_COUNTS = ["raw_rows", "parse_rejected", "cleaned", "rejected", "superseded", "accounted"]
 
 
@@ -122,7 +126,7 @@ def row_accounting_suite() -> list[ExpectationSpec]:
 
 
 def product_labels_suite() -> list[ExpectationSpec]:
-    """Labels complete, types and sources in their sets, every tag in the taxonomy, no twins."""
+    """Labels complete, types and sources in their sets, no label twice."""
     return [
         _not_null("product_id"),
         _not_null("tag"),
@@ -131,9 +135,15 @@ def product_labels_suite() -> list[ExpectationSpec]:
         _in_set("tag_type", TAG_TYPES),
         _not_null("source"),
         _in_set("source", LABEL_SOURCES),
+        _unique_together(["product_id", "tag_type", "facet", "tag"], "no label twice"),
+    ]
+
+
+def taxonomy_coverage_suite() -> list[ExpectationSpec]:
+    """Validated on product_labels joined to tag_taxonomy: every label's tag is in it."""
+    return [
         _not_null("in_taxonomy"),
         _in_set("in_taxonomy", [True], "tag is in tag_taxonomy"),
-        _unique_together(["product_id", "tag_type", "facet", "tag"], "no label twice"),
     ]
 
 
@@ -148,7 +158,95 @@ def tag_taxonomy_suite() -> list[ExpectationSpec]:
     ]
 
 
+def raw_product_rejects_suite() -> list[ExpectationSpec]:
+    """Every parse reject keeps its file, line and a known error type."""
+    return [
+        _not_null("source_file"),
+        _not_null("source_line"),
+        _at_least("source_line", 1, "line numbers start at 1"),
+        _not_null("error_type"),
+        _in_set("error_type", ["malformed_line", "invalid_encoding"]),
+    ]
+
+
+def ingest_files_suite() -> list[ExpectationSpec]:
+    """One ledger row per loaded file version, with non-negative counts."""
+    return [
+        ExpectationSpec("ExpectColumnValuesToBeUnique", {"column": "load_id"}, "load ids unique"),
+        _unique_together(["profile", "content_hash"], "a file content is loaded once"),
+        _in_set("status", FILE_STATUSES),
+        _in_set("file_format", FILE_FORMATS),
+        _at_least("rows_loaded", 0),
+        _at_least("rows_rejected", 0),
+    ]
+
+
+def stg_products_suite() -> list[ExpectationSpec]:
+    """Every raw row has exactly one fate; rejected rows carry a reason, others none."""
+    return [
+        _not_null("row_status"),
+        _in_set("row_status", ROW_STATUSES),
+        _in_set("reject_reason", REJECT_REASONS),
+        ExpectationSpec(
+            "ExpectColumnPairValuesToBeInSet",
+            {"column_A": "row_status", "column_B": "has_reason",
+             "value_pairs_set": [("rejected", True), ("cleaned", False),
+                                 ("superseded", False)]},
+            "a row has a reject reason exactly when it is rejected",
+        ),
+        _not_null("text_lang"),
+        _in_set("text_lang", TEXT_LANGS),
+    ]
+
+
+def image_checks_suite() -> list[ExpectationSpec]:
+    """Every image reference once, with a known status; usable images have a size and path."""
+    return [
+        ExpectationSpec("ExpectColumnValuesToBeUnique", {"column": "image_ref"},
+                        "each reference checked once"),
+        _not_null("status"),
+        _in_set("status", IMAGE_STATUSES),
+        ExpectationSpec(
+            "ExpectColumnPairValuesToBeInSet",
+            {"column_A": "status", "column_B": "has_path",
+             "value_pairs_set": [("ok", True), *((s, False) for s in IMAGE_STATUSES
+                                                 if s != "ok")]},
+            "only usable images have a path",
+        ),
+        _at_least("width", 1),
+        _at_least("height", 1),
+    ]
+
+
+def label_rules_suite() -> list[ExpectationSpec]:
+    """Tag rules name a field, a known tag type and a known shape."""
+    return [
+        _not_null("field"),
+        ExpectationSpec("ExpectColumnValuesToBeUnique", {"column": "field"},
+                        "one rule per field"),
+        _in_set("tag_type", TAG_TYPES),
+        _in_set("shape", RULE_SHAPES),
+    ]
+
+
+def style_lexicon_suite() -> list[ExpectationSpec]:
+    """Lexicon terms have a tag, a known type and a pattern; each term once per tag."""
+    return [
+        _not_null("tag"),
+        _not_null("pattern"),
+        _in_set("tag_type", TAG_TYPES),
+        _unique_together(["facet", "tag", "term"], "each term once per tag"),
+    ]
+
+
 SUITES: dict[str, Callable[[], list[ExpectationSpec]]] = {
+    "raw_product_rejects": raw_product_rejects_suite,
+    "ingest_files": ingest_files_suite,
+    "stg_products": stg_products_suite,
+    "image_checks": image_checks_suite,
+    "label_rules": label_rules_suite,
+    "taxonomy_coverage": taxonomy_coverage_suite,
+    "style_lexicon": style_lexicon_suite,
     "raw_products": raw_products_suite,
     "cleaned_products": cleaned_products_suite,
     "rejected_products": rejected_products_suite,
@@ -158,6 +256,13 @@ SUITES: dict[str, Callable[[], list[ExpectationSpec]]] = {
 }
 
 ID_COLUMNS: dict[str, list[str]] = {
+    "raw_product_rejects": ["source_file", "source_line"],
+    "ingest_files": ["source_file", "load_id"],
+    "stg_products": ["source_file", "source_line"],
+    "image_checks": ["image_ref"],
+    "label_rules": ["field"],
+    "taxonomy_coverage": ["product_id", "tag_type", "facet", "tag"],
+    "style_lexicon": ["tag", "term"],
     "raw_products": ["source_file", "source_line"],
     "cleaned_products": ["product_id"],
     "rejected_products": ["source_file", "source_line"],
