@@ -48,13 +48,16 @@ kv AS (
     SELECT product_id, tag, tag_type, facet, NULL AS parent, 1 AS level
     FROM kv_split WHERE list_contains(list_transform(keys, k -> lower(k)), lower(facet))
 ),
+lexicon_text AS (
+    SELECT product_id, lower(title || ' ' || description) AS text,
+           latin_match_text(title || ' ' || description) AS latin_text
+    FROM {{ ref('cleaned_products') }}
+),
 lexicon AS (
-    SELECT c.product_id, l.tag, l.tag_type, l.facet, NULL AS parent, 1 AS level
-    FROM {{ ref('cleaned_products') }} AS c
+    SELECT t.product_id, l.tag, l.tag_type, l.facet, NULL AS parent, 1 AS level
+    FROM lexicon_text AS t
     JOIN {{ ref('style_lexicon') }} AS l
-        -- the cheap substring test first, the word-boundary pattern only on candidates
-        ON contains(lower(c.title || ' ' || c.description), lower(l.term))
-        AND regexp_matches(c.title || ' ' || c.description, l.pattern)
+        ON contains(CASE l.script WHEN 'han' THEN t.text ELSE t.latin_text END, l.needle)
 ),
 catalog_tags AS (
     SELECT *, 'catalog' AS source FROM plain
@@ -68,4 +71,3 @@ SELECT product_id, tag, tag_type, facet, any_value(parent) AS parent, min(level)
 FROM catalog_tags
 WHERE tag IS NOT NULL AND tag <> ''
 GROUP BY product_id, tag_type, facet, tag
-ORDER BY product_id, tag_type, facet, tag

@@ -35,3 +35,9 @@ CREATE OR REPLACE TEMP MACRO price_currency(p) AS
 -- The amount in a price string: thousands separators dropped, first number kept.
 CREATE OR REPLACE TEMP MACRO price_amount(p) AS
     TRY_CAST(nullif(regexp_extract(replace(p, ',', ''), '[0-9]+(\.[0-9]+)?'), '') AS DOUBLE);
+
+-- Latin text prepared for lexicon matching: lower case, every run of other characters (Han
+-- included) one space, padded with spaces, so a padded Latin term (made the same way in
+-- Python by tag_pipeline.lib.catalog.rules.term_needle) matches whole words only.
+CREATE OR REPLACE TEMP MACRO latin_match_text(s) AS
+    ' ' || regexp_replace(lower(s), '[^a-z0-9]+', ' ', 'g') || ' ';

@@ -54,7 +54,12 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
     home = project_home()
     return {
         "duckdb": WarehouseResource(
-            database=_setting("TAG_PIPELINE_DUCKDB_PATH", home / "warehouse.duckdb")
+            database=_setting("TAG_PIPELINE_DUCKDB_PATH", home / "warehouse.duckdb"),
+            # DuckDB spills to disk past this; it bounds the pipeline's memory on one machine.
+            connection_config={
+                "memory_limit": _setting("TAG_PIPELINE_DUCKDB_MEMORY_LIMIT", "1GB"),
+                "threads": int(_setting("TAG_PIPELINE_DUCKDB_THREADS", os.cpu_count() or 2)),
+            },
         ),
         "catalog": CatalogResource(
             profile=_setting("TAG_PIPELINE_PROFILE", "demo"),

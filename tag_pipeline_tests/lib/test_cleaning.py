@@ -157,3 +157,17 @@ def test_label_shapes(write_catalog, con):
     taxonomy = dict(((r[0], r[1]), r[2]) for r in con.execute(
         "SELECT tag, facet, product_count FROM tag_taxonomy").fetchall())
     assert taxonomy[("Apparel", "l1")] == 2 and taxonomy[("Tops", "l2")] == 1
+
+
+def test_lexicon_needles_match_the_sql_text_preparation(con):
+    from tag_pipeline.lib.catalog.rules import term_needle
+    from tag_pipeline.lib.sql import prepare_connection
+
+    prepare_connection(con, SQL_ROOT)
+    for text, term, hit in [("Slim-Fit shirt", "slim fit", True), ("Solidarity tee", "solid", False),
+                            ("纯色修身连衣裙", "修身", True), ("SOLID纯色", "solid", True),
+                            ("T恤 修 身", "修身", False), ("slimfit", "slim fit", False)]:
+        script, needle = term_needle(term)
+        prepared = con.execute("SELECT CASE ? WHEN 'han' THEN lower(?) ELSE latin_match_text(?) "
+                               "END", [script, text, text]).fetchone()[0]
+        assert (needle in prepared) is hit, (text, term, prepared)

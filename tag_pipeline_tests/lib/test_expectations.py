@@ -147,7 +147,7 @@ def label_rules() -> pd.DataFrame:
 def style_lexicon() -> pd.DataFrame:
     return pd.DataFrame({"tag": ["Solid", "Solid"], "term": ["solid", "纯色"],
                          "facet": ["style", "style"], "tag_type": ["style", "style"],
-                         "pattern": [r"(?i)\bsolid\b", "(?i)纯色"]})
+                         "script": ["latin", "han"], "needle": [" solid ", "纯色"]})
 
 
 VALID: dict[str, Callable[[], pd.DataFrame]] = {

@@ -21,7 +21,7 @@ labels_sql_assets = sql_model_assets(("labels",))
                      description="The profile's column tag rules (field, tag type, shape, "
                                  "separators, keys) read by the product_labels model."),
         dg.AssetSpec("style_lexicon", group_name="labels", owners=OWNERS, kinds={"duckdb", "yaml"},
-                     description="The profile's lexicon terms and match patterns for tags "
+                     description="The profile's lexicon terms and match needles for tags "
                                  "mined from the text."),
     ],
 )

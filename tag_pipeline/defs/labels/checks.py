@@ -7,7 +7,7 @@ labels_checks = [
     gx_asset_check("label_rules", blocking=True,
                    description="Tag rules have a field, a known tag type and shape."),
     gx_asset_check("style_lexicon", blocking=True,
-                   description="Lexicon terms have a tag, a known tag type and a pattern."),
+                   description="Lexicon terms have a tag, a known tag type and a needle."),
     gx_asset_check("product_labels", blocking=True,
                    description="Labels complete, tag types and sources in their sets, no label "
                                "twice."),

@@ -8,7 +8,8 @@ import polars as pl
 
 from tag_pipeline.lib.catalog.profile import CatalogProfile
 
-_HAS_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_HAN_CHAR = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
+_NOT_LATIN = re.compile("[^a-z0-9]+")
 
 LABEL_RULES_SCHEMA = {
     "field": pl.String,
@@ -41,29 +42,30 @@ def label_rules(profile: CatalogProfile) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=LABEL_RULES_SCHEMA)
 
 
-def term_pattern(term: str) -> str:
-    """A case-insensitive RE2 pattern for a lexicon term.
+def term_needle(term: str) -> tuple[str, str]:
+    """A lexicon term as (script, needle) for a substring test in SQL.
 
-    Latin terms must stand as whole words (``Solid`` does not match ``Solidarity``); Chinese
-    has no word boundaries, so a Chinese term matches anywhere.
+    A Chinese term (any Han character) is matched anywhere in the lower-cased text, since
+    Chinese has no spaces between words. A Latin term is folded like the SQL macro
+    ``latin_match_text`` (lower case, other characters to single spaces, padded), so it
+    matches whole words only: ``solid`` matches ``Solid纯色`` but not ``Solidarity``.
     """
-    escaped = re.escape(term.strip())
-    escaped = escaped.replace(r"\ ", r"\s+")
-    if _HAS_CJK.search(term):
-        return f"(?i){escaped}"
-    return rf"(?i)\b{escaped}\b"
+    lowered = term.strip().lower()
+    if _HAN_CHAR.search(lowered):
+        return "han", lowered
+    return "latin", " " + " ".join(_NOT_LATIN.sub(" ", lowered).split()) + " "
 
 
 def style_lexicon(profile: CatalogProfile) -> pl.DataFrame:
-    """One row per (tag, term) of the profile's lexicon rules, with its match pattern."""
+    """One row per (tag, term) of the profile's lexicon rules, with its match needle."""
     rows = [
         {"tag": tag, "tag_type": spec.tag_type, "facet": spec.name, "term": term,
-         "pattern": term_pattern(term)}
+         "script": term_needle(term)[0], "needle": term_needle(term)[1]}
         for spec in profile.tags
         if spec.shape == "lexicon"
         for tag, terms in spec.lexicon.items()
         for term in terms
     ]
     schema = {"tag": pl.String, "tag_type": pl.String, "facet": pl.String, "term": pl.String,
-              "pattern": pl.String}
+              "script": pl.String, "needle": pl.String}
     return pl.DataFrame(rows, schema=schema)

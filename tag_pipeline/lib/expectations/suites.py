@@ -230,10 +230,10 @@ def label_rules_suite() -> list[ExpectationSpec]:
 
 
 def style_lexicon_suite() -> list[ExpectationSpec]:
-    """Lexicon terms have a tag, a known type and a pattern; each term once per tag."""
+    """Lexicon terms have a tag, a known type and a needle; each term once per tag."""
     return [
         _not_null("tag"),
-        _not_null("pattern"),
+        _not_null("needle"),
         _in_set("tag_type", TAG_TYPES),
         _unique_together(["facet", "tag", "term"], "each term once per tag"),
     ]
