@@ -123,3 +123,9 @@ def test_one_megabyte_title_is_loaded_not_crashing(write_catalog, con):
     report = ingest_catalog(con, profile, T0)
     assert report.rows_loaded == 2
     assert rows(con, "SELECT max(length(title)) FROM raw_products") == [(1_000_000,)]
+
+
+def test_no_matching_file_is_a_profile_error(write_catalog, con):
+    profile = write_catalog({"notes.txt": "nothing to load"})
+    with pytest.raises(ProfileError, match=r"key 'source.files' .* matches no file under"):
+        ingest_catalog(con, profile, T0)

@@ -394,6 +394,11 @@ def ingest_catalog(con: duckdb.DuckDBPyConnection, profile: CatalogProfile,
     ensure_ingest_tables(con)
     report = IngestReport()
     files = profile.matching_files()
+    if not files:
+        raise ProfileError(
+            f"profile {profile.name!r}: key 'source.files' {list(profile.files)} matches no "
+            f"file under {profile.root}"
+        )
     for index, path in enumerate(files, start=1):
         source_file = _relative(profile, path)
         content_hash = file_sha256(path)
