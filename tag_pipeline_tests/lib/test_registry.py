@@ -1,0 +1,80 @@
+"""The registry gate, promotion and rollback against a real sqlite-backed MLflow registry."""
+
+import json
+
+import pytest
+from mlflow import MlflowClient
+
+from tag_pipeline.lib.registry import (
+    CHAMPION,
+    RegistryError,
+    alias_version,
+    decide_promotion,
+    ensure_registered_model,
+    move_alias,
+    record_decision,
+    rollback,
+)
+
+NAME = "tagger"
+
+
+@pytest.fixture
+def client(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    ensure_registered_model(client, NAME)
+    experiment = client.create_experiment("t", artifact_location=str(tmp_path / "artifacts"))
+    versions = []
+    for score in (0.50, 0.40, 0.60):
+        run = client.create_run(experiment)
+        client.log_metric(run.info.run_id, "micro_f1", score)
+        client.set_terminated(run.info.run_id)
+        mv = client.create_model_version(NAME, source=str(tmp_path / "m"), run_id=run.info.run_id,
+                                         tags={"test.micro_f1": str(score)})
+        versions.append(str(mv.version))
+    assert versions == ["1", "2", "3"]
+    return client
+
+
+def test_first_model_is_promoted_without_champion(client):
+    decision = decide_promotion(client, NAME, "1", 0.50, "micro_f1")
+    assert decision.promote and decision.reason == "no champion yet"
+
+
+def test_worse_challenger_is_not_promoted_and_better_one_is(client):
+    move_alias(client, NAME, CHAMPION, "1", actor="gate", reason="first")
+    worse = decide_promotion(client, NAME, "2", 0.40, "micro_f1")
+    assert not worse.promote and worse.champion_version == "1"
+    assert worse.champion_score == pytest.approx(0.50)
+    record_decision(client, NAME, worse)
+    tags = client.get_model_version(NAME, "2").tags
+    assert tags["gate.promoted"] == "false" and tags["gate.champion_score"] == "0.500000"
+    better = decide_promotion(client, NAME, "3", 0.60, "micro_f1")
+    assert better.promote and "beats champion v1" in better.reason
+    # the same champion scored on the same split by the caller takes precedence
+    measured = decide_promotion(client, NAME, "3", 0.60, "micro_f1", champion_score=0.65)
+    assert not measured.promote
+
+
+def test_alias_moves_are_recorded_and_rollback_restores(client):
+    move_alias(client, NAME, CHAMPION, "1", actor="gate", reason="first")
+    previous = move_alias(client, NAME, CHAMPION, "3", actor="alice", reason="better on test")
+    assert previous == "1" and alias_version(client, NAME, CHAMPION) == "3"
+    tags = client.get_model_version(NAME, "3").tags
+    assert tags["champion.set_by"] == "alice" and tags["champion.previous_version"] == "1"
+    history = json.loads(tags["alias_history"])
+    assert history[-1]["reason"] == "better on test" and history[-1]["previous"] == "1"
+    assert rollback(client, NAME, actor="bob", reason="bad tags") == ("3", "1")
+    assert alias_version(client, NAME, CHAMPION) == "1"
+    assert "rollback from v3" in client.get_model_version(NAME, "1").tags["champion.reason"]
+
+
+def test_errors_name_model_and_version(client):
+    with pytest.raises(RegistryError, match="no champion to roll back"):
+        rollback(client, NAME, actor="x", reason="y")
+    with pytest.raises(RegistryError, match="'tagger' has no version '9'"):
+        move_alias(client, NAME, CHAMPION, "9", actor="x", reason="y")
+    move_alias(client, NAME, CHAMPION, "2", actor="x", reason="first")
+    with pytest.raises(RegistryError, match="replaced no earlier version"):
+        rollback(client, NAME, actor="x", reason="y")
