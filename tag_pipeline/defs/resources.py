@@ -40,6 +40,30 @@ class CatalogResource(dg.ConfigurableResource):
         )
 
 
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow tracking and registry: a local sqlite store by default, or a tracking server."""
+
+    tracking_uri: str
+    registry_uri: str | None = None
+    experiment_name: str = "tag_pipeline"
+    artifact_location: str | None = None
+    registered_model_name: str = "tag_pipeline_tagger"
+    refiner_model_name: str = "tag_pipeline_refiner"
+    ui_url: str | None = None
+
+    def client(self):  # -> mlflow.MlflowClient; mlflow is imported only where it is used
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri,
+                            registry_uri=self.registry_uri or self.tracking_uri)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str | None:
+        """A link to the run in the MLflow UI, when one is configured."""
+        base = self.ui_url or (self.tracking_uri if self.tracking_uri.startswith("http")
+                               else None)
+        return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}" if base else None
+
+
 def project_home() -> Path:
     """The project home folder (``TAG_PIPELINE_HOME``, default ``./.tag_pipeline``)."""
     return Path(os.environ.get("TAG_PIPELINE_HOME", ".tag_pipeline")).expanduser().resolve()
@@ -60,6 +84,15 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
                 "memory_limit": _setting("TAG_PIPELINE_DUCKDB_MEMORY_LIMIT", "1GB"),
                 "threads": int(_setting("TAG_PIPELINE_DUCKDB_THREADS", os.cpu_count() or 2)),
             },
+        ),
+        "mlflow": MlflowResource(
+            tracking_uri=_setting("MLFLOW_TRACKING_URI",
+                                  f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"),
+            registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or None,
+            experiment_name=_setting("TAG_PIPELINE_MLFLOW_EXPERIMENT", "tag_pipeline"),
+            artifact_location=_setting("TAG_PIPELINE_MLFLOW_ARTIFACTS",
+                                       (home / "mlflow" / "artifacts").as_uri()),
+            ui_url=os.environ.get("TAG_PIPELINE_MLFLOW_UI_URL") or None,
         ),
         "catalog": CatalogResource(
             profile=_setting("TAG_PIPELINE_PROFILE", "demo"),

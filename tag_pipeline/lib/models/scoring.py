@@ -1,0 +1,136 @@
+"""From scores to tags: thresholds tuned on validation, decisions, tags and per-head metrics.
+
+Numpy only, shared by the Keras tagger and the TF-IDF baseline (both give scores per head in
+the same shapes).
+
+Decisions per head kind:
+
+- sigmoid heads: a tag is given when its score reaches its own threshold, tuned on the
+  validation split to maximise that tag's F1 over a fixed grid (0.05, 0.10, ..., 0.95); the
+  grid's coarseness keeps a tag with few validation examples from getting a threshold fitted
+  to one or two scores. Ties go to the higher threshold (fewer false positives); a tag with no
+  positive in the validation split keeps 0.5.
+- softmax heads: the arg-max class is given when its score reaches the confidence floor
+  (default 0, i.e. always); the "thresholds" of a softmax head are that floor per class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from tag_pipeline.lib.metrics import evaluate
+from tag_pipeline.lib.models.labels import SIGMOID, SOFTMAX, LabelSpace
+
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
+DEFAULT_THRESHOLD = 0.5
+
+
+def _best_thresholds(scores: np.ndarray, truth: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    truth = truth > 0
+    best_f1 = np.full(truth.shape[1], -1.0)
+    best = np.full(truth.shape[1], DEFAULT_THRESHOLD)
+    for thr in grid:
+        pred = scores >= thr
+        tp = (pred & truth).sum(axis=0)
+        denom = pred.sum(axis=0) + truth.sum(axis=0)
+        f1 = np.divide(2.0 * tp, denom, out=np.zeros(len(tp)), where=denom > 0)
+        better = f1 >= best_f1
+        best_f1 = np.where(better, f1, best_f1)
+        best = np.where(better, thr, best)
+    return np.where(truth.any(axis=0), best, DEFAULT_THRESHOLD)
+
+
+def tune_thresholds(scores: Mapping[str, np.ndarray], y_true: Mapping[str, np.ndarray],
+                    space: LabelSpace, softmax_floor: float = 0.0,
+                    grid: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-tag thresholds from VALIDATION scores and targets (never the test split).
+
+    Args:
+        scores: Scores per head for the validation products.
+        y_true: Targets per head for the same products (``encode_labels``).
+        space: The label space.
+        softmax_floor: Minimum arg-max score for a softmax head to give a tag.
+        grid: Candidate thresholds for sigmoid tags; defaults to ``THRESHOLD_GRID``.
+
+    Returns:
+        ``{head name: float array (head size,)}``.
+    """
+    grid = THRESHOLD_GRID if grid is None else np.asarray(grid, dtype=np.float64)
+    thresholds = {}
+    for head in space.heads:
+        if head.kind == SOFTMAX:
+            thresholds[head.name] = np.full(head.size, softmax_floor, dtype=np.float64)
+        else:
+            thresholds[head.name] = _best_thresholds(np.asarray(scores[head.name]),
+                                                     np.asarray(y_true[head.name]), grid)
+    return thresholds
+
+
+def apply_thresholds(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, np.ndarray],
+                     space: LabelSpace) -> dict[str, np.ndarray]:
+    """0/1 decisions per head (uint8 arrays shaped like the scores)."""
+    decisions = {}
+    for head in space.heads:
+        s = np.asarray(scores[head.name])
+        thr = np.asarray(thresholds[head.name])
+        if head.kind == SIGMOID:
+            decisions[head.name] = (s >= thr).astype(np.uint8)
+            continue
+        out = np.zeros_like(s, dtype=np.uint8)
+        if s.size:
+            top = s.argmax(axis=1)
+            rows = np.arange(len(s))
+            keep = s[rows, top] >= thr[top]
+            out[rows[keep], top[keep]] = 1
+        decisions[head.name] = out
+    return decisions
+
+
+def scores_to_tags(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, np.ndarray],
+                   space: LabelSpace) -> list[list[tuple[str, str, str, float]]]:
+    """Tags given to each product as (tag_type, facet, tag, score), heads in model order."""
+    decisions = apply_thresholds(scores, thresholds, space)
+    n = len(next(iter(scores.values()))) if scores else 0
+    tags: list[list[tuple[str, str, str, float]]] = [[] for _ in range(n)]
+    for head in space.heads:
+        s = np.asarray(scores[head.name])
+        rows, cols = np.nonzero(decisions[head.name])
+        order = np.lexsort((-s[rows, cols], rows))
+        for r, c in zip(rows[order].tolist(), cols[order].tolist(), strict=True):
+            cls = head.classes[c]
+            tags[r].append((head.tag_type, cls.facet, cls.tag, float(s[r, c])))
+    return tags
+
+
+def known_rows(y_true: Mapping[str, np.ndarray], space: LabelSpace) -> dict[str, np.ndarray]:
+    """Rows whose truth is known per head: all rows of a sigmoid head, labeled softmax rows."""
+    return {h.name: (np.asarray(y_true[h.name]).sum(axis=1) > 0) if h.kind == SOFTMAX
+            else np.ones(len(y_true[h.name]), dtype=bool) for h in space.heads}
+
+
+def evaluate_heads(y_true: Mapping[str, np.ndarray], y_pred: Mapping[str, np.ndarray],
+                   scores: Mapping[str, np.ndarray], space: LabelSpace
+                   ) -> dict[str, dict[str, float]]:
+    """Metrics per head, and over all heads together under the key ``"all"``.
+
+    A softmax head is scored only on products whose facet value is known (its truth row is
+    not all zero). In ``"all"`` the heads' columns are side by side; the cells of unknown
+    softmax rows are blanked (no truth, no decision, score -1) so they neither help nor hurt.
+    """
+    known = known_rows(y_true, space)
+    per_head: dict[str, dict[str, float]] = {}
+    truths, preds, all_scores = [], [], []
+    for head in space.heads:
+        mask = known[head.name]
+        t = np.asarray(y_true[head.name]) > 0
+        p = np.asarray(y_pred[head.name]) > 0
+        s = np.asarray(scores[head.name], dtype=np.float64)
+        per_head[head.name] = evaluate(t[mask], p[mask], s[mask])
+        truths.append(t & mask[:, None])
+        preds.append(p & mask[:, None])
+        all_scores.append(np.where(mask[:, None], s, -1.0))
+    if space.heads:
+        per_head["all"] = evaluate(np.hstack(truths), np.hstack(preds), np.hstack(all_scores))
+    return per_head

@@ -1,0 +1,251 @@
+"""The multimodal tagger: a text BiLSTM and a small image CNN fused into one head per facet.
+
+Architecture (Keras 3 functional)::
+
+    tokens -> Embedding(mask_zero) -> Bidirectional(LSTM) --------------.
+    image -> [Conv-BN-ReLU-MaxPool] x3 -> GlobalAveragePooling * mask ---+- concat -> Dropout
+    image_mask ---------------------------------------------------------'   -> Dense "fused"
+                                                                            -> Dropout -> heads
+
+An imageless product has a zero image and mask 0, so its image features are exactly zero and
+its tags come from the text; the mask is also an input of the fused layer so the model can
+shift its biases when no photo exists. Batch-norm statistics see the zero images too; that
+only shifts the normalisation, the same way in training (batch statistics) and inference
+(moving averages of the same mix).
+
+Class imbalance: softmax heads are weighted per row by tempered class weights and masked where
+the facet is unknown (``labels.sample_weights``); sigmoid heads use a binary cross-entropy in
+which positives of a tag weigh ``sqrt(negatives / positives)`` clipped to
+``[1, max_pos_weight]`` (``labels.positive_weights``), summed over the head's tags. Both
+weights are computed from the training supports in the label space. Tag decisions then use
+thresholds tuned on validation (``scoring.tune_thresholds``), so the weights only need to help
+learning, not calibration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from tag_pipeline.lib.models.labels import SIGMOID, SOFTMAX, LabelSpace, positive_weights
+from tag_pipeline.lib.models.scoring import apply_thresholds, scores_to_tags, tune_thresholds
+
+__all__ = [
+    "PositiveWeightedBinaryCrossentropy",
+    "TaggerConfig",
+    "apply_thresholds",
+    "build_tagger",
+    "predict_scores",
+    "scores_to_tags",
+    "train_tagger",
+    "tune_thresholds",
+]
+
+
+@dataclass
+class TaggerConfig:
+    """Hyper-parameters of the tagger (all logged with the model).
+
+    Attributes:
+        embedding_dim: Token embedding size.
+        lstm_units: Units per direction of the bidirectional LSTM.
+        cnn_filters: Filters of the three Conv-BN-ReLU-MaxPool blocks.
+        fused_dim: Size of the fused (``fused`` layer) product embedding.
+        image_size: Side of the square image input.
+        seq_len: Tokens per product text.
+        dropout: Dropout before and after the fused layer.
+        learning_rate: Adam learning rate.
+        epochs: Most epochs to train.
+        batch_size: Products per batch.
+        patience: Epochs without a better validation loss before stopping.
+        vocab_size: Largest vocabulary (the embedding has this many rows).
+        seed: Seed of weights, dropout and shuffling.
+        head_loss_weights: Loss weight per head name; heads not listed weigh 1.
+        class_weight_power: Exponent of the softmax class weights (0 = none, 1 = balanced).
+        max_pos_weight: Cap of the positive weight of a sigmoid tag.
+    """
+
+    embedding_dim: int = 64
+    lstm_units: int = 64
+    cnn_filters: tuple[int, ...] = (16, 32, 64)
+    fused_dim: int = 128
+    image_size: int = 64
+    seq_len: int = 48
+    dropout: float = 0.2
+    learning_rate: float = 2e-3
+    epochs: int = 8
+    batch_size: int = 64
+    patience: int = 2
+    vocab_size: int = 8000
+    seed: int = 42
+    head_loss_weights: dict[str, float] = field(default_factory=dict)
+    class_weight_power: float = 0.5
+    max_pos_weight: float = 10.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, e.g. for MLflow params (tuples become lists)."""
+        data = asdict(self)
+        data["cnn_filters"] = list(self.cnn_filters)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaggerConfig:
+        """Rebuild from ``to_dict`` output; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TaggerConfig setting(s) {unknown}; "
+                             f"known are {sorted(known)}")
+        values = dict(data)
+        if "cnn_filters" in values:
+            values["cnn_filters"] = tuple(int(f) for f in values["cnn_filters"])
+        return cls(**values)
+
+
+@keras.saving.register_keras_serializable(package="tag_pipeline")
+class PositiveWeightedBinaryCrossentropy(keras.losses.Loss):
+    """Binary cross-entropy summed over tags, with a weight per tag on the positive term.
+
+    Summed, not averaged, so one tag's decision weighs as much as one softmax head's; a mean
+    over a head's tags let a 10-tag style head learn far slower than the softmax heads.
+    """
+
+    def __init__(self, pos_weight: list[float] | np.ndarray, epsilon: float = 1e-7,
+                 name: str = "positive_weighted_bce", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.pos_weight = [float(w) for w in np.asarray(pos_weight).ravel()]
+        self.epsilon = float(epsilon)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        y_true = ops.cast(y_true, y_pred.dtype)
+        p = ops.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
+        weight = ops.convert_to_tensor(self.pos_weight, dtype=y_pred.dtype)
+        loss = -(weight * y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
+        return ops.sum(loss, axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"pos_weight": self.pos_weight, "epsilon": self.epsilon})
+        return config
+
+
+def build_tagger(space: LabelSpace, config: TaggerConfig) -> keras.Model:
+    """The uncompiled model: inputs ``tokens``, ``image``, ``image_mask``; one output per head.
+
+    Outputs are a dict keyed by ``Head.output_name``, each a Dense layer of that name with a
+    softmax or sigmoid activation.
+    """
+    if not space.heads:
+        raise ValueError("the label space has no heads: no tag reached min_support "
+                         f"{space.min_support} on the training split")
+    keras.utils.set_random_seed(config.seed)
+    tokens = keras.Input((config.seq_len,), dtype="int32", name="tokens")
+    image = keras.Input((config.image_size, config.image_size, 3), name="image")
+    image_mask = keras.Input((1,), name="image_mask")
+
+    text = layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True,
+                            name="token_embedding")(tokens)
+    text = layers.Bidirectional(layers.LSTM(config.lstm_units), name="text_bilstm")(text)
+
+    x = image
+    for i, filters in enumerate(config.cnn_filters):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.ReLU(name=f"relu{i}")(x)
+        x = layers.MaxPooling2D(name=f"pool{i}")(x)
+    x = layers.GlobalAveragePooling2D(name="image_gap")(x)
+    image_features = layers.Multiply(name="masked_image")([x, image_mask])
+
+    joined = layers.Concatenate(name="joined")([text, image_features, image_mask])
+    joined = layers.Dropout(config.dropout, name="joined_dropout")(joined)
+    fused = layers.Dense(config.fused_dim, activation="relu", name="fused")(joined)
+    fused = layers.Dropout(config.dropout, name="fused_dropout")(fused)
+    outputs = {
+        head.output_name: layers.Dense(
+            head.size, activation="softmax" if head.kind == SOFTMAX else "sigmoid",
+            name=head.output_name)(fused)
+        for head in space.heads
+    }
+    return keras.Model({"tokens": tokens, "image": image, "image_mask": image_mask}, outputs,
+                       name="tagger")
+
+
+def compile_tagger(model: keras.Model, space: LabelSpace, config: TaggerConfig) -> None:
+    """Adam, one loss per head (see the module docstring) and the configured loss weights."""
+    unknown = sorted(set(config.head_loss_weights) - set(space.head_names))
+    if unknown:
+        raise ValueError(f"head_loss_weights names unknown head(s) {unknown}; "
+                         f"heads are {space.head_names}")
+    pos = positive_weights(space, config.max_pos_weight)
+    losses: dict[str, keras.losses.Loss] = {}
+    for head in space.heads:
+        if head.kind == SIGMOID:
+            losses[head.output_name] = PositiveWeightedBinaryCrossentropy(pos[head.name])
+        else:
+            losses[head.output_name] = keras.losses.CategoricalCrossentropy()
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=losses,
+        loss_weights={h.output_name: float(config.head_loss_weights.get(h.name, 1.0))
+                      for h in space.heads},
+    )
+
+
+def train_tagger(train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, space: LabelSpace,
+                 config: TaggerConfig,
+                 on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+                 ) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Build, compile and fit the tagger with early stopping on the validation loss.
+
+    Args:
+        train_ds: Training batches from ``make_dataset`` (with labels and weights, shuffled).
+        val_ds: Validation batches from ``make_dataset`` (with labels and weights).
+        space: The label space the datasets were encoded with.
+        config: Hyper-parameters.
+        on_epoch_end: Called after every epoch with the 0-based epoch and its losses
+            (``loss``, ``val_loss`` and one ``<output>_loss`` per head).
+
+    Returns:
+        The model with the weights of its best validation epoch, and the per-epoch history.
+    """
+    model = build_tagger(space, config)
+    compile_tagger(model, space, config)
+    callbacks: list[keras.callbacks.Callback] = [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+                                      restore_best_weights=True),
+    ]
+    if on_epoch_end is not None:
+        callbacks.append(keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: on_epoch_end(
+                epoch, {k: float(v) for k, v in (logs or {}).items()})))
+    history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
+                        callbacks=callbacks, shuffle=False, verbose=0)
+    return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
+def predict_scores(model: keras.Model, dataset: tf.data.Dataset,
+                   space: LabelSpace) -> dict[str, np.ndarray]:
+    """Scores per head name for every product of ``dataset``, in dataset order.
+
+    Runs ``model(x, training=False)`` inside a ``tf.function`` (about twice as fast as eager
+    ``predict`` on CPU); elements may be inputs alone or (inputs, targets, weights).
+    """
+    # no Python control flow inside, so AutoGraph has nothing to convert
+    @tf.function(reduce_retracing=True, autograph=False)
+    def forward(x: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return model(x, training=False)
+
+    parts: dict[str, list[np.ndarray]] = {h.output_name: [] for h in space.heads}
+    for element in dataset:
+        x = element[0] if isinstance(element, tuple) else element
+        out = forward(x)
+        for name in parts:
+            parts[name].append(out[name].numpy())
+    return {h.name: (np.concatenate(parts[h.output_name]) if parts[h.output_name]
+                     else np.zeros((0, h.size), np.float32)) for h in space.heads}

@@ -1,0 +1,115 @@
+"""The tf.data input and one short training epoch of a tiny tagger."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from tag_pipeline.lib.models.dataset import make_dataset
+from tag_pipeline.lib.models.labels import build_label_space, encode_labels, sample_weights
+from tag_pipeline.lib.models.scoring import apply_thresholds, evaluate_heads
+from tag_pipeline.lib.models.tagger import (
+    TaggerConfig,
+    build_tagger,
+    predict_scores,
+    scores_to_tags,
+    train_tagger,
+    tune_thresholds,
+)
+from tag_pipeline.lib.models.text import learn_vocabulary, make_tokenizer, product_texts
+from tag_pipeline_tests.lib.models_data import labels_frame, products_frame, write_png
+
+TINY = TaggerConfig(embedding_dim=8, lstm_units=8, cnn_filters=(4, 4, 4), fused_dim=16,
+                    image_size=16, seq_len=16, epochs=1, batch_size=8, vocab_size=300)
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    images = {0: write_png(tmp_path / "blue.png", (0, 0, 255)),
+              8: write_png(tmp_path / "black.png", (0, 0, 0)), 16: str(bad)}
+    products, labels = products_frame(images), labels_frame()
+    space = build_label_space(labels, products["product_id"][:24], min_support=3)
+    vocab = learn_vocabulary(product_texts(products[:24]), TINY.vocab_size)
+    return products, labels, space, make_tokenizer(vocab, TINY.seq_len)
+
+
+def test_dataset_batches_inputs_targets_and_weights(catalog):
+    products, labels, space, tokenizer = catalog
+    y = encode_labels(labels, products["product_id"], space)
+    ds = make_dataset(products, y, tokenizer, image_size=16, batch_size=20,
+                      sample_weights=sample_weights(y, space))
+    x, targets, weights = next(iter(ds))
+    assert x["tokens"].shape == (20, 16) and x["image"].shape == (20, 16, 16, 3)
+    assert x["image_mask"].numpy().ravel()[[0, 1, 8, 16]].tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert set(targets) == set(weights) == {h.output_name for h in space.heads}
+    assert targets["category_articleType"].shape == (20, 3)
+    with pytest.raises(ValueError, match="sample_weights"):
+        make_dataset(products, y, tokenizer)
+
+
+def test_model_masks_the_image_branch(catalog):
+    _, _, space, _ = catalog
+    model = build_tagger(space, TINY)
+    assert model.get_layer("fused").units == TINY.fused_dim
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(1, 50, size=(2, TINY.seq_len)).astype("int32")
+    noise = rng.random((2, 16, 16, 3)).astype("float32")
+    without = np.zeros((2, 1), "float32")
+    a = model({"tokens": tokens, "image": noise, "image_mask": without}, training=False)
+    b = model({"tokens": tokens, "image": np.zeros_like(noise), "image_mask": without},
+              training=False)
+    # with mask 0 the pixels cannot matter
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_one_epoch_trains_predicts_tunes_and_reloads(catalog, tmp_path):
+    products, labels, space, tokenizer = catalog
+    train, val = products[:24], products[24:]
+    y_train = encode_labels(labels, train["product_id"], space)
+    y_val = encode_labels(labels, val["product_id"], space)
+    train_ds = make_dataset(train, y_train, tokenizer, 16, 8, shuffle=True, seed=1,
+                            sample_weights=sample_weights(y_train, space))
+    val_ds = make_dataset(val, y_val, tokenizer, 16, 8,
+                          sample_weights=sample_weights(y_val, space))
+    epochs = []
+    model, history = train_tagger(train_ds, val_ds, space, TINY,
+                                  on_epoch_end=lambda e, logs: epochs.append((e, logs)))
+    assert [e for e, _ in epochs] == [0]
+    assert np.isfinite(epochs[0][1]["val_loss"]) and len(history["loss"]) == 1
+
+    scores = predict_scores(model, make_dataset(val, None, tokenizer, 16, 4), space)
+    assert set(scores) == set(space.head_names)
+    for head in space.heads:
+        s = scores[head.name]
+        assert s.shape == (val.height, head.size)
+        assert np.isfinite(s).all() and (s >= 0).all() and (s <= 1).all()
+        if head.kind == "softmax":
+            np.testing.assert_allclose(s.sum(axis=1), 1.0, atol=1e-5)
+
+    thresholds = tune_thresholds(scores, y_val, space)
+    assert all(thresholds[h.name].shape == (h.size,) for h in space.heads)
+    tags = scores_to_tags(scores, thresholds, space)
+    assert len(tags) == val.height
+    # the softmax floor is 0: every product gets a category
+    assert all(any(t[0] == "category" for t in product_tags) for product_tags in tags)
+    metrics = evaluate_heads(y_val, apply_thresholds(scores, thresholds, space), scores, space)
+    assert 0.0 <= metrics["all"]["micro_f1"] <= 1.0
+
+    path = tmp_path / "tagger.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    again = predict_scores(reloaded, make_dataset(val, None, tokenizer, 16, 4), space)
+    for name in scores:
+        np.testing.assert_allclose(scores[name], again[name], atol=1e-5)
+
+
+def test_config_round_trip_and_unknown_settings():
+    config = TaggerConfig(head_loss_weights={"style": 0.5})
+    assert TaggerConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown TaggerConfig"):
+        TaggerConfig.from_dict({"lstm": 3})
