@@ -7,10 +7,14 @@ import dagster as dg
 
 from tag_pipeline.defs.cleaning.assets import cleaning_sql_assets, image_checks
 from tag_pipeline.defs.cleaning.checks import cleaning_checks
+from tag_pipeline.defs.features.assets import product_features
+from tag_pipeline.defs.features.checks import features_checks
 from tag_pipeline.defs.ingest.assets import raw_products
 from tag_pipeline.defs.ingest.checks import ingest_checks
 from tag_pipeline.defs.labels.assets import catalog_profile_rules, labels_sql_assets
 from tag_pipeline.defs.labels.checks import labels_checks
+from tag_pipeline.defs.model.assets import tag_model, tag_model_evaluation
+from tag_pipeline.defs.model.jobs import promote_model_job, rollback_model_job
 from tag_pipeline.defs.resources import build_resources
 
 catalog_job = dg.define_asset_job(
@@ -19,14 +23,21 @@ catalog_job = dg.define_asset_job(
     description="Load new landing files, clean them and build the catalog's labels.",
 )
 
+model_job = dg.define_asset_job(
+    "model_job",
+    selection=dg.AssetSelection.groups("features", "model"),
+    description="Split and encode the catalog, train the tagger, evaluate it beside the "
+                "baseline and promote it through the registry gate.",
+)
+
 
 def build_definitions(resources: Mapping[str, Any]) -> dg.Definitions:
     """The project's definitions over the given resources (tests pass tmp_path ones)."""
     return dg.Definitions(
         assets=[raw_products, image_checks, catalog_profile_rules, *cleaning_sql_assets,
-                *labels_sql_assets],
-        asset_checks=[*ingest_checks, *cleaning_checks, *labels_checks],
-        jobs=[catalog_job],
+                *labels_sql_assets, product_features, tag_model, tag_model_evaluation],
+        asset_checks=[*ingest_checks, *cleaning_checks, *labels_checks, *features_checks],
+        jobs=[catalog_job, model_job, promote_model_job, rollback_model_job],
         resources=dict(resources),
         # DuckDB takes one writing process per file: steps run in one process, one at a time.
         executor=dg.in_process_executor,

@@ -51,6 +51,11 @@ class MlflowResource(dg.ConfigurableResource):
     refiner_model_name: str = "tag_pipeline_refiner"
     ui_url: str | None = None
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        for uri in (self.tracking_uri, self.registry_uri or ""):
+            if uri.startswith("sqlite:///"):
+                Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
     def client(self):  # -> mlflow.MlflowClient; mlflow is imported only where it is used
         from mlflow import MlflowClient
 

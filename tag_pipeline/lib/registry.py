@@ -83,7 +83,9 @@ def move_alias(client: MlflowClient, name: str, alias: str, version: str, *, act
              "at": datetime.now(UTC).isoformat(timespec="seconds")}
     history = [*_history(client, name, version), event]
     client.set_model_version_tag(name, version, _HISTORY_TAG, json.dumps(history))
-    client.set_model_version_tag(name, version, f"{alias}.previous_version", previous or "")
+    if previous != version:  # re-pointing at itself keeps the version it really replaced
+        client.set_model_version_tag(name, version, f"{alias}.previous_version",
+                                     previous or "")
     client.set_model_version_tag(name, version, f"{alias}.set_by", actor)
     client.set_model_version_tag(name, version, f"{alias}.reason", reason)
     return previous

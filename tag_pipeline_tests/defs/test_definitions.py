@@ -5,7 +5,9 @@ from tag_pipeline.definitions import defs
 
 ASSETS = {"raw_products", "raw_product_rejects", "ingest_files", "label_rules", "style_lexicon",
           "stg_products", "image_checks", "cleaned_products", "rejected_products",
-          "row_accounting", "product_labels", "tag_taxonomy"}
+          "row_accounting", "product_labels", "tag_taxonomy", "product_features", "tag_model",
+          "tag_model_evaluation"}
+CHECKED = ASSETS - {"tag_model", "tag_model_evaluation"}
 
 
 def test_definitions_have_every_asset_check_and_job():
@@ -13,10 +15,11 @@ def test_definitions_have_every_asset_check_and_job():
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == ASSETS
     checks = {k.name for k in graph.asset_check_keys}
-    assert checks == {f"{a}_expectations" for a in ASSETS} | {"tag_taxonomy_covers_labels"}
-    assert defs.resolve_job_def("catalog_job") is not None
+    assert checks == {f"{a}_expectations" for a in CHECKED} | {"tag_taxonomy_covers_labels"}
+    for job in ("catalog_job", "model_job", "promote_model_job", "rollback_model_job"):
+        assert defs.resolve_job_def(job) is not None
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert groups == {"ingest", "cleaning", "labels"}
+    assert groups == {"ingest", "cleaning", "labels", "features", "model"}
 
 
 def test_sql_model_dependencies_come_from_refs():

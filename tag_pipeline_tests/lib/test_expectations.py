@@ -150,7 +150,13 @@ def style_lexicon() -> pd.DataFrame:
                          "script": ["latin", "han"], "needle": [" solid ", "纯色"]})
 
 
+def product_features() -> pd.DataFrame:
+    return pd.DataFrame({"product_id": ["P1", "P2"], "split": ["train", "test"],
+                         "title": ["a", "b"]})
+
+
 VALID: dict[str, Callable[[], pd.DataFrame]] = {
+    "product_features": product_features,
     "raw_product_rejects": raw_product_rejects,
     "ingest_files": ingest_files,
     "stg_products": stg_products,

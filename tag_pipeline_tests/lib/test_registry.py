@@ -65,6 +65,7 @@ def test_alias_moves_are_recorded_and_rollback_restores(client):
     assert tags["champion.set_by"] == "alice" and tags["champion.previous_version"] == "1"
     history = json.loads(tags["alias_history"])
     assert history[-1]["reason"] == "better on test" and history[-1]["previous"] == "1"
+    move_alias(client, NAME, CHAMPION, "3", actor="carol", reason="again")  # no-op move
     assert rollback(client, NAME, actor="bob", reason="bad tags") == ("3", "1")
     assert alias_version(client, NAME, CHAMPION) == "1"
     assert "rollback from v3" in client.get_model_version(NAME, "1").tags["champion.reason"]

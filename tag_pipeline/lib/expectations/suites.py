@@ -239,7 +239,20 @@ def style_lexicon_suite() -> list[ExpectationSpec]:
     ]
 
 
+def product_features_suite() -> list[ExpectationSpec]:
+    """Each product once, in exactly one known split, with a title."""
+    return [
+        _not_null("product_id"),
+        ExpectationSpec("ExpectColumnValuesToBeUnique", {"column": "product_id"},
+                        "each product once"),
+        _not_null("split"),
+        _in_set("split", ["train", "val", "test"]),
+        _not_null("title"),
+    ]
+
+
 SUITES: dict[str, Callable[[], list[ExpectationSpec]]] = {
+    "product_features": product_features_suite,
     "raw_product_rejects": raw_product_rejects_suite,
     "ingest_files": ingest_files_suite,
     "stg_products": stg_products_suite,
@@ -256,6 +269,7 @@ SUITES: dict[str, Callable[[], list[ExpectationSpec]]] = {
 }
 
 ID_COLUMNS: dict[str, list[str]] = {
+    "product_features": ["product_id"],
     "raw_product_rejects": ["source_file", "source_line"],
     "ingest_files": ["source_file", "load_id"],
     "stg_products": ["source_file", "source_line"],

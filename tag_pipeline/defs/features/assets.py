@@ -1,0 +1,46 @@
+"""Features: the hash split, the label space and the rows the tagger trains on."""
+
+import dagster as dg
+import polars as pl
+from dagster_duckdb import DuckDBResource
+
+from tag_pipeline.defs.policies import OWNERS
+from tag_pipeline.lib.models.training import build_features
+from tag_pipeline.lib.warehouse import markdown_table, read_table, replace_table
+
+
+class ProductFeaturesConfig(dg.Config):
+    """How products are split and which tags are frequent enough to model."""
+
+    min_support: int = 3
+    split_salt: str = "tag_pipeline-v1"
+
+
+@dg.asset(group_name="features", owners=OWNERS, deps=["cleaned_products", "product_labels"],
+          kinds={"duckdb", "python"})
+def product_features(context: dg.AssetExecutionContext, config: ProductFeaturesConfig,
+                     duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """Products with their train/val/test split and the label space decided on train."""
+    with duckdb.get_connection() as con:
+        products = read_table(con, "cleaned_products",
+                              ["product_id", "title", "description", "image_path"])
+        labels = read_table(con, "product_labels", ["product_id", "tag", "tag_type", "facet"])
+        features = build_features(products, labels, config.min_support, config.split_salt)
+        replace_table(con, "product_features", features.products)
+        replace_table(con, "label_space",
+                      pl.DataFrame({"space_json": [features.space.to_json()]}))
+    heads = pl.DataFrame([{"head": h.name, "kind": h.kind, "tags": h.size,
+                           "labelled_train": h.n_labeled} for h in features.space.heads])
+    rare = pl.DataFrame([{"tag": r.tag, "facet": r.facet, "support": r.support}
+                         for r in features.space.rare_tags]) if features.space.rare_tags \
+        else pl.DataFrame({"tag": []})
+    context.log.info(f"{len(features.space.heads)} heads, "
+                     f"{len(features.space.rare_tags)} rare tags reported")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": features.products.height,
+        **features.counts(),
+        "heads": len(features.space.heads),
+        "rare_tags": len(features.space.rare_tags),
+        "heads_table": dg.MetadataValue.md(markdown_table(heads)),
+        "rare_tags_table": dg.MetadataValue.md(markdown_table(rare.head(30))),
+    })

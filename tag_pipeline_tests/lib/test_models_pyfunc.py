@@ -1,0 +1,225 @@
+"""Tagger bundles on disk, tagging raw rows, and the pyfunc model served by registry alias."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from importlib.metadata import version
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from tag_pipeline.lib.models.bundle import (
+    BUNDLE_FILES,
+    TAG_SCHEMA,
+    TaggerBundle,
+    load_bundle,
+    save_bundle,
+    tag_frame,
+)
+from tag_pipeline.lib.models.dataset import make_dataset
+from tag_pipeline.lib.models.labels import TAG_TYPES, build_label_space, encode_labels
+from tag_pipeline.lib.models.labels import sample_weights as weights_for
+from tag_pipeline.lib.models.pyfunc import log_tagger
+from tag_pipeline.lib.models.tagger import (
+    TaggerConfig,
+    train_tagger,
+    tune_thresholds,
+)
+from tag_pipeline.lib.models.text import RESERVED_TOKENS, learn_vocabulary, product_texts
+from tag_pipeline_tests.lib.models_data import labels_frame, products_frame, write_png
+
+TINY = TaggerConfig(embedding_dim=8, lstm_units=8, cnn_filters=(4, 4, 4), fused_dim=16,
+                    image_size=16, seq_len=16, epochs=1, batch_size=8, vocab_size=300)
+NAME = "product_tagger"
+OUTPUT_COLUMNS = list(TAG_SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("images")
+    bad = folder / "corrupt.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n but not really")
+    return {"blue": Path(write_png(folder / "blue.png", (0, 0, 255))),
+            "black": Path(write_png(folder / "black.png", (0, 0, 0))),
+            "corrupt": bad, "missing": folder / "absent.png"}
+
+
+@pytest.fixture(scope="module")
+def trained(images) -> TaggerBundle:
+    """One epoch of a tiny tagger on the bilingual catalog, thresholds tuned on validation."""
+    products = products_frame({0: str(images["blue"]), 8: str(images["black"])})
+    labels = labels_frame()
+    train, val = products[:24], products[24:]
+    space = build_label_space(labels, train["product_id"], min_support=3)
+    vocab = learn_vocabulary(product_texts(train), TINY.vocab_size)
+    bundle = TaggerBundle(model=None, space=space, vocab=vocab, thresholds={}, config=TINY)
+    y_train = encode_labels(labels, train["product_id"], space)
+    y_val = encode_labels(labels, val["product_id"], space)
+    train_ds = make_dataset(train, y_train, bundle.tokenizer, 16, 8, shuffle=True, seed=1,
+                            sample_weights=weights_for(y_train, space))
+    val_ds = make_dataset(val, y_val, bundle.tokenizer, 16, 8,
+                          sample_weights=weights_for(y_val, space))
+    bundle.model, _ = train_tagger(train_ds, val_ds, space, TINY)
+    val_batch = next(iter(make_dataset(val, None, bundle.tokenizer, 16, val.height)))
+    bundle.thresholds = tune_thresholds(bundle.scores(val_batch), y_val, space)
+    return bundle
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(trained, tmp_path_factory) -> Path:
+    return save_bundle(trained, tmp_path_factory.mktemp("bundle") / "tagger")
+
+
+@pytest.fixture(scope="module")
+def loaded(bundle_dir) -> TaggerBundle:
+    return load_bundle(bundle_dir)
+
+
+def raw_rows(images: dict[str, Path]) -> pd.DataFrame:
+    """English, Chinese, an image path, the same image as bytes, a corrupt and a missing file."""
+    return pd.DataFrame({
+        "product_id": ["en", "zh", "path", "bytes", "corrupt", "missing"],
+        "title": ["Men Blue Printed Shirt", "红色 连衣裙", "Men Blue Shirt", "Men Blue Shirt",
+                  "Men Blue Shirt", "Men Blue Shirt"],
+        "description": ["cotton", None, "", "", "", ""],
+        "image_path": [None, None, str(images["blue"]), None, str(images["corrupt"]),
+                       str(images["missing"])],
+        "image_bytes": [None, None, None, images["blue"].read_bytes(), None, None],
+    })
+
+
+def assert_valid_tags(tags: pd.DataFrame, product_ids: list[str]) -> None:
+    assert list(tags.columns) == OUTPUT_COLUMNS
+    assert ((tags["score"] >= 0) & (tags["score"] <= 1)).all()
+    assert set(tags["tag_type"]) <= set(TAG_TYPES)
+    # the softmax floor is 0: every product gets its category, whatever the input
+    categories = tags[tags["tag_type"] == "category"]
+    assert sorted(categories["product_id"].unique()) == sorted(product_ids)
+
+
+def rows_of(tags: pl.DataFrame | pd.DataFrame, product_id: str) -> list[tuple]:
+    frame = tags if isinstance(tags, pl.DataFrame) else pl.DataFrame(tags.to_dict("list"))
+    return frame.filter(pl.col("product_id") == product_id).drop("product_id").rows()
+
+
+def test_bundle_round_trip_gives_identical_scores(trained, bundle_dir, loaded):
+    assert sorted(p.name for p in bundle_dir.iterdir()) == sorted(BUNDLE_FILES)
+    lines = (bundle_dir / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    assert tuple(lines[:4]) == RESERVED_TOKENS and "红" in lines and lines[-1] == ""
+    assert loaded.vocab == trained.vocab and loaded.space == trained.space
+    assert loaded.config == TINY
+    assert loaded.thresholds.keys() == trained.thresholds.keys()
+    for name, thr in trained.thresholds.items():
+        np.testing.assert_array_equal(loaded.thresholds[name], thr)
+
+    products = products_frame()
+    batch = next(iter(make_dataset(products, None, loaded.tokenizer, 16, products.height)))
+    before, after = trained.scores(batch), loaded.scores(batch)
+    assert before.keys() == after.keys() == set(loaded.space.head_names)
+    for name in before:
+        np.testing.assert_array_equal(before[name], after[name])
+    assert tag_frame(trained, products).equals(tag_frame(loaded, products))
+
+
+def test_load_bundle_names_the_folder_and_the_missing_file(bundle_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.*does not exist"):
+        load_bundle(tmp_path / "nowhere")
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle_dir, broken)
+    (broken / "thresholds.json").unlink()
+    with pytest.raises(FileNotFoundError, match=f"{re.escape(str(broken))}.*thresholds.json"):
+        load_bundle(broken)
+    (broken / "thresholds.json").write_text('{"style": [0.5]}', encoding="utf-8")
+    with pytest.raises(ValueError, match=f"{re.escape(str(broken))}.*thresholds are for heads"):
+        load_bundle(broken)
+    (broken / "thresholds.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="thresholds.json is not valid UTF-8 JSON"):
+        load_bundle(broken)
+
+
+def test_tag_frame_reads_raw_rows(loaded, images):
+    raw = raw_rows(images)
+    products = pl.DataFrame(raw.drop(columns=["product_id"]).to_dict("list"),
+                            schema={"title": pl.Utf8, "description": pl.Utf8,
+                                    "image_path": pl.Utf8, "image_bytes": pl.Binary})
+    tags = tag_frame(loaded, products)
+    assert tags.schema == pl.Schema(TAG_SCHEMA)
+    # without product_id the row number names the product
+    assert_valid_tags(tags.to_pandas(), [str(i) for i in range(6)])
+    # Chinese text is tokenized with the vocabulary, not as unknown tokens
+    ids = np.asarray(loaded.tokenizer(["红色 连衣裙"]))[0]
+    assert loaded.vocab.index("红") in ids
+    # bytes decode like the same file on disk; corrupt and missing images are just ignored
+    assert rows_of(tags, "3") == rows_of(tags, "2")
+    assert rows_of(tags, "4") == rows_of(tags, "5")
+    assert rows_of(tags, "2") != rows_of(tags, "4")
+    no_image = tag_frame(loaded, pl.DataFrame({"title": ["Men Blue Shirt"]}))
+    assert rows_of(no_image, "0") == rows_of(tags, "4")
+    # streaming in small batches changes nothing
+    assert tag_frame(loaded, products, batch_size=2).equals(tags)
+
+    empty = tag_frame(loaded, products.head(0))
+    assert empty.height == 0 and empty.schema == pl.Schema(TAG_SCHEMA)
+    with pytest.raises(ValueError, match="required column 'title'"):
+        tag_frame(loaded, products.drop("title"))
+    with pytest.raises(ValueError, match="'image_bytes' must hold raw bytes"):
+        tag_frame(loaded, pl.DataFrame({"title": ["a"], "image_bytes": ["not bytes"]}))
+
+
+def test_logged_model_is_served_by_alias(bundle_dir, loaded, images, tmp_path, monkeypatch):
+    repo_dir_before = sorted(os.listdir())
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # restored by monkeypatch afterwards
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment = mlflow.create_experiment(
+            "tagger", artifact_location=(tmp_path / "artifacts").as_uri())
+        example = raw_rows(images).head(2)
+        with mlflow.start_run(experiment_id=experiment):
+            info = log_tagger(bundle_dir, name="model", input_example=example)
+        with pytest.raises(RuntimeError, match="active MLflow run"):
+            log_tagger(bundle_dir)
+        registered = mlflow.register_model(info.model_uri, NAME)
+        MlflowClient().set_registered_model_alias(NAME, "champion", registered.version)
+
+        served = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+        inputs = served.metadata.get_input_schema()
+        assert inputs.required_input_names() == ["title"]
+        assert set(inputs.optional_input_names()) == {"product_id", "description", "image_path",
+                                                      "image_bytes"}
+        raw = raw_rows(images).drop(index=5)
+        tags = served.predict(raw)
+        assert_valid_tags(tags, ["en", "zh", "path", "bytes", "corrupt"])
+        assert rows_of(tags, "bytes") == rows_of(tags, "path")
+        direct = tag_frame(loaded, pl.DataFrame(raw.to_dict("list"),
+                                                schema_overrides={"image_bytes": pl.Binary}))
+        assert pl.DataFrame(tags.to_dict("list")).equals(direct)
+        assert served.predict(pd.DataFrame({"title": ["红色 连衣裙"]}))["product_id"].eq("0").all()
+
+        with pytest.raises(MlflowException, match="missing inputs.*title"):
+            served.predict(pd.DataFrame({"name": ["红色 连衣裙"]}))
+        # past MLflow's schema check, the model itself names the column
+        with pytest.raises(ValueError, match="'title'"):
+            served.unwrap_python_model().predict(None, pd.DataFrame({"name": ["x"]}))
+        with pytest.raises(MlflowException, match="nope"):
+            mlflow.pyfunc.load_model(f"models:/{NAME}@nope")
+
+        # the served environment gets tag_pipeline from the model and pinned requirements
+        model_dir = next((tmp_path / "artifacts").rglob("MLmodel")).parent
+        assert (model_dir / "code/tag_pipeline/lib/models/bundle.py").is_file()
+        assert not list((model_dir / "code").rglob("__pycache__"))
+        requirements = (model_dir / "requirements.txt").read_text().split()
+        assert f"tensorflow=={version('tensorflow')}" in requirements
+        assert f"keras-hub=={version('keras-hub')}" in requirements
+    finally:
+        mlflow.set_tracking_uri(None)  # unset again; the restored environment decides
+    assert sorted(os.listdir()) == repo_dir_before
