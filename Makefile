@@ -27,6 +27,7 @@ home: setup
 quickstart: home
 	$(BIN)/dagster job execute -m tag_pipeline.definitions -j catalog_job
 	$(BIN)/tag-pipeline summary
+	$(BIN)/dagster job execute -m tag_pipeline.definitions -j model_job
 
 dev: home
 	$(BIN)/dagster dev -w workspace.yaml -h $(DAGSTER_HOST) -p $(DAGSTER_PORT)
@@ -42,6 +43,7 @@ bench: setup
 	$(BIN)/python bench/images.py
 	$(BIN)/python bench/myntra_ingest.py
 	bash bench/materialize_demo.sh
+	$(BIN)/python bench/train_myntra.py
 
 clean:
 	rm -rf $(TAG_PIPELINE_HOME)
