@@ -44,6 +44,7 @@ bench: setup
 	$(BIN)/python bench/myntra_ingest.py
 	bash bench/materialize_demo.sh
 	$(BIN)/python bench/train_myntra.py
+	$(BIN)/python bench/pyfunc_throughput.py
 
 clean:
 	rm -rf $(TAG_PIPELINE_HOME)

@@ -9,20 +9,30 @@ A bundle folder holds everything needed to tag products the way the model was ev
 - ``config.json``: the hyper-parameters (``TaggerConfig.to_dict``), of which inference needs
   ``seq_len`` and ``image_size``.
 
-``tag_frame`` preprocesses exactly as training did: the text is ``product_texts`` through the
-bundle's tokenizer and images go through the same ``tf.data`` loader (``make_dataset``), so a
-missing or corrupt image gives mask 0 and the tags come from the text. Raw encoded image bytes
-(column ``image_bytes``) are written to files in a temporary folder for the duration of the
-call and then read by that same loader; this keeps a single decoding path, so bytes and the
-same image on disk give identical scores.
+``tag_frame`` preprocesses with the functions the training pipeline (``make_dataset``) maps:
+``product_texts`` through the bundle's tokenizer, and ``images.read_image``, the reader behind
+``make_image_loader`` (a missing or corrupt image gives zeros and mask 0, so the tags come from
+the text). It calls them directly, batch by batch, instead of building a ``tf.data`` pipeline:
+building one traces the tokenizer again, about 1 s per call, which would dominate a small
+serving request. ``model_inputs`` is that preprocessing; the tests check that it gives exactly
+the arrays ``make_dataset`` gives. Raw encoded image bytes (column ``image_bytes``) go through
+the same ``read_image`` as an in-memory file, so bytes and the same file on disk give identical
+scores. Reading a batch's images overlaps with the model's forward pass of the previous batch.
+
+Products without a usable image skip the CNN, most of the model's cost: with image mask 0 the
+model multiplies the CNN's features by 0, so the same layers run without the CNN give the same
+scores. That shortcut is checked against the whole model once per bundle and left off if they
+disagree (e.g. after a change of architecture).
 
 MLflow is not imported here; ``pyfunc`` wraps a bundle for the model registry.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,14 +42,11 @@ import numpy as np
 import polars as pl
 import tensorflow as tf
 
-from tag_pipeline.lib.models.dataset import make_dataset
+from tag_pipeline.lib.models.images import read_image
 from tag_pipeline.lib.models.labels import LabelSpace
 from tag_pipeline.lib.models.scoring import scores_to_tags
-
-# Importing tagger registers PositiveWeightedBinaryCrossentropy with Keras, which a compiled
-# model.keras names in its config.
 from tag_pipeline.lib.models.tagger import TaggerConfig
-from tag_pipeline.lib.models.text import RESERVED_TOKENS, make_tokenizer
+from tag_pipeline.lib.models.text import RESERVED_TOKENS, make_tokenizer, product_texts
 
 MODEL_FILE = "model.keras"
 VOCAB_FILE = "vocab.txt"
@@ -52,15 +59,66 @@ BUNDLE_FILES = (MODEL_FILE, VOCAB_FILE, SPACE_FILE, THRESHOLDS_FILE, CONFIG_FILE
 INPUT_COLUMNS = ("product_id", "title", "description", "image_path", "image_bytes")
 TAG_SCHEMA = {"product_id": pl.Utf8, "tag": pl.Utf8, "tag_type": pl.Utf8, "facet": pl.Utf8,
               "score": pl.Float64}
-_TEXT_COLUMNS = ("product_id", "title", "description", "image_path")
+
+# When a bundle traces its tokenizer and model (see TaggerBundle.compile): for a frame of at
+# least this many products, or once it has scored this many batches.
+COMPILE_MIN_ROWS = 256
+COMPILE_AFTER_BATCHES = 16
+
+# Layers of the text half of the tagger (tagger.build_tagger), in the order they are applied.
+_TEXT_PATH_LAYERS = ("token_embedding", "text_bilstm", "masked_image", "joined",
+                     "joined_dropout", "fused", "fused_dropout")
+
+
+def _full_forward(model: keras.Model) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The whole model, in inference mode."""
+    return lambda inputs: model(inputs, training=False)
+
+
+def _text_forward(model: keras.Model, space: LabelSpace
+                  ) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+    """The model for products without an image, skipping the CNN; None if the layers differ.
+
+    With image mask 0 the ``masked_image`` layer multiplies the CNN's features by 0, so they
+    are exact zeros whatever the pixels; the CNN is most of the model's cost.
+    """
+    try:
+        layer = {name: model.get_layer(name) for name in _TEXT_PATH_LAYERS}
+        heads = {h.output_name: model.get_layer(h.output_name) for h in space.heads}
+    except ValueError:
+        return None
+    width = int(layer["masked_image"].output.shape[-1])
+
+    def forward(inputs: dict[str, Any]) -> dict[str, Any]:
+        tokens = tf.convert_to_tensor(inputs["tokens"], tf.int32)
+        embedding = layer["token_embedding"]
+        text = layer["text_bilstm"](embedding(tokens), mask=embedding.compute_mask(tokens),
+                                    training=False)
+        image_features = tf.zeros((tf.shape(tokens)[0], width), text.dtype)
+        joined = layer["joined"]([text, image_features, inputs["image_mask"]])
+        fused = layer["fused"](layer["joined_dropout"](joined, training=False))
+        fused = layer["fused_dropout"](fused, training=False)
+        return {name: head(fused) for name, head in heads.items()}
+
+    return forward
+
+
+def _compiled(function: Callable, spec: Any) -> Callable:
+    """``function`` as a ``tf.function`` traced once for every batch size."""
+    # no Python control flow inside, so AutoGraph has nothing to convert
+    return tf.function(function, autograph=False, input_signature=[spec])
 
 
 @dataclass(eq=False)
 class TaggerBundle:
     """A trained model with the vocabulary, label space, thresholds and config it needs.
 
-    The tokenizer and the compiled forward pass are built on first use and cached on the
-    object, so tagging many frames with one bundle pays for them once.
+    The tokenizer and the model run eagerly until ``compile`` traces them into
+    ``tf.function``s (once for every batch size, cached on the object). Tracing costs one to
+    three seconds, far more than tagging a few products eagerly, and makes large batches
+    several times faster; ``tag_frame`` compiles for a frame of ``COMPILE_MIN_ROWS`` or more
+    products, and ``scores`` after ``COMPILE_AFTER_BATCHES`` batches, so a server of small
+    requests compiles too once the eager overhead has added up to about the cost of tracing.
     """
 
     model: keras.Model
@@ -69,7 +127,8 @@ class TaggerBundle:
     thresholds: dict[str, np.ndarray]
     config: TaggerConfig
     _tokenizer: Any = field(default=None, init=False, repr=False)
-    _forward: Any = field(default=None, init=False, repr=False)
+    _run: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _batches: int = field(default=0, init=False, repr=False)
 
     @property
     def tokenizer(self) -> Any:
@@ -78,25 +137,92 @@ class TaggerBundle:
             self._tokenizer = make_tokenizer(self.vocab, self.config.seq_len)
         return self._tokenizer
 
-    def scores(self, x: dict[str, tf.Tensor]) -> dict[str, np.ndarray]:
-        """Scores per head name for one batch of model inputs (``make_dataset`` elements)."""
-        if self._forward is None:
-            size, seq_len = self.config.image_size, self.config.seq_len
-            model = self.model
+    def _functions(self) -> dict[str, Any]:
+        if self._run is None:
+            tokenizer = self.tokenizer
+            run = {"tokenize": lambda strings: tokenizer(strings),
+                   "full": _full_forward(self.model),
+                   "text": _text_forward(self.model, self.space), "compiled": False}
+            if run["text"] is not None and not self._text_path_agrees(run["text"]):
+                run["text"] = None
+            self._run = run
+        return self._run
 
-            # One trace for every batch size; no Python control flow, so no AutoGraph.
-            @tf.function(autograph=False, input_signature=[{
-                "tokens": tf.TensorSpec((None, seq_len), tf.int32),
-                "image": tf.TensorSpec((None, size, size, 3), tf.float32),
-                "image_mask": tf.TensorSpec((None, 1), tf.float32),
-            }])
-            def forward(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-                return model(inputs, training=False)
+    def _text_path_agrees(self, text: Callable) -> bool:
+        # The shortcut is used only if it agrees with the whole model on imageless products,
+        # so a change of the architecture falls back to the whole model instead of giving
+        # different scores.
+        rng = np.random.default_rng(0)
+        tokens = rng.integers(1, len(self.vocab), (4, self.config.seq_len)).astype(np.int32)
+        tokens[:, self.config.seq_len // 2:] = 0
+        size = self.config.image_size
+        probe = {"tokens": tokens, "image_mask": np.zeros((4, 1), np.float32)}
+        full = self.model({**probe, "image": np.zeros((4, size, size, 3), np.float32)},
+                          training=False)
+        short = text(probe)
+        return all(np.allclose(full[k], short[k], rtol=0, atol=1e-6) for k in short)
 
-            self._forward = forward
-        out = self._forward({"tokens": tf.cast(x["tokens"], tf.int32), "image": x["image"],
-                             "image_mask": x["image_mask"]})
-        return {h.name: out[h.output_name].numpy() for h in self.space.heads}
+    def compile(self) -> None:
+        """Trace the tokenizer and the forward passes (a no-op when already compiled)."""
+        if self._functions()["compiled"]:
+            return
+        run, seq_len, size = dict(self._functions()), self.config.seq_len, self.config.image_size
+        tokens = tf.TensorSpec((None, seq_len), tf.int32)
+        mask = tf.TensorSpec((None, 1), tf.float32)
+        run["tokenize"] = _compiled(run["tokenize"], tf.TensorSpec((None,), tf.string))
+        run["full"] = _compiled(run["full"], {
+            "tokens": tokens, "image": tf.TensorSpec((None, size, size, 3), tf.float32),
+            "image_mask": mask})
+        if run["text"] is not None:
+            run["text"] = _compiled(run["text"], {"tokens": tokens, "image_mask": mask})
+        run["compiled"] = True
+        self._run = run
+
+    @property
+    def uses_text_shortcut(self) -> bool:
+        """Whether products without an image skip the CNN (see ``_text_forward``)."""
+        return self._functions()["text"] is not None
+
+    def tokenize(self, texts: list[str]) -> np.ndarray:
+        """Token ids (len(texts), seq_len) int32, as the tokenizer gives them in training."""
+        ids = self._functions()["tokenize"](tf.constant(texts, dtype=tf.string))
+        return np.asarray(ids).astype(np.int32)
+
+    def scores(self, x: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Scores per head name for one batch of model inputs (``tokens``, ``image``,
+        ``image_mask``, as ``model_inputs`` or ``make_dataset`` give them).
+
+        Products without an image skip the CNN (see ``_text_forward``); the others go
+        through the whole model.
+        """
+        run = self._functions()
+        tokens = np.asarray(x["tokens"], np.int32)
+        mask = np.asarray(x["image_mask"], np.float32)
+        has_image = mask[:, 0] > 0
+        rows, parts = [], []
+        if has_image.all() or run["text"] is None:
+            rows.append(np.arange(len(tokens)))
+            parts.append(run["full"]({"tokens": tokens, "image_mask": mask,
+                                      "image": np.asarray(x["image"], np.float32)}))
+        else:
+            with_image, without = np.flatnonzero(has_image), np.flatnonzero(~has_image)
+            rows.append(without)
+            parts.append(run["text"]({"tokens": tokens[without], "image_mask": mask[without]}))
+            if len(with_image):
+                rows.append(with_image)
+                parts.append(run["full"]({
+                    "tokens": tokens[with_image], "image_mask": mask[with_image],
+                    "image": np.asarray(x["image"], np.float32)[with_image]}))
+        out = {}
+        for head in self.space.heads:
+            scores = np.empty((len(tokens), head.size), np.float32)
+            for index, part in zip(rows, parts, strict=True):
+                scores[index] = np.asarray(part[head.output_name])
+            out[head.name] = scores
+        self._batches += 1
+        if self._batches >= COMPILE_AFTER_BATCHES:
+            self.compile()
+        return out
 
 
 def _check_bundle(bundle: TaggerBundle, where: str) -> None:
@@ -181,8 +307,15 @@ def load_bundle(directory: Path | str) -> TaggerBundle:
     if not isinstance(raw, dict):
         raise ValueError(f"tagger bundle file {directory / THRESHOLDS_FILE} must hold an "
                          "object {head name: [thresholds]}")
-    thresholds = {str(k): np.asarray(v, dtype=np.float64) for k, v in raw.items()}
-    config = TaggerConfig.from_dict(_read_json(directory / CONFIG_FILE))
+    try:
+        thresholds = {str(k): np.asarray(v, dtype=np.float64) for k, v in raw.items()}
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"tagger bundle file {directory / THRESHOLDS_FILE} holds a "
+                         f"non-numeric threshold: {exc}") from exc
+    try:
+        config = TaggerConfig.from_dict(_read_json(directory / CONFIG_FILE))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"tagger bundle file {directory / CONFIG_FILE}: {exc}") from exc
     model = keras.models.load_model(directory / MODEL_FILE, compile=False)
     bundle = TaggerBundle(model=model, space=space, vocab=vocab, thresholds=thresholds,
                           config=config)
@@ -190,41 +323,57 @@ def load_bundle(directory: Path | str) -> TaggerBundle:
     return bundle
 
 
-def _model_input(products: pl.DataFrame, image_dir: Path) -> pl.DataFrame:
-    """product_id, title, description, image_path; image bytes written under ``image_dir``."""
+def _products(products: pl.DataFrame) -> pl.DataFrame:
+    """The input columns of ``tag_frame``, checked, typed and with defaults filled in."""
     if "title" not in products.columns:
         raise ValueError(f"products frame lacks the required column 'title'; "
                          f"has {products.columns}")
     n = products.height
-    columns = {
-        "product_id": (products["product_id"] if "product_id" in products.columns
-                       else pl.Series([str(i) for i in range(n)], dtype=pl.Utf8)),
-        "title": products["title"],
-        "description": (products["description"] if "description" in products.columns
-                        else pl.Series([""] * n, dtype=pl.Utf8)),
-        "image_path": (products["image_path"] if "image_path" in products.columns
-                       else pl.Series([None] * n, dtype=pl.Utf8)),
-    }
-    for name in _TEXT_COLUMNS:
-        series = columns[name]
+    defaults = {"product_id": pl.Series([str(i) for i in range(n)], dtype=pl.Utf8),
+                "description": pl.Series([""] * n, dtype=pl.Utf8),
+                "image_path": pl.Series([None] * n, dtype=pl.Utf8),
+                "image_bytes": pl.Series([None] * n, dtype=pl.Binary)}
+    columns = {}
+    for name in INPUT_COLUMNS:
+        series = products[name] if name in products.columns else defaults[name]
+        if name == "image_bytes":
+            if series.dtype not in (pl.Binary, pl.Null):
+                raise ValueError(f"products column 'image_bytes' must hold raw bytes (Binary), "
+                                 f"has {series.dtype}")
+            columns[name] = series.cast(pl.Binary).alias(name)
+            continue
         if series.dtype not in (pl.Utf8, pl.Null) and not series.dtype.is_integer():
             raise ValueError(f"products column {name!r} must hold strings, has {series.dtype}")
         columns[name] = series.cast(pl.Utf8).alias(name)
     if columns["product_id"].null_count():
         raise ValueError("products column 'product_id' has null values")
-    if "image_bytes" in products.columns:
-        blobs = products["image_bytes"]
-        if blobs.dtype not in (pl.Binary, pl.Null):
-            raise ValueError(f"products column 'image_bytes' must hold raw bytes (Binary), "
-                             f"has {blobs.dtype}")
-        paths = columns["image_path"].to_list()
-        for i, data in enumerate(blobs.to_list()):
-            if data:
-                path = image_dir / f"{i}.img"
-                path.write_bytes(data)
-                paths[i] = str(path)
-        columns["image_path"] = pl.Series("image_path", paths, dtype=pl.Utf8)
     return pl.DataFrame(columns)
+
+
+def model_inputs(bundle: TaggerBundle, products: pl.DataFrame) -> dict[str, np.ndarray]:
+    """``tokens``, ``image`` and ``image_mask`` arrays for products, as training builds them.
+
+    Args:
+        bundle: The tagger (its tokenizer and image size are used).
+        products: Frame with title and optionally description, image_path, image_bytes (see
+            ``tag_frame``).
+    """
+    frame = _products(products)
+    size = bundle.config.image_size
+    image = np.zeros((frame.height, size, size, 3), np.float32)
+    mask = np.zeros((frame.height, 1), np.float32)
+    paths, blobs = frame["image_path"].to_list(), frame["image_bytes"].to_list()
+    for i, (path, blob) in enumerate(zip(paths, blobs, strict=True)):
+        # read_image opens whatever Image.open accepts; bytes go in as an in-memory file
+        source = io.BytesIO(blob) if blob else path
+        if source:
+            image[i], mask[i, 0] = read_image(source, size)
+    return {"tokens": bundle.tokenize(product_texts(frame)), "image": image, "image_mask": mask}
+
+
+def _batches(frame: pl.DataFrame, batch_size: int) -> Iterator[pl.DataFrame]:
+    for start in range(0, frame.height, batch_size):
+        yield frame.slice(start, batch_size)
 
 
 def tag_frame(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int = 512
@@ -235,8 +384,9 @@ def tag_frame(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int = 51
         bundle: The tagger.
         products: Raw products. ``title`` is required; optional are ``product_id`` (default:
             the row number as a string), ``description``, ``image_path`` (null: no image) and
-            ``image_bytes`` (raw encoded image, used instead of ``image_path`` when not null).
-            Other columns are ignored. A missing or undecodable image is ignored.
+            ``image_bytes`` (raw encoded image, used instead of ``image_path`` when neither
+            null nor empty). Other columns are ignored. A missing or undecodable image is
+            ignored.
         batch_size: Products per model batch; images are read batch by batch.
 
     Returns:
@@ -246,28 +396,27 @@ def tag_frame(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int = 51
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    frame = _products(products)
+    if frame.height >= COMPILE_MIN_ROWS:
+        bundle.compile()
     columns: dict[str, list] = {name: [] for name in TAG_SCHEMA}
-    with tempfile.TemporaryDirectory(prefix="tagger_images_") as tmp:
-        frame = _model_input(products, Path(tmp))
-        if frame.height == 0:
-            return pl.DataFrame(columns, schema=TAG_SCHEMA)
-        ids = frame["product_id"].to_list()
-        dataset = make_dataset(frame, None, bundle.tokenizer, image_size=bundle.config.image_size,
-                               batch_size=batch_size)
-        start = 0
-        for x in dataset:
-            scores = bundle.scores(x)
-            batch_tags = scores_to_tags(scores, bundle.thresholds, bundle.space)
-            for offset, tags in enumerate(batch_tags):
-                pid = ids[start + offset]
+    batches = _batches(frame, batch_size)
+    # One worker prepares the next batch (Pillow and the tokenizer release the GIL) while
+    # the model scores the current one.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagger_inputs") as pool:
+        chunk = next(batches, None)
+        pending = pool.submit(model_inputs, bundle, chunk) if chunk is not None else None
+        while pending is not None:
+            ids = chunk["product_id"].to_list()
+            x = pending.result()
+            chunk = next(batches, None)
+            pending = pool.submit(model_inputs, bundle, chunk) if chunk is not None else None
+            batch_tags = scores_to_tags(bundle.scores(x), bundle.thresholds, bundle.space)
+            for pid, tags in zip(ids, batch_tags, strict=True):
                 for tag_type, facet, tag, score in tags:
                     columns["product_id"].append(pid)
                     columns["tag"].append(tag)
                     columns["tag_type"].append(tag_type)
                     columns["facet"].append(facet)
                     columns["score"].append(score)
-            start += len(batch_tags)
-    if start != len(ids):
-        raise RuntimeError(f"tagged {start} of {len(ids)} products: the input pipeline "
-                           "dropped rows")
     return pl.DataFrame(columns, schema=TAG_SCHEMA)

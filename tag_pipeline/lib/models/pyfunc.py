@@ -144,7 +144,7 @@ def log_tagger(bundle_dir: Path, name: str = "model",
         bundle_dir: A folder written by ``save_bundle``.
         name: The model's name in the run.
         input_example: A few raw rows with the input columns; defaults to
-            ``default_input_example()``.
+            ``default_input_example()``. Null ``image_bytes`` are stored as empty bytes.
 
     Returns:
         The logged model's info (``model_uri`` for ``mlflow.register_model``).
@@ -153,7 +153,11 @@ def log_tagger(bundle_dir: Path, name: str = "model",
         raise RuntimeError("log_tagger logs into the active MLflow run: call it inside "
                            "mlflow.start_run()")
     bundle_dir = Path(bundle_dir)
-    example = default_input_example() if input_example is None else input_example
+    example = default_input_example() if input_example is None else input_example.copy()
+    if "image_bytes" in example.columns:
+        # MLflow's JSON decoding of a binary column fails on null (it base64-decodes every
+        # value), so the stored example marks "no bytes" with empty bytes, as REST clients must.
+        example["image_bytes"] = [b"" if _missing(v) else v for v in example["image_bytes"]]
     output = tags_to_pandas(tag_frame(load_bundle(bundle_dir), pandas_to_products(example)))
     with tempfile.TemporaryDirectory(prefix="tagger_model_") as tmp:
         model_code = Path(tmp) / "tagger_model.py"
