@@ -144,6 +144,22 @@ def _line_map(con: duckdb.DuckDBPyConnection, n_accepted: int, first_line: int) 
     )
 
 
+def _collect_reader_rejects(con: duckdb.DuckDBPyConnection) -> None:
+    """One reject row per line from DuckDB's reject store (it may list a line twice)."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _rejects AS
+        SELECT line::BIGINT AS line,
+               CASE WHEN bool_or(error_type = 'INVALID ENCODING') THEN 'invalid_encoding'
+                    ELSE 'malformed_line' END AS error_type,
+               string_agg(DISTINCT error_type || ': ' || error_message, '; ') AS error_message,
+               any_value(csv_line) AS raw_line
+        FROM _csv_rejects
+        GROUP BY line
+        """
+    )
+
+
 def _stage_csv(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, path: Path) -> None:
     con.execute("DROP TABLE IF EXISTS _csv_rejects")
     con.execute("DROP TABLE IF EXISTS _csv_scans")
@@ -157,18 +173,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, path: Pa
         """,
         [str(path), profile.csv_delimiter, MAX_LINE_BYTES],
     )
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _rejects AS
-        SELECT line::BIGINT AS line,
-               CASE WHEN bool_or(error_type = 'INVALID ENCODING') THEN 'invalid_encoding'
-                    ELSE 'malformed_line' END AS error_type,
-               string_agg(DISTINCT error_type || ': ' || error_message, '; ') AS error_message,
-               any_value(csv_line) AS raw_line
-        FROM _csv_rejects
-        GROUP BY line
-        """
-    )
+    _collect_reader_rejects(con)
     n_accepted = con.execute("SELECT count(*) FROM _raw").fetchone()[0]
     _line_map(con, n_accepted, first_line=2)
     con.execute(
@@ -194,18 +199,7 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         """,
         [str(path), MAX_LINE_BYTES],
     )
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _rejects AS
-        SELECT line::BIGINT AS line,
-               CASE WHEN bool_or(error_type = 'INVALID ENCODING') THEN 'invalid_encoding'
-                    ELSE 'malformed_line' END AS error_type,
-               string_agg(DISTINCT error_type || ': ' || error_message, '; ') AS error_message,
-               any_value(csv_line) AS raw_line
-        FROM _csv_rejects
-        GROUP BY line
-        """
-    )
+    _collect_reader_rejects(con)
     n_accepted = con.execute("SELECT count(*) FROM _lines").fetchone()[0]
     _line_map(con, n_accepted, first_line=1)
     con.execute(
