@@ -71,9 +71,12 @@ def plot_model_vs_baseline(evaluation: Evaluation, path: Path, metric: str = "mi
 
     scopes = ["all"] + sorted(s for s in evaluation.results["tagger"]["all"]
                               if s.startswith("type:"))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100, sharey=True)
+    subsets = [s for s in ("all", "images") if s in evaluation.results["tagger"]]
+    fig, axes = plt.subplots(1, len(subsets), figsize=(5 * len(subsets), 3.8), dpi=100,
+                             sharey=True, squeeze=False)
+    axes = axes[0]
     x = np.arange(len(scopes))
-    for ax, subset in zip(axes, ("all", "images"), strict=True):
+    for ax, subset in zip(axes, subsets, strict=True):
         for offset, model in ((-0.2, "tagger"), (0.2, "baseline")):
             values = [evaluation.results[model][subset][s].get(metric, float("nan"))
                       for s in scopes]

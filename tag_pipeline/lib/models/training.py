@@ -212,17 +212,15 @@ def evaluate_on_test(trained: TrainedTagger, features: FeatureSet,
     baseline_seconds = time.perf_counter() - started
     with_image = test["image_path"].is_not_null().to_numpy()
     results = {
-        "tagger": {
-            "all": _metrics_by_scope(truth, tagger_scores, trained.thresholds, space),
-            "images": _metrics_by_scope(truth, tagger_scores, trained.thresholds, space,
-                                        with_image),
-        },
-        "baseline": {
-            "all": _metrics_by_scope(truth, baseline_test, baseline_thresholds, space),
-            "images": _metrics_by_scope(truth, baseline_test, baseline_thresholds, space,
-                                        with_image),
-        },
+        "tagger": {"all": _metrics_by_scope(truth, tagger_scores, trained.thresholds, space)},
+        "baseline": {"all": _metrics_by_scope(truth, baseline_test, baseline_thresholds, space)},
     }
+    # A text-only catalog has no image subset: report none rather than a made-up number.
+    if with_image.any():
+        results["tagger"]["images"] = _metrics_by_scope(
+            truth, tagger_scores, trained.thresholds, space, with_image)
+        results["baseline"]["images"] = _metrics_by_scope(
+            truth, baseline_test, baseline_thresholds, space, with_image)
     return Evaluation(results=results, n_test=test.height,
                       n_test_images=int(with_image.sum()), baseline_seconds=baseline_seconds)
 

@@ -1,0 +1,31 @@
+"""build_features -> train_model -> evaluate_on_test on a tiny text-only catalog."""
+
+import math
+
+import polars as pl
+
+from tag_pipeline.lib.models.tagger import TaggerConfig
+from tag_pipeline.lib.models.tracking import flat_metrics, plot_model_vs_baseline
+from tag_pipeline.lib.models.training import build_features, evaluate_on_test, train_model
+from tag_pipeline_tests.lib.models_data import labels_frame, products_frame
+
+TINY = TaggerConfig(embedding_dim=8, lstm_units=8, cnn_filters=(4, 4, 4), fused_dim=16,
+                    image_size=16, seq_len=16, epochs=1, batch_size=8, vocab_size=300)
+
+
+def test_text_only_catalog_trains_and_reports_no_image_subset(tmp_path):
+    products = products_frame().with_columns(image_path=pl.lit(None, dtype=pl.String))
+    # a salt that puts products in every split of this tiny catalog
+    features = build_features(products, labels_frame(), min_support=2, salt="t")
+    counts = features.counts()
+    assert counts["products.train"] > 0 and counts["products.test"] > 0
+    assert counts["with_image.test"] == 0
+    trained = train_model(features, TINY)
+    evaluation = evaluate_on_test(trained, features)
+    assert set(evaluation.results["tagger"]) == {"all"}  # no made-up image-subset numbers
+    assert evaluation.n_test_images == 0
+    metrics = flat_metrics(evaluation)
+    assert metrics and all(0.0 <= v <= 1.0 and not math.isnan(v) for v in metrics.values())
+    assert "test.tagger.all.all.micro_f1" in metrics
+    assert not any(".images." in k for k in metrics)
+    assert plot_model_vs_baseline(evaluation, tmp_path / "plot.png").stat().st_size > 0
