@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -371,7 +372,8 @@ def _load_file(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, path: Pa
 
 def ingest_catalog(con: duckdb.DuckDBPyConnection, profile: CatalogProfile,
                    loaded_at: datetime, run_id: str | None = None,
-                   on_file: object = None) -> IngestReport:
+                   on_file: Callable[[int, int, FileLoad], None] | None = None
+                   ) -> IngestReport:
     """Load every landing file of ``profile`` whose content has not been loaded before.
 
     A file whose path and content were loaded before is skipped ('unchanged'); one whose
@@ -413,6 +415,6 @@ def ingest_catalog(con: duckdb.DuckDBPyConnection, profile: CatalogProfile,
             load.status = "changed" if seen_path else "new"
             _load_file(con, profile, path, load, loaded_at, run_id)
         report.files.append(load)
-        if callable(on_file):
+        if on_file is not None:
             on_file(index, len(files), load)
     return report
