@@ -28,6 +28,7 @@ quickstart: home
 	$(BIN)/dagster job execute -m tag_pipeline.definitions -j catalog_job
 	$(BIN)/tag-pipeline summary
 	$(BIN)/dagster job execute -m tag_pipeline.definitions -j model_job
+	$(BIN)/dagster job execute -m tag_pipeline.definitions -j tags_job
 
 dev: home
 	$(BIN)/dagster dev -w workspace.yaml -h $(DAGSTER_HOST) -p $(DAGSTER_PORT)

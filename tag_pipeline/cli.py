@@ -73,6 +73,15 @@ def _summary(_: argparse.Namespace) -> int:
         print("Cleaned products by language:", counts_by(con, "cleaned_products", "text_lang"))
         print("Image status:", counts_by(con, "cleaned_products", "image_status"))
         print("Labels by tag type:", counts_by(con, "product_labels", "tag_type"))
+        if table_exists(con, "product_tags"):
+            print("\nproduct_tags by source:", counts_by(con, "product_tags", "source"))
+            print("product_tags by tag type:", counts_by(con, "product_tags", "tag_type"))
+            print("product_tag_history by change:",
+                  counts_by(con, "product_tag_history", "change"))
+            print("Sample tags with explanations:")
+            sample = con.table("product_tags").filter("explanation IS NOT NULL").select(
+                "product_id, tag, tag_type, score, source, explanation").limit(8).pl()
+            print(markdown_table(sample))
     return 0
 
 

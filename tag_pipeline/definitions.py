@@ -15,7 +15,12 @@ from tag_pipeline.defs.labels.assets import catalog_profile_rules, labels_sql_as
 from tag_pipeline.defs.labels.checks import labels_checks
 from tag_pipeline.defs.model.assets import tag_model, tag_model_evaluation
 from tag_pipeline.defs.model.jobs import promote_model_job, rollback_model_job
+from tag_pipeline.defs.refiner.assets import tag_refiner
+from tag_pipeline.defs.refiner.checks import refiner_checks
 from tag_pipeline.defs.resources import build_resources
+from tag_pipeline.defs.tags.assets import product_tags, product_tags_export, tags_sql_assets
+from tag_pipeline.defs.tags.checks import tags_checks
+from tag_pipeline.defs.tags.jobs import restore_tags_job
 
 catalog_job = dg.define_asset_job(
     "catalog_job",
@@ -30,14 +35,31 @@ model_job = dg.define_asset_job(
                 "baseline and promote it through the registry gate.",
 )
 
+tags_job = dg.define_asset_job(
+    "tags_job",
+    selection=dg.AssetSelection.groups("refiner", "tags"),
+    description="Train and ablate the GAN refiner on the champion tagger, then tag the whole "
+                "catalog into product_tags (with history) and export it.",
+)
+
+retag_job = dg.define_asset_job(
+    "retag_job",
+    selection=dg.AssetSelection.groups("tags"),
+    description="Tag the catalog with the champion tagger (and its refiner if it passed its "
+                "gate), without retraining anything.",
+)
+
 
 def build_definitions(resources: Mapping[str, Any]) -> dg.Definitions:
     """The project's definitions over the given resources (tests pass tmp_path ones)."""
     return dg.Definitions(
         assets=[raw_products, image_checks, catalog_profile_rules, *cleaning_sql_assets,
-                *labels_sql_assets, product_features, tag_model, tag_model_evaluation],
-        asset_checks=[*ingest_checks, *cleaning_checks, *labels_checks, *features_checks],
-        jobs=[catalog_job, model_job, promote_model_job, rollback_model_job],
+                *labels_sql_assets, product_features, tag_model, tag_model_evaluation,
+                tag_refiner, product_tags, product_tags_export, *tags_sql_assets],
+        asset_checks=[*ingest_checks, *cleaning_checks, *labels_checks, *features_checks,
+                      *refiner_checks, *tags_checks],
+        jobs=[catalog_job, model_job, tags_job, retag_job, promote_model_job,
+              rollback_model_job, restore_tags_job],
         resources=dict(resources),
         # DuckDB takes one writing process per file: steps run in one process, one at a time.
         executor=dg.in_process_executor,

@@ -20,16 +20,18 @@ FrameReader = Callable[[duckdb_lib.DuckDBPyConnection], pl.DataFrame]
 
 def gx_asset_check(asset: str, *, blocking: bool, description: str,
                    frame: FrameReader | None = None, suite: str | None = None,
-                   name: str | None = None) -> dg.AssetChecksDefinition:
+                   name: str | None = None,
+                   additional_deps: list[str] | None = None) -> dg.AssetChecksDefinition:
     """An asset check that validates a table with a GX suite.
 
     By default the suite named like the asset validates the asset's own table; ``frame``
-    reads another frame (joined or derived columns) and ``suite`` picks another suite.
+    reads another frame (joined or derived columns) and ``suite`` picks another suite;
+    ``additional_deps`` are other assets the frame reads (the check runs after them).
     """
     suite_name = suite or asset
 
     @dg.asset_check(asset=asset, name=name or f"{asset}_expectations", blocking=blocking,
-                    description=description)
+                    description=description, additional_deps=additional_deps)
     def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
         from tag_pipeline.lib.expectations.runner import validate_frame
 

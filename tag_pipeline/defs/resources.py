@@ -56,6 +56,13 @@ class MlflowResource(dg.ConfigurableResource):
             if uri.startswith("sqlite:///"):
                 Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
+    def activate(self) -> None:
+        """Point the ``mlflow`` module (fluent API, ``models:/`` URIs) at this store."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.registry_uri or self.tracking_uri)
+
     def client(self):  # -> mlflow.MlflowClient; mlflow is imported only where it is used
         from mlflow import MlflowClient
 
@@ -67,6 +74,18 @@ class MlflowResource(dg.ConfigurableResource):
         base = self.ui_url or (self.tracking_uri if self.tracking_uri.startswith("http")
                                else None)
         return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}" if base else None
+
+
+class ExportResource(dg.ConfigurableResource):
+    """Where tables are exported for downstream teams (Parquet, partitioned by tag type)."""
+
+    directory: str
+
+    def path(self, name: str) -> Path:
+        """The export folder of one table (its parent is created)."""
+        folder = Path(self.directory).expanduser() / name
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        return folder
 
 
 def project_home() -> Path:
@@ -98,6 +117,9 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             artifact_location=_setting("TAG_PIPELINE_MLFLOW_ARTIFACTS",
                                        (home / "mlflow" / "artifacts").as_uri()),
             ui_url=os.environ.get("TAG_PIPELINE_MLFLOW_UI_URL") or None,
+        ),
+        "exports": ExportResource(
+            directory=_setting("TAG_PIPELINE_EXPORT_DIR", home / "exports"),
         ),
         "catalog": CatalogResource(
             profile=_setting("TAG_PIPELINE_PROFILE", "demo"),

@@ -11,7 +11,8 @@ from tag_pipeline.lib.sql import SqlModel, discover_models, run_model
 from tag_pipeline.lib.warehouse import counts_by, preview, sum_column
 
 # Which SQL folder feeds which asset group (groups match the defs/ folders).
-FOLDER_GROUPS = {"staging": "cleaning", "cleaned": "cleaning", "labels": "labels"}
+FOLDER_GROUPS = {"staging": "cleaning", "cleaned": "cleaning", "labels": "labels",
+                 "tags": "tags"}
 
 # Columns whose value counts are shown as metadata, per model.
 BREAKDOWNS: dict[str, tuple[str, ...]] = {
@@ -20,6 +21,7 @@ BREAKDOWNS: dict[str, tuple[str, ...]] = {
     "rejected_products": ("reject_reason", "stage"),
     "product_labels": ("tag_type", "source"),
     "tag_taxonomy": ("tag_type",),
+    "untagged_products": ("reason",),
 }
 
 

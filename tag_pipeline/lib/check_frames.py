@@ -43,3 +43,53 @@ def image_checks_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     frame = read_table(con, "image_checks", ["image_ref", "status", "image_path", "width",
                                              "height"])
     return frame.with_columns(has_path=pl.col("image_path").is_not_null())
+
+
+def product_tags_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """product_tags with ``has_tagger_version``."""
+    frame = read_table(con, "product_tags", ["product_id", "tag", "tag_type", "source", "score",
+                                             "run_id", "tagged_at", "tagger_version"])
+    return frame.with_columns(has_tagger_version=pl.col("tagger_version").is_not_null())
+
+
+def tag_coverage_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """One row per cleaned product with its ``fate``: tagged, untagged_with_reason, or
+    ``missing`` (neither) / ``tagged_and_untagged`` (both), which the suite rejects."""
+    products = read_table(con, "cleaned_products", ["product_id"])
+    tagged = read_table(con, "product_tags", ["product_id"]).unique().with_columns(
+        tagged=pl.lit(True))
+    untagged = read_table(con, "untagged_products", ["product_id", "reason"]).with_columns(
+        untagged=pl.col("reason").is_not_null())
+    frame = products.join(tagged, on="product_id", how="left").join(
+        untagged, on="product_id", how="left")
+    tagged_col, untagged_col = pl.col("tagged").fill_null(False), pl.col("untagged").fill_null(
+        False)
+    return frame.select("product_id", fate=pl.when(tagged_col & untagged_col)
+                        .then(pl.lit("tagged_and_untagged"))
+                        .when(tagged_col).then(pl.lit("tagged"))
+                        .when(untagged_col).then(pl.lit("untagged_with_reason"))
+                        .otherwise(pl.lit("missing")))
+
+
+def tag_consistency_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Model and refiner tags counted per (product, tag type, facet) over the facets the
+    label space treats as single-valued (its softmax heads)."""
+    from tag_pipeline.lib.models.labels import SOFTMAX, LabelSpace
+
+    space = LabelSpace.from_json(read_table(con, "label_space")["space_json"][0])
+    single = pl.DataFrame(
+        [{"tag_type": h.tag_type, "facet": f} for h in space.heads if h.kind == SOFTMAX
+         for f in h.facets],
+        schema={"tag_type": pl.Utf8, "facet": pl.Utf8})
+    tags = read_table(con, "product_tags", ["product_id", "tag_type", "facet", "source"]).filter(
+        pl.col("source").is_in(["model", "refiner"]))
+    return (tags.join(single, on=["tag_type", "facet"], how="semi")
+            .group_by("product_id", "tag_type", "facet").agg(n_tags=pl.len()))
+
+
+def model_versions(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """Distinct ("tagger" | "refiner", version) pairs named in product_tags."""
+    frame = read_table(con, "product_tags", ["tagger_version", "refiner_version"]).unique()
+    pairs = {("tagger", v) for v in frame["tagger_version"].drop_nulls().to_list()}
+    pairs |= {("refiner", v) for v in frame["refiner_version"].drop_nulls().to_list()}
+    return sorted(pairs)

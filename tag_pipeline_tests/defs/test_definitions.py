@@ -6,8 +6,10 @@ from tag_pipeline.definitions import defs
 ASSETS = {"raw_products", "raw_product_rejects", "ingest_files", "label_rules", "style_lexicon",
           "stg_products", "image_checks", "cleaned_products", "rejected_products",
           "row_accounting", "product_labels", "tag_taxonomy", "product_features", "tag_model",
-          "tag_model_evaluation"}
-CHECKED = ASSETS - {"tag_model", "tag_model_evaluation"}
+          "tag_model_evaluation", "tag_refiner", "product_tags", "product_tag_history",
+          "untagged_products", "product_tags_export"}
+CHECKED = ASSETS - {"tag_model", "tag_model_evaluation", "untagged_products",
+                    "product_tags_export", "tag_refiner"}
 
 
 def test_definitions_have_every_asset_check_and_job():
@@ -15,11 +17,25 @@ def test_definitions_have_every_asset_check_and_job():
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == ASSETS
     checks = {k.name for k in graph.asset_check_keys}
-    assert checks == {f"{a}_expectations" for a in CHECKED} | {"tag_taxonomy_covers_labels"}
-    for job in ("catalog_job", "model_job", "promote_model_job", "rollback_model_job"):
+    assert checks == ({f"{a}_expectations" for a in CHECKED}
+                      | {"tag_taxonomy_covers_labels", "tag_refiner_ablation_expectations",
+                         "product_tags_consistent", "product_tags_cover_catalog",
+                         "product_tags_versions_registered"})
+    for job in ("catalog_job", "model_job", "tags_job", "retag_job", "promote_model_job",
+                "rollback_model_job", "restore_tags_job"):
         assert defs.resolve_job_def(job) is not None
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert groups == {"ingest", "cleaning", "labels", "features", "model"}
+    assert groups == {"ingest", "cleaning", "labels", "features", "model", "refiner", "tags"}
+
+
+def test_tag_tables_depend_on_the_models_and_the_catalog():
+    graph = defs.get_repository_def().asset_graph
+    by_name = {k.to_user_string(): k for k in graph.get_all_asset_keys()}
+    parents = {k.to_user_string() for k in graph.get(by_name["product_tags"]).parent_keys}
+    assert parents == {"cleaned_products", "product_labels", "tag_model_evaluation",
+                       "tag_refiner"}
+    untagged = {k.to_user_string() for k in graph.get(by_name["untagged_products"]).parent_keys}
+    assert untagged == {"cleaned_products", "product_tags"}
 
 
 def test_sql_model_dependencies_come_from_refs():

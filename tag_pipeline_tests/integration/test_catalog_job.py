@@ -7,7 +7,12 @@ import duckdb
 import pytest
 
 from tag_pipeline.definitions import build_definitions
-from tag_pipeline.defs.resources import CatalogResource, MlflowResource, WarehouseResource
+from tag_pipeline.defs.resources import (
+    CatalogResource,
+    ExportResource,
+    MlflowResource,
+    WarehouseResource,
+)
 from tag_pipeline_tests.conftest import SHARED_DATA, shared_data_or_skip
 
 
@@ -17,6 +22,7 @@ def resources(tmp_path: Path, profile: str = "demo") -> dict:
         "catalog": CatalogResource(profile=profile, landing_dir=str(tmp_path / "landing"),
                                    shared_data_dir=str(SHARED_DATA)),
         "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
+        "exports": ExportResource(directory=str(tmp_path / "exports")),
     }
 
 

@@ -7,7 +7,12 @@ import dagster as dg
 import pytest
 
 from tag_pipeline.definitions import build_definitions
-from tag_pipeline.defs.resources import CatalogResource, MlflowResource, WarehouseResource
+from tag_pipeline.defs.resources import (
+    CatalogResource,
+    ExportResource,
+    MlflowResource,
+    WarehouseResource,
+)
 from tag_pipeline_tests.conftest import SHARED_DATA
 
 TINY = {"epochs": 1, "batch_size": 64, "embedding_dim": 16, "lstm_units": 8, "seq_len": 24,
@@ -22,7 +27,9 @@ def definitions(tmp_path: Path) -> dg.Definitions:
                                    shared_data_dir=str(SHARED_DATA)),
         "mlflow": MlflowResource(tracking_uri=uri, experiment_name="test",
                                  artifact_location=(tmp_path / "artifacts").as_uri(),
-                                 registered_model_name="tagger"),
+                                 registered_model_name="tagger",
+                                 refiner_model_name="refiner"),
+        "exports": ExportResource(directory=str(tmp_path / "exports")),
     })
 
 

@@ -38,7 +38,8 @@ class TagModelEvaluationConfig(dg.Config):
     min_improvement: float = 0.0
 
 
-def _load_features(duckdb: DuckDBResource) -> FeatureSet:
+def load_feature_set(duckdb: DuckDBResource) -> FeatureSet:
+    """The stored split, labels and label space (written by product_features)."""
     with duckdb.get_connection() as con:
         products = read_table(con, "product_features")
         labels = read_table(con, "product_labels", ["product_id", "tag", "tag_type", "facet"])
@@ -60,7 +61,7 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
     from tag_pipeline.lib.models.training import train_model
     from tag_pipeline.lib.registry import CHALLENGER, ensure_registered_model, move_alias
 
-    features = _load_features(duckdb)
+    features = load_feature_set(duckdb)
     tagger_config = TaggerConfig(**config.model_dump())
     client = mlflow.client()
     mlflow_lib.set_tracking_uri(mlflow.tracking_uri)
@@ -157,7 +158,7 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
     if challenger is None:
         raise RegistryError(f"registered model {name!r} has no {CHALLENGER!r} alias: "
                             "materialize tag_model first")
-    features = _load_features(duckdb)
+    features = load_feature_set(duckdb)
     trained = _registry_tagger(name, challenger)
     evaluation = evaluate_on_test(trained, features)
     metric = config.primary_metric

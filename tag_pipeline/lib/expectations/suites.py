@@ -251,7 +251,82 @@ def product_features_suite() -> list[ExpectationSpec]:
     ]
 
 
+TAG_SOURCES = ["catalog", "model", "refiner", "feedback", "sales"]
+TAG_CHANGES = ["added", "removed", "changed"]
+TAG_FATES = ["tagged", "untagged_with_reason"]
+
+
+def _between(column: str, low: float, high: float, description: str = "") -> ExpectationSpec:
+    return ExpectationSpec(
+        "ExpectColumnValuesToBeBetween",
+        {"column": column, "min_value": low, "max_value": high},
+        description or f"{column} in [{low}, {high}]",
+    )
+
+
+def product_tags_suite() -> list[ExpectationSpec]:
+    """Tags complete, scores in [0, 1], known types and sources, each tag once per product;
+    model and refiner tags name the tagger version that gave them."""
+    return [
+        *(_not_null(c) for c in ("product_id", "tag", "tag_type", "source", "score", "run_id",
+                                 "tagged_at")),
+        _in_set("tag_type", TAG_TYPES),
+        _in_set("source", TAG_SOURCES),
+        _between("score", 0.0, 1.0, "scores in [0, 1]"),
+        _unique_together(["product_id", "tag_type", "tag"], "each tag once per product"),
+        ExpectationSpec(
+            "ExpectColumnPairValuesToBeInSet",
+            {"column_A": "source", "column_B": "has_tagger_version",
+             "value_pairs_set": [("model", True), ("refiner", True), ("catalog", False),
+                                 ("catalog", True), ("feedback", True), ("feedback", False),
+                                 ("sales", True), ("sales", False)]},
+            "model and refiner tags carry the tagger version",
+        ),
+    ]
+
+
+def product_tag_history_suite() -> list[ExpectationSpec]:
+    """Every event names its product, tag, change kind, run and time; scores in [0, 1]."""
+    return [
+        *(_not_null(c) for c in ("product_id", "tag", "tag_type", "change", "run_id",
+                                 "changed_at", "write_seq")),
+        _in_set("change", TAG_CHANGES),
+        _between("old_score", 0.0, 1.0),
+        _between("new_score", 0.0, 1.0),
+    ]
+
+
+def tag_coverage_suite() -> list[ExpectationSpec]:
+    """Validated on cleaned_products with their fate: every cleaned product is tagged or
+    listed in untagged_products with a reason (and never both)."""
+    return [_not_null("fate"), _in_set("fate", TAG_FATES,
+                                       "every cleaned product tagged or untagged with a reason")]
+
+
+def tag_consistency_suite() -> list[ExpectationSpec]:
+    """Validated on model and refiner tags per (product, single-valued facet): at most one."""
+    return [_between("n_tags", 1, 1, "one value per single-valued facet (e.g. one gender)")]
+
+
+def refiner_ablation_suite() -> list[ExpectationSpec]:
+    """Both arms of the ablation present, with rates in [0, 1]."""
+    return [
+        _not_null("model"),
+        ExpectationSpec("ExpectColumnDistinctValuesToEqualSet",
+                        {"column": "model", "value_set": ["tagger", "tagger+refiner"]},
+                        "tagger alone and tagger + refiner"),
+        *(_between(c, 0.0, 1.0) for c in ("micro_f1", "macro_f1", "p_at_5", "ndcg_at_5",
+                                          "inconsistency_rate", "coverage")),
+        _at_least("tags_per_product", 0.0),
+    ]
+
+
 SUITES: dict[str, Callable[[], list[ExpectationSpec]]] = {
+    "product_tags": product_tags_suite,
+    "product_tag_history": product_tag_history_suite,
+    "tag_coverage": tag_coverage_suite,
+    "tag_consistency": tag_consistency_suite,
+    "refiner_ablation": refiner_ablation_suite,
     "product_features": product_features_suite,
     "raw_product_rejects": raw_product_rejects_suite,
     "ingest_files": ingest_files_suite,
@@ -269,6 +344,11 @@ SUITES: dict[str, Callable[[], list[ExpectationSpec]]] = {
 }
 
 ID_COLUMNS: dict[str, list[str]] = {
+    "product_tags": ["product_id", "tag_type", "tag"],
+    "product_tag_history": ["product_id", "tag_type", "tag", "write_seq"],
+    "tag_coverage": ["product_id"],
+    "tag_consistency": ["product_id", "tag_type", "facet"],
+    "refiner_ablation": ["model"],
     "product_features": ["product_id"],
     "raw_product_rejects": ["source_file", "source_line"],
     "ingest_files": ["source_file", "load_id"],

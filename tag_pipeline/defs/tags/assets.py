@@ -1,0 +1,129 @@
+"""The tag tables search and recommendation teams read: product_tags (current, written
+atomically), product_tag_history (append-only), the untagged list and the Parquet export."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from tag_pipeline.defs.policies import OWNERS
+from tag_pipeline.defs.resources import SQL_ROOT, ExportResource, MlflowResource
+from tag_pipeline.defs.sql_models import sql_model_assets
+from tag_pipeline.lib.warehouse import counts_by, markdown_table, preview
+
+
+class ProductTagsConfig(dg.Config):
+    """How the catalog is tagged."""
+
+    batch_size: int = 4096
+    explain: bool = True
+    explanation_words: int = 2
+    use_refiner: bool = True
+    include_catalog_tags: bool = True
+
+
+@dg.multi_asset(
+    group_name="tags",
+    specs=[
+        dg.AssetSpec("product_tags", owners=OWNERS, kinds={"duckdb", "tensorflow"},
+                     deps=["cleaned_products", "product_labels", "tag_model_evaluation",
+                           "tag_refiner"],
+                     description="The current tags of every product, with type, score, "
+                                 "source, explanation and the model versions that gave them."),
+        dg.AssetSpec("product_tag_history", owners=OWNERS, kinds={"duckdb"},
+                     description="Append-only record of every change to a product's tags."),
+    ],
+)
+def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
+                 duckdb: DuckDBResource, mlflow: MlflowResource):
+    """Tag every cleaned product with the champion tagger (and refiner, if it passed its
+    gate) and write product_tags and its history in one transaction."""
+    from tag_pipeline.lib.models.registry_models import (
+        champion_tagger_version,
+        choose_refiner,
+        load_refiner,
+        load_tagger,
+    )
+    from tag_pipeline.lib.tags.store import write_product_tags
+    from tag_pipeline.lib.tags.tagging import candidate_view, tag_catalog
+
+    mlflow.activate()
+    client = mlflow.client()
+    tagger_version = champion_tagger_version(client, mlflow.registered_model_name)
+    bundle = load_tagger(mlflow.registered_model_name, tagger_version)
+    choice = choose_refiner(client, mlflow.refiner_model_name, tagger_version)
+    refiner_version = choice.version if config.use_refiner else None
+    refiner = load_refiner(mlflow.refiner_model_name, refiner_version) if refiner_version \
+        else None
+    reason = choice.reason if config.use_refiner else "refiner turned off (use_refiner=False)"
+    context.log.info(f"tagging with tagger v{tagger_version}; refiner: "
+                     f"{'v' + refiner_version if refiner_version else 'none'} ({reason})")
+    last_logged = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done / max(total, 1) - last_logged[0] >= 0.1:
+            last_logged[0] = done / max(total, 1)
+            context.log.info(f"tagged {done:,} of {total:,} products")
+
+    with duckdb.get_connection() as con:
+        stats = tag_catalog(con, bundle, refiner, tagger_version=tagger_version,
+                            refiner_version=refiner_version, batch_size=config.batch_size,
+                            explain=config.explain, explanation_words=config.explanation_words,
+                            progress=progress)
+        view = candidate_view(con, SQL_ROOT, config.include_catalog_tags)
+        result = write_product_tags(con, view, run_id=context.run_id, at=datetime.now(UTC))
+        by_source = counts_by(con, "product_tags", "source")
+        by_type = counts_by(con, "product_tags", "tag_type")
+        tags_preview = preview(con, "product_tags", limit=8)
+        history_preview = preview(con, "product_tag_history", limit=8)
+    context.log.info(f"product_tags: {result.rows:,} tags on {result.products:,} products; "
+                     f"{result.added:,} added, {result.removed:,} removed, "
+                     f"{result.changed:,} changed, {result.unchanged:,} unchanged")
+    yield dg.MaterializeResult(asset_key="product_tags", metadata={
+        "dagster/row_count": result.rows,
+        "products_tagged": result.products,
+        "tagger_version": tagger_version,
+        "refiner_version": refiner_version or "",
+        "refiner_applied": refiner is not None,
+        "refiner_decision": reason,
+        "model_tags": stats.model_tags,
+        "refiner_tags": stats.refiner_tags,
+        "explained_tags": stats.explained_tags,
+        "tagging_products_per_second": round(stats.products_per_second, 1),
+        "write_seconds": round(result.seconds, 2),
+        **{f"source.{k}": v for k, v in by_source.items()},
+        **{f"tag_type.{k}": v for k, v in by_type.items()},
+        "preview": dg.MetadataValue.md(tags_preview),
+    })
+    yield dg.MaterializeResult(asset_key="product_tag_history", metadata={
+        "rows_appended": result.history_rows,
+        "added": result.added,
+        "removed": result.removed,
+        "changed": result.changed,
+        "unchanged": result.unchanged,
+        "preview": dg.MetadataValue.md(history_preview),
+    })
+
+
+@dg.asset(group_name="tags", owners=OWNERS, deps=["product_tags"], kinds={"parquet", "duckdb"})
+def product_tags_export(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                        exports: ExportResource) -> dg.MaterializeResult:
+    """product_tags as Parquet, partitioned by tag type, swapped in whole for readers."""
+    import polars as pl
+
+    from tag_pipeline.lib.tags.store import export_product_tags
+
+    directory = exports.path("product_tags")
+    with duckdb.get_connection() as con:
+        rows = export_product_tags(con, directory)
+    context.log.info(f"exported {sum(rows.values()):,} tags to {directory}")
+    table = pl.DataFrame({"tag_type": list(rows), "rows": list(rows.values())})
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(directory)),
+        "dagster/row_count": sum(rows.values()),
+        **{f"rows.{k}": v for k, v in rows.items()},
+        "partitions": dg.MetadataValue.md(markdown_table(table)),
+    })
+
+
+tags_sql_assets = sql_model_assets(("tags",))

@@ -1,0 +1,130 @@
+"""Tagging the cleaned catalog with a tagger (and optionally its refiner), batch by batch.
+
+Products are streamed from ``cleaned_products`` in Arrow record batches; each batch is tagged,
+explained and appended to a connection-local temporary table, so memory holds one batch of
+products and the tags, never the whole catalog as Python objects. ``candidate_view`` then
+merges those model tags with the catalog's own tags (``dbt_like_sql/writes/tag_candidates.sql``)
+into the candidate set that ``store.write_product_tags`` writes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+import polars as pl
+
+from tag_pipeline.lib.sql import parse_model, quote_ident, render
+
+if TYPE_CHECKING:
+    from tag_pipeline.lib.models.bundle import TaggerBundle
+    from tag_pipeline.lib.models.refiner import Refiner
+
+MODEL_TAGS_TABLE = "model_tag_candidates"
+CANDIDATES_VIEW = "tag_candidates"
+_MODEL_TAG_COLUMNS = {
+    "product_id": "VARCHAR", "tag": "VARCHAR", "tag_type": "VARCHAR", "facet": "VARCHAR",
+    "score": "DOUBLE", "source": "VARCHAR", "explanation": "VARCHAR",
+    "tagger_version": "VARCHAR", "refiner_version": "VARCHAR",
+}
+
+# (products done, products in all) after each batch
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class TaggingStats:
+    """What one tagging pass did."""
+
+    products: int
+    model_tags: int
+    refiner_tags: int
+    explained_tags: int
+    seconds: float
+
+    @property
+    def products_per_second(self) -> float:
+        """Throughput of the pass (tagging and explanations)."""
+        return self.products / self.seconds if self.seconds > 0 else 0.0
+
+
+def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
+                refiner: Refiner | None = None, *, tagger_version: str,
+                refiner_version: str | None = None, batch_size: int = 4096,
+                explain: bool = True, explanation_words: int = 2,
+                products_table: str = "cleaned_products",
+                progress: Progress | None = None) -> TaggingStats:
+    """Tag every product of ``products_table`` into the temporary table ``MODEL_TAGS_TABLE``.
+
+    Args:
+        con: The warehouse connection (the temporary table lives on it).
+        bundle: The tagger.
+        refiner: The refiner to apply, or None to tag with the tagger alone.
+        tagger_version: Registry version of the tagger, stored on every tag.
+        refiner_version: Registry version of the refiner (required with a refiner).
+        batch_size: Products per batch read from the warehouse.
+        explain: Whether to add the words that support each tag (``explain.explain_tags``).
+        explanation_words: Words kept per explanation.
+        products_table: Table with product_id, title, description, image_path.
+        progress: Called after every batch with (products done, products in all).
+    """
+    from tag_pipeline.lib.models.bundle import tag_frame
+    from tag_pipeline.lib.models.explain import explain_tags
+
+    if refiner is not None and refiner_version is None:
+        raise ValueError("tag_catalog: a refiner needs its refiner_version")
+    if batch_size < 1:
+        raise ValueError(f"tag_catalog: batch_size must be at least 1, got {batch_size}")
+    started = time.perf_counter()
+    columns = ", ".join(f"{quote_ident(c)} {t}" for c, t in _MODEL_TAG_COLUMNS.items())
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {MODEL_TAGS_TABLE} ({columns})")
+    table = quote_ident(products_table)
+    total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    reader = con.cursor()  # a second cursor reads while the first one appends
+    batches = reader.execute(
+        f"SELECT product_id, title, coalesce(description, '') AS description, image_path "
+        f"FROM {table} ORDER BY product_id").fetch_record_batch(batch_size)
+    done = model_tags = refiner_tags = explained = 0
+    for batch in batches:
+        products = pl.from_arrow(batch)
+        if refiner is not None:
+            from tag_pipeline.lib.models.refiner import refined_tags
+
+            tags = refined_tags(refiner, bundle, products)
+        else:
+            tags = tag_frame(bundle, products).with_columns(source=pl.lit("model"))
+        if explain and tags.height:
+            tags = explain_tags(bundle, products, tags, top_k=explanation_words)
+        else:
+            tags = tags.with_columns(explanation=pl.lit(None, pl.Utf8))
+        tags = tags.with_columns(
+            tagger_version=pl.lit(tagger_version, pl.Utf8),
+            refiner_version=pl.lit(refiner_version, pl.Utf8),
+        ).select(list(_MODEL_TAG_COLUMNS))
+        con.register("_tag_batch", tags.to_arrow())
+        try:
+            con.execute(f"INSERT INTO {MODEL_TAGS_TABLE} SELECT * FROM _tag_batch")
+        finally:
+            con.unregister("_tag_batch")
+        done += products.height
+        model_tags += int((tags["source"] == "model").sum())
+        refiner_tags += int((tags["source"] == "refiner").sum())
+        explained += int(tags["explanation"].is_not_null().sum())
+        if progress is not None:
+            progress(done, total)
+    reader.close()
+    return TaggingStats(products=done, model_tags=model_tags, refiner_tags=refiner_tags,
+                        explained_tags=explained, seconds=time.perf_counter() - started)
+
+
+def candidate_view(con: duckdb.DuckDBPyConnection, sql_root: Path,
+                   include_catalog_tags: bool = True) -> str:
+    """Create the temporary view of all candidate tags (catalog + model); returns its name."""
+    model = parse_model(sql_root / "writes" / f"{CANDIDATES_VIEW}.sql", sql_root)
+    body = render(model, {"include_catalog_tags": int(include_catalog_tags)}).strip().rstrip(";")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {CANDIDATES_VIEW} AS {body}")
+    return CANDIDATES_VIEW

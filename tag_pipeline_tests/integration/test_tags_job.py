@@ -1,0 +1,82 @@
+"""The refiner and the tag tables for real: Dagster runs on the demo catalog with a sqlite
+MLflow in tmp_path; retagging is idempotent, history grows only by changes, restore works."""
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from tag_pipeline_tests.integration.test_model_job import TINY, definitions, run
+
+TINY_REFINER = {"epochs": 1, "batch_size": 64, "noise_dim": 4, "hidden_dim": 16,
+                "noise_samples": 2}
+
+
+def _table(tmp_path, name: str) -> pl.DataFrame:
+    with duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(f"SELECT * FROM {name}").pl()
+
+
+@pytest.mark.slow
+def test_tags_job_tags_every_product_and_retags_idempotently(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    defs = definitions(tmp_path)
+    (tmp_path / "dagster").mkdir()
+    instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))
+    assert run(defs, instance, "catalog_job").success
+    assert run(defs, instance, "model_job", {"ops": {"tag_model": {"config": TINY}}}).success
+
+    first = run(defs, instance, "tags_job",
+                {"ops": {"tag_refiner": {"config": TINY_REFINER}}})
+    assert first.success
+    checks = {e.check_name: e.passed for e in first.get_asset_check_evaluations()}
+    assert checks == {"tag_refiner_ablation_expectations": True,
+                      "product_tags_expectations": True,
+                      "product_tag_history_expectations": True,
+                      "product_tags_consistent": True,
+                      "product_tags_cover_catalog": True,
+                      "product_tags_versions_registered": True}
+    refiner = first.asset_materializations_for_node("tag_refiner")[0].metadata
+    assert refiner["tagger_version"].value == "1"
+    for arm in ("tagger", "tagger_refiner"):
+        assert 0.0 <= refiner[f"{arm}.micro_f1"].value <= 1.0
+    tags_meta = {m.asset_key.to_user_string(): m.metadata
+                 for m in first.asset_materializations_for_node("product_tags")}
+    applied = tags_meta["product_tags"]["refiner_applied"].value
+    assert applied == refiner["ablation_passed"].value
+
+    tags = _table(tmp_path, "product_tags")
+    cleaned = _table(tmp_path, "cleaned_products")
+    untagged = _table(tmp_path, "untagged_products")
+    assert set(tags["product_id"]) | set(untagged["product_id"]) == set(cleaned["product_id"])
+    assert tags.filter(pl.col("source") == "model")["tagger_version"].unique().to_list() == ["1"]
+    assert tags["score"].is_between(0, 1).all()
+    assert tags.filter(pl.col("source").is_in(["model", "refiner"]))[
+        "explanation"].is_not_null().any()
+    history = _table(tmp_path, "product_tag_history")
+    assert history.height == tags.height and set(history["change"]) == {"added"}
+
+    # The same champion retags: nothing changes, the history does not grow.
+    again = run(defs, instance, "retag_job")
+    assert again.success
+    assert _table(tmp_path, "product_tags").sort("product_id", "tag_type", "tag").equals(
+        tags.sort("product_id", "tag_type", "tag"))
+    assert _table(tmp_path, "product_tag_history").height == history.height
+    meta = {m.asset_key.to_user_string(): m.metadata
+            for m in again.asset_materializations_for_node("product_tags")}
+    assert meta["product_tag_history"]["rows_appended"].value == 0
+    exported = pl.read_parquet(tmp_path / "exports" / "product_tags" / "**" / "*.parquet",
+                               hive_partitioning=True)
+    assert exported.height == tags.height
+    assert set(exported["tag_type"]) == set(tags["tag_type"])
+
+    # Tagging without catalog tags changes the table; restoring the first run brings it back.
+    changed = run(defs, instance, "retag_job",
+                  {"ops": {"product_tags": {"config": {"include_catalog_tags": False}}}})
+    assert changed.success
+    assert not _table(tmp_path, "product_tags").filter(pl.col("source") == "catalog").height
+    restore = {"ops": {"restore_product_tags": {"config": {"to_run_id": first.run_id}}}}
+    assert run(defs, instance, "restore_tags_job", restore).success
+    restored = _table(tmp_path, "product_tags")
+    columns = ["product_id", "tag", "tag_type", "score", "source"]
+    assert restored.select(columns).sort(columns).equals(tags.select(columns).sort(columns))
