@@ -18,6 +18,7 @@ class ProductTagsConfig(dg.Config):
     batch_size: int = 4096
     explain: bool = True
     explanation_words: int = 2
+    explanation_max_words: int = 16
     use_refiner: bool = True
     include_catalog_tags: bool = True
 
@@ -69,6 +70,7 @@ def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
         stats = tag_catalog(con, bundle, refiner, tagger_version=tagger_version,
                             refiner_version=refiner_version, batch_size=config.batch_size,
                             explain=config.explain, explanation_words=config.explanation_words,
+                            explanation_max_words=config.explanation_max_words,
                             progress=progress)
         view = candidate_view(con, SQL_ROOT, config.include_catalog_tags)
         result = write_product_tags(con, view, run_id=context.run_id, at=datetime.now(UTC))

@@ -56,6 +56,7 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
                 refiner: Refiner | None = None, *, tagger_version: str,
                 refiner_version: str | None = None, batch_size: int = 4096,
                 explain: bool = True, explanation_words: int = 2,
+                explanation_max_words: int = 16,
                 products_table: str = "cleaned_products",
                 progress: Progress | None = None) -> TaggingStats:
     """Tag every product of ``products_table`` into the temporary table ``MODEL_TAGS_TABLE``.
@@ -69,6 +70,8 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
         batch_size: Products per batch read from the warehouse.
         explain: Whether to add the words that support each tag (``explain.explain_tags``).
         explanation_words: Words kept per explanation.
+        explanation_max_words: Words of a product tried by occlusion (title first); each
+            costs about one forward pass.
         products_table: Table with product_id, title, description, image_path.
         progress: Called after every batch with (products done, products in all).
     """
@@ -98,7 +101,8 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
         else:
             tags = tag_frame(bundle, products).with_columns(source=pl.lit("model"))
         if explain and tags.height:
-            tags = explain_tags(bundle, products, tags, top_k=explanation_words)
+            tags = explain_tags(bundle, products, tags, top_k=explanation_words,
+                                max_words=explanation_max_words)
         else:
             tags = tags.with_columns(explanation=pl.lit(None, pl.Utf8))
         tags = tags.with_columns(
