@@ -3,7 +3,9 @@
 One ``SELECT`` per file; the file name is the table name. A model names the tables it reads
 as ``{{ ref('name') }}``, which is how dependencies are found (never declared twice), and
 reads settings as ``{{ var('name') }}``. Files under ``macros/`` hold DuckDB macros that are
-created on the connection before a model runs. A model is written with
+created on the connection before a model runs. Files under ``writes/`` are not models: they are
+the statements a library writer runs itself (``load_statement``), with its refs mapped to the
+tables it names. A model is written with
 ``CREATE OR REPLACE TABLE ... AS`` inside a transaction: readers see the old table or the
 new one, never half of it.
 """
@@ -11,7 +13,7 @@ new one, never half of it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -22,6 +24,7 @@ _REF = re.compile(r"\{\{\s*ref\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\)\s*\}\
 _VAR = re.compile(r"\{\{\s*var\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\)\s*\}\}")
 _ANY_JINJA = re.compile(r"\{\{.*?\}\}", re.S)
 MACRO_FOLDER = "macros"
+WRITES_FOLDER = "writes"
 
 
 class SqlModelError(ValueError):
@@ -73,11 +76,12 @@ def parse_model(path: Path, root: Path) -> SqlModel:
 
 
 def discover_models(root: Path) -> list[SqlModel]:
-    """Every model under ``root`` (macros excluded), checked for unique names and cycles."""
+    """Every model under ``root`` (macros and writes excluded), checked for unique names and
+    cycles."""
     if not root.is_dir():
         raise SqlModelError(f"SQL model folder {root} does not exist")
     models = [parse_model(p, root) for p in sorted(root.rglob("*.sql"))
-              if MACRO_FOLDER not in p.relative_to(root).parts]
+              if not {MACRO_FOLDER, WRITES_FOLDER} & set(p.relative_to(root).parts)]
     seen: dict[str, Path] = {}
     for m in models:
         if m.name in seen:
@@ -115,6 +119,32 @@ def render(model: SqlModel, variables: dict[str, int | float | str]) -> str:
         return repr(value)
 
     return _VAR.sub(var, _REF.sub(lambda m: quote_ident(m.group(1)), model.sql))
+
+
+def load_statement(root: Path, name: str, variables: dict[str, int | float | str],
+                   refs: dict[str, str]) -> str:
+    """The SQL of ``writes/<name>.sql`` rendered for running, without a trailing semicolon.
+
+    Args:
+        root: The ``dbt_like_sql`` folder.
+        name: The statement's file name without ``.sql``.
+        variables: Values for its ``{{ var('x') }}``, rendered as literals.
+        refs: The table each ``{{ ref('x') }}`` stands for (every ref must be mapped).
+
+    Raises:
+        SqlModelError: The file is missing, or a ref or var is not given.
+    """
+    path = root / WRITES_FOLDER / f"{name}.sql"
+    if not path.is_file():
+        raise SqlModelError(f"SQL statement file {path} does not exist")
+    statement = parse_model(path, root)
+    missing = [ref for ref in statement.refs if ref not in refs]
+    if missing:
+        raise SqlModelError(
+            f"SQL statement {path}: ref(s) {missing} are not mapped (given: {sorted(refs)})"
+        )
+    mapped = _REF.sub(lambda m: quote_ident(refs[m.group(1)]), statement.sql)
+    return render(replace(statement, sql=mapped), variables).strip().rstrip(";")
 
 
 def _nfkc(values: pa.Array) -> pa.Array:

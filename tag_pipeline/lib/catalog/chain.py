@@ -21,6 +21,9 @@ from tag_pipeline.lib.image_store import ImageCheckStats, check_catalog_images
 from tag_pipeline.lib.sql import discover_models, run_model, topological_order
 from tag_pipeline.lib.warehouse import replace_table
 
+# The SQL folders of the catalog chain (the tags folder needs the tagger's tables).
+CATALOG_FOLDERS = ("staging", "cleaned", "labels")
+
 
 @dataclass
 class ChainResult:
@@ -52,10 +55,10 @@ def run_catalog_chain(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, s
         timed("label_rules", lambda: (replace_table(con, "label_rules", label_rules(profile)),
                                       replace_table(con, "style_lexicon", style_lexicon(profile))))
     variables = model_vars(profile)
-    models = topological_order(discover_models(sql_root))
+    folders = CATALOG_FOLDERS if with_labels else CATALOG_FOLDERS[:-1]
+    models = topological_order([m for m in discover_models(sql_root)
+                                if m.folder.split("/")[0] in folders])
     for model in models:
-        if not with_labels and model.folder.startswith("labels"):
-            continue
         if "image_checks" in model.refs and "image_checks" not in result.seconds:
             result.images = timed("image_checks", lambda: check_catalog_images(
                 con, profile.root, profile.image_root, profile.cleaning.min_image_px,

@@ -1,0 +1,1 @@
+"""Tagging the catalog (``tagging``) and the tag tables it writes (``store``)."""
