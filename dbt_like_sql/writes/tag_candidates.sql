@@ -19,6 +19,6 @@ UNION ALL
 SELECT
     m.product_id, m.tag, m.tag_type, m.facet, m.score, m.source, m.explanation,
     m.tagger_version, m.refiner_version
-FROM {{ ref('model_tag_candidates') }} AS m
+FROM {{ ref('model_tags') }} AS m
 ANTI JOIN catalog AS c
     ON c.product_id = m.product_id AND c.tag_type = m.tag_type AND c.facet = m.facet

@@ -7,7 +7,7 @@ ASSETS = {"raw_products", "raw_product_rejects", "ingest_files", "label_rules", 
           "stg_products", "image_checks", "cleaned_products", "rejected_products",
           "row_accounting", "product_labels", "tag_taxonomy", "product_features", "tag_model",
           "tag_model_evaluation", "tag_refiner", "product_tags", "product_tag_history",
-          "untagged_products", "product_tags_export"}
+          "untagged_products", "product_tags_export", "model_tags"}
 CHECKED = ASSETS - {"tag_model", "tag_model_evaluation", "untagged_products",
                     "product_tags_export", "tag_refiner"}
 
@@ -32,8 +32,9 @@ def test_tag_tables_depend_on_the_models_and_the_catalog():
     graph = defs.get_repository_def().asset_graph
     by_name = {k.to_user_string(): k for k in graph.get_all_asset_keys()}
     parents = {k.to_user_string() for k in graph.get(by_name["product_tags"]).parent_keys}
-    assert parents == {"cleaned_products", "product_labels", "tag_model_evaluation",
-                       "tag_refiner"}
+    assert parents == {"cleaned_products", "product_labels", "model_tags"}
+    model = {k.to_user_string() for k in graph.get(by_name["model_tags"]).parent_keys}
+    assert model == {"cleaned_products", "tag_model_evaluation", "tag_refiner"}
     untagged = {k.to_user_string() for k in graph.get(by_name["untagged_products"]).parent_keys}
     assert untagged == {"cleaned_products", "product_tags"}
 

@@ -32,6 +32,7 @@ def test_tags_job_tags_every_product_and_retags_idempotently(tmp_path, monkeypat
     checks = {e.check_name: e.passed for e in first.get_asset_check_evaluations()}
     assert checks == {"tag_refiner_ablation_expectations": True,
                       "product_tags_expectations": True,
+                      "model_tags_expectations": True,
                       "product_tag_history_expectations": True,
                       "product_tags_consistent": True,
                       "product_tags_cover_catalog": True,

@@ -26,11 +26,14 @@ class ProductTagsConfig(dg.Config):
 @dg.multi_asset(
     group_name="tags",
     specs=[
-        dg.AssetSpec("product_tags", owners=OWNERS, kinds={"duckdb", "tensorflow"},
-                     deps=["cleaned_products", "product_labels", "tag_model_evaluation",
-                           "tag_refiner"],
+        dg.AssetSpec("product_tags", owners=OWNERS, kinds={"duckdb"},
+                     deps=["cleaned_products", "product_labels", "model_tags"],
                      description="The current tags of every product, with type, score, "
                                  "source, explanation and the model versions that gave them."),
+        dg.AssetSpec("model_tags", owners=OWNERS, kinds={"duckdb", "tensorflow"},
+                     deps=["cleaned_products", "tag_model_evaluation", "tag_refiner"],
+                     description="The tagger's (and refiner's) latest tags of every product, "
+                                 "with explanations, before catalog tags are merged in."),
         dg.AssetSpec("product_tag_history", owners=OWNERS, kinds={"duckdb"},
                      description="Append-only record of every change to a product's tags."),
     ],
@@ -96,6 +99,12 @@ def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
         **{f"source.{k}": v for k, v in by_source.items()},
         **{f"tag_type.{k}": v for k, v in by_type.items()},
         "preview": dg.MetadataValue.md(tags_preview),
+    })
+    yield dg.MaterializeResult(asset_key="model_tags", metadata={
+        "dagster/row_count": stats.model_tags + stats.refiner_tags,
+        "products": stats.products,
+        "tagger_version": tagger_version,
+        "refiner_version": refiner_version or "",
     })
     yield dg.MaterializeResult(asset_key="product_tag_history", metadata={
         "rows_appended": result.history_rows,

@@ -285,6 +285,19 @@ def product_tags_suite() -> list[ExpectationSpec]:
     ]
 
 
+def model_tags_suite() -> list[ExpectationSpec]:
+    """The model's tags: complete, scores in [0, 1], from the model or the refiner, each tag
+    once per product, with the tagger version."""
+    return [
+        *(_not_null(c) for c in ("product_id", "tag", "tag_type", "score", "source",
+                                 "tagger_version")),
+        _in_set("tag_type", TAG_TYPES),
+        _in_set("source", ["model", "refiner"]),
+        _between("score", 0.0, 1.0, "scores in [0, 1]"),
+        _unique_together(["product_id", "tag_type", "tag"], "each tag once per product"),
+    ]
+
+
 def product_tag_history_suite() -> list[ExpectationSpec]:
     """Every event names its product, tag, change kind, run and time; scores in [0, 1]."""
     return [
@@ -323,6 +336,7 @@ def refiner_ablation_suite() -> list[ExpectationSpec]:
 
 SUITES: dict[str, Callable[[], list[ExpectationSpec]]] = {
     "product_tags": product_tags_suite,
+    "model_tags": model_tags_suite,
     "product_tag_history": product_tag_history_suite,
     "tag_coverage": tag_coverage_suite,
     "tag_consistency": tag_consistency_suite,
@@ -345,6 +359,7 @@ SUITES: dict[str, Callable[[], list[ExpectationSpec]]] = {
 
 ID_COLUMNS: dict[str, list[str]] = {
     "product_tags": ["product_id", "tag_type", "tag"],
+    "model_tags": ["product_id", "tag_type", "tag"],
     "product_tag_history": ["product_id", "tag_type", "tag", "write_seq"],
     "tag_coverage": ["product_id"],
     "tag_consistency": ["product_id", "tag_type", "facet"],

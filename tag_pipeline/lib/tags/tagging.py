@@ -2,9 +2,12 @@
 
 Products are streamed from ``cleaned_products`` in Arrow record batches; each batch is tagged,
 explained and appended to a connection-local temporary table, so memory holds one batch of
-products and the tags, never the whole catalog as Python objects. ``candidate_view`` then
-merges those model tags with the catalog's own tags (``dbt_like_sql/writes/tag_candidates.sql``)
-into the candidate set that ``store.write_product_tags`` writes.
+products and the tags, never the whole catalog as Python objects. When every batch is done the
+temporary table replaces ``model_tags`` (the model's latest output, kept so that later steps
+such as feedback can rebuild product_tags without scoring again) in one transaction.
+``candidate_view`` then merges those model tags with the catalog's own tags
+(``dbt_like_sql/writes/tag_candidates.sql``) into the candidate set that
+``store.write_product_tags`` writes.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ if TYPE_CHECKING:
     from tag_pipeline.lib.models.bundle import TaggerBundle
     from tag_pipeline.lib.models.refiner import Refiner
 
-MODEL_TAGS_TABLE = "model_tag_candidates"
+MODEL_TAGS_TABLE = "model_tags"
+_STAGING_TABLE = "model_tags_staging"
 CANDIDATES_VIEW = "tag_candidates"
 _MODEL_TAG_COLUMNS = {
     "product_id": "VARCHAR", "tag": "VARCHAR", "tag_type": "VARCHAR", "facet": "VARCHAR",
@@ -59,7 +63,7 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
                 explanation_max_words: int = 16,
                 products_table: str = "cleaned_products",
                 progress: Progress | None = None) -> TaggingStats:
-    """Tag every product of ``products_table`` into the temporary table ``MODEL_TAGS_TABLE``.
+    """Tag every product of ``products_table`` and replace ``MODEL_TAGS_TABLE`` with the tags.
 
     Args:
         con: The warehouse connection (the temporary table lives on it).
@@ -84,7 +88,7 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
         raise ValueError(f"tag_catalog: batch_size must be at least 1, got {batch_size}")
     started = time.perf_counter()
     columns = ", ".join(f"{quote_ident(c)} {t}" for c, t in _MODEL_TAG_COLUMNS.items())
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {MODEL_TAGS_TABLE} ({columns})")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGING_TABLE} ({columns})")
     table = quote_ident(products_table)
     total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     reader = con.cursor()  # a second cursor reads while the first one appends
@@ -111,7 +115,7 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
         ).select(list(_MODEL_TAG_COLUMNS))
         con.register("_tag_batch", tags.to_arrow())
         try:
-            con.execute(f"INSERT INTO {MODEL_TAGS_TABLE} SELECT * FROM _tag_batch")
+            con.execute(f"INSERT INTO {_STAGING_TABLE} SELECT * FROM _tag_batch")
         finally:
             con.unregister("_tag_batch")
         done += products.height
@@ -121,6 +125,15 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
         if progress is not None:
             progress(done, total)
     reader.close()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {MODEL_TAGS_TABLE} AS "
+                    f"SELECT * FROM {_STAGING_TABLE}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute(f"DROP TABLE {_STAGING_TABLE}")
     return TaggingStats(products=done, model_tags=model_tags, refiner_tags=refiner_tags,
                         explained_tags=explained, seconds=time.perf_counter() - started)
 
