@@ -66,6 +66,9 @@ def test_tags_job_tags_every_product_and_retags_idempotently(tmp_path, monkeypat
     meta = {m.asset_key.to_user_string(): m.metadata
             for m in again.asset_materializations_for_node("product_tags")}
     assert meta["product_tag_history"]["rows_appended"].value == 0
+    # Nothing changed and the champion is the same: no product is scored again.
+    assert meta["model_tags"]["products_scored"].value == 0
+    assert tags_meta["model_tags"]["products_scored"].value == cleaned.height
     exported = pl.read_parquet(tmp_path / "exports" / "product_tags" / "**" / "*.parquet",
                                hive_partitioning=True)
     assert exported.height == tags.height

@@ -9,12 +9,15 @@ from dagster_duckdb import DuckDBResource
 from tag_pipeline.defs.policies import OWNERS
 from tag_pipeline.defs.resources import SQL_ROOT, ExportResource, MlflowResource
 from tag_pipeline.defs.sql_models import sql_model_assets
-from tag_pipeline.lib.warehouse import counts_by, markdown_table, preview
+from tag_pipeline.lib.warehouse import count_rows, counts_by, markdown_table, preview
 
 
 class ProductTagsConfig(dg.Config):
-    """How the catalog is tagged."""
+    """How the catalog is tagged. Only new and changed products, and all products when the
+    champion tagger or refiner changed, are scored unless ``full_retag`` is set. Explanations
+    cost about one forward pass per word tried (``explanation_max_words``)."""
 
+    full_retag: bool = False
     batch_size: int = 4096
     explain: bool = True
     explanation_words: int = 2
@@ -71,19 +74,36 @@ def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
 
     with duckdb.get_connection() as con:
         stats = tag_catalog(con, bundle, refiner, tagger_version=tagger_version,
-                            refiner_version=refiner_version, batch_size=config.batch_size,
+                            refiner_version=refiner_version, sql_root=SQL_ROOT,
+                            full_retag=config.full_retag, batch_size=config.batch_size,
                             explain=config.explain, explanation_words=config.explanation_words,
                             explanation_max_words=config.explanation_max_words,
                             progress=progress)
         view = candidate_view(con, SQL_ROOT, config.include_catalog_tags)
         result = write_product_tags(con, view, run_id=context.run_id, at=datetime.now(UTC))
+        model_rows = count_rows(con, "model_tags")
         by_source = counts_by(con, "product_tags", "source")
         by_type = counts_by(con, "product_tags", "tag_type")
         tags_preview = preview(con, "product_tags", limit=8)
         history_preview = preview(con, "product_tag_history", limit=8)
+    context.log.info(f"scored {stats.products:,} of {stats.catalog_products:,} products "
+                     f"in {stats.seconds:.1f} s")
     context.log.info(f"product_tags: {result.rows:,} tags on {result.products:,} products; "
                      f"{result.added:,} added, {result.removed:,} removed, "
                      f"{result.changed:,} changed, {result.unchanged:,} unchanged")
+    yield dg.MaterializeResult(asset_key="model_tags", metadata={
+        "dagster/row_count": model_rows,
+        "products_scored": stats.products,
+        "catalog_products": stats.catalog_products,
+        "full_retag": config.full_retag,
+        "new_model_tags": stats.model_tags,
+        "new_refiner_tags": stats.refiner_tags,
+        "new_explained_tags": stats.explained_tags,
+        "scoring_seconds": round(stats.seconds, 2),
+        "products_per_second": round(stats.products_per_second, 1),
+        "tagger_version": tagger_version,
+        "refiner_version": refiner_version or "",
+    })
     yield dg.MaterializeResult(asset_key="product_tags", metadata={
         "dagster/row_count": result.rows,
         "products_tagged": result.products,
@@ -91,20 +111,10 @@ def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
         "refiner_version": refiner_version or "",
         "refiner_applied": refiner is not None,
         "refiner_decision": reason,
-        "model_tags": stats.model_tags,
-        "refiner_tags": stats.refiner_tags,
-        "explained_tags": stats.explained_tags,
-        "tagging_products_per_second": round(stats.products_per_second, 1),
         "write_seconds": round(result.seconds, 2),
         **{f"source.{k}": v for k, v in by_source.items()},
         **{f"tag_type.{k}": v for k, v in by_type.items()},
         "preview": dg.MetadataValue.md(tags_preview),
-    })
-    yield dg.MaterializeResult(asset_key="model_tags", metadata={
-        "dagster/row_count": stats.model_tags + stats.refiner_tags,
-        "products": stats.products,
-        "tagger_version": tagger_version,
-        "refiner_version": refiner_version or "",
     })
     yield dg.MaterializeResult(asset_key="product_tag_history", metadata={
         "rows_appended": result.history_rows,

@@ -21,14 +21,17 @@ from typing import TYPE_CHECKING
 import duckdb
 import polars as pl
 
-from tag_pipeline.lib.sql import parse_model, quote_ident, render
+from tag_pipeline.lib.sql import load_statement, parse_model, quote_ident, render
 
 if TYPE_CHECKING:
     from tag_pipeline.lib.models.bundle import TaggerBundle
     from tag_pipeline.lib.models.refiner import Refiner
 
 MODEL_TAGS_TABLE = "model_tags"
+# Per product: the input hash and model versions its model tags came from.
+MODEL_PRODUCTS_TABLE = "model_tag_products"
 _STAGING_TABLE = "model_tags_staging"
+_TODO_TABLE = "products_to_tag"
 CANDIDATES_VIEW = "tag_candidates"
 _MODEL_TAG_COLUMNS = {
     "product_id": "VARCHAR", "tag": "VARCHAR", "tag_type": "VARCHAR", "facet": "VARCHAR",
@@ -44,7 +47,8 @@ Progress = Callable[[int, int], None]
 class TaggingStats:
     """What one tagging pass did."""
 
-    products: int
+    products: int  # products tagged in this pass
+    catalog_products: int  # cleaned products in all
     model_tags: int
     refiner_tags: int
     explained_tags: int
@@ -56,28 +60,42 @@ class TaggingStats:
         return self.products / self.seconds if self.seconds > 0 else 0.0
 
 
+def _ensure_model_tables(con: duckdb.DuckDBPyConnection) -> None:
+    columns = ", ".join(f"{quote_ident(c)} {t}" for c, t in _MODEL_TAG_COLUMNS.items())
+    con.execute(f"CREATE TABLE IF NOT EXISTS {MODEL_TAGS_TABLE} ({columns})")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {MODEL_PRODUCTS_TABLE} (product_id VARCHAR, "
+                "input_hash VARCHAR, tagger_version VARCHAR, refiner_version VARCHAR, "
+                "tagged_at TIMESTAMP)")
+
+
 def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
                 refiner: Refiner | None = None, *, tagger_version: str,
-                refiner_version: str | None = None, batch_size: int = 4096,
+                refiner_version: str | None = None, sql_root: Path,
+                full_retag: bool = False, batch_size: int = 4096,
                 explain: bool = True, explanation_words: int = 2,
                 explanation_max_words: int = 16,
-                products_table: str = "cleaned_products",
                 progress: Progress | None = None) -> TaggingStats:
-    """Tag every product of ``products_table`` and replace ``MODEL_TAGS_TABLE`` with the tags.
+    """Tag the cleaned products that need it and update ``MODEL_TAGS_TABLE`` with their tags.
+
+    Which products need it is ``dbt_like_sql/writes/products_to_tag.sql``: every product on a
+    full retag, else the new ones, the changed ones and those tagged by another model version.
+    Their old model tags, and those of products gone from the catalog, are replaced in one
+    transaction at the end (a crash before leaves ``model_tags`` as it was).
 
     Args:
-        con: The warehouse connection (the temporary table lives on it).
+        con: The warehouse connection (the temporary tables live on it).
         bundle: The tagger.
         refiner: The refiner to apply, or None to tag with the tagger alone.
         tagger_version: Registry version of the tagger, stored on every tag.
         refiner_version: Registry version of the refiner (required with a refiner).
+        sql_root: The ``dbt_like_sql`` folder.
+        full_retag: Tag every product, changed or not.
         batch_size: Products per batch read from the warehouse.
         explain: Whether to add the words that support each tag (``explain.explain_tags``).
         explanation_words: Words kept per explanation.
         explanation_max_words: Words of a product tried by occlusion (title first); each
             costs about one forward pass.
-        products_table: Table with product_id, title, description, image_path.
-        progress: Called after every batch with (products done, products in all).
+        progress: Called after every batch with (products done, products to tag).
     """
     from tag_pipeline.lib.models.bundle import tag_frame
     from tag_pipeline.lib.models.explain import explain_tags
@@ -87,14 +105,21 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
     if batch_size < 1:
         raise ValueError(f"tag_catalog: batch_size must be at least 1, got {batch_size}")
     started = time.perf_counter()
+    _ensure_model_tables(con)
+    todo = load_statement(sql_root, "products_to_tag",
+                          {"full_retag": int(full_retag), "tagger_version": tagger_version,
+                           "refiner_version": refiner_version or ""},
+                          {"cleaned_products": "cleaned_products",
+                           "model_tag_products": MODEL_PRODUCTS_TABLE})
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_TODO_TABLE} AS {todo}")
     columns = ", ".join(f"{quote_ident(c)} {t}" for c, t in _MODEL_TAG_COLUMNS.items())
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGING_TABLE} ({columns})")
-    table = quote_ident(products_table)
-    total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    total = con.execute(f"SELECT count(*) FROM {_TODO_TABLE}").fetchone()[0]
+    catalog = con.execute("SELECT count(*) FROM cleaned_products").fetchone()[0]
     reader = con.cursor()  # a second cursor reads while the first one appends
     batches = reader.execute(
-        f"SELECT product_id, title, coalesce(description, '') AS description, image_path "
-        f"FROM {table} ORDER BY product_id").fetch_record_batch(batch_size)
+        f"SELECT product_id, title, description, image_path FROM {_TODO_TABLE} "
+        "ORDER BY product_id").fetch_record_batch(batch_size)
     done = model_tags = refiner_tags = explained = 0
     for batch in batches:
         products = pl.from_arrow(batch)
@@ -125,17 +150,25 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
         if progress is not None:
             progress(done, total)
     reader.close()
+    # Old tags of re-tagged products and of products no longer in the catalog go; new come.
+    stale = (f"product_id IN (SELECT product_id FROM {_TODO_TABLE}) OR product_id NOT IN "
+             "(SELECT product_id FROM cleaned_products)")
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {MODEL_TAGS_TABLE} AS "
-                    f"SELECT * FROM {_STAGING_TABLE}")
+        con.execute(f"DELETE FROM {MODEL_TAGS_TABLE} WHERE {stale}")
+        con.execute(f"INSERT INTO {MODEL_TAGS_TABLE} SELECT * FROM {_STAGING_TABLE}")
+        con.execute(f"DELETE FROM {MODEL_PRODUCTS_TABLE} WHERE {stale}")
+        con.execute(f"INSERT INTO {MODEL_PRODUCTS_TABLE} SELECT product_id, input_hash, ?, ?, "
+                    f"now()::TIMESTAMP FROM {_TODO_TABLE}", [tagger_version, refiner_version])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     con.execute(f"DROP TABLE {_STAGING_TABLE}")
-    return TaggingStats(products=done, model_tags=model_tags, refiner_tags=refiner_tags,
-                        explained_tags=explained, seconds=time.perf_counter() - started)
+    con.execute(f"DROP TABLE {_TODO_TABLE}")
+    return TaggingStats(products=done, catalog_products=int(catalog), model_tags=model_tags,
+                        refiner_tags=refiner_tags, explained_tags=explained,
+                        seconds=time.perf_counter() - started)
 
 
 def candidate_view(con: duckdb.DuckDBPyConnection, sql_root: Path,

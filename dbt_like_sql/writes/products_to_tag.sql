@@ -1,0 +1,18 @@
+-- The cleaned products whose model tags must be computed in this pass: all of them on a full
+-- retag; otherwise those never tagged, those whose title, description or image changed, and
+-- those tagged by another tagger or refiner version (so a new champion retags everything).
+WITH products AS (
+    SELECT
+        product_id, title, coalesce(description, '') AS description, image_path,
+        md5(concat_ws(chr(31), title, coalesce(description, ''), coalesce(image_path, '')))
+            AS input_hash
+    FROM {{ ref('cleaned_products') }}
+)
+SELECT p.product_id, p.title, p.description, p.image_path, p.input_hash
+FROM products AS p
+LEFT JOIN {{ ref('model_tag_products') }} AS m USING (product_id)
+WHERE {{ var('full_retag') }} = 1
+   OR m.product_id IS NULL
+   OR m.input_hash <> p.input_hash
+   OR m.tagger_version <> {{ var('tagger_version') }}
+   OR coalesce(m.refiner_version, '') <> {{ var('refiner_version') }}
