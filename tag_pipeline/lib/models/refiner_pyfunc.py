@@ -1,0 +1,123 @@
+"""The tagger and its GAN refiner as one MLflow pyfunc model: raw product rows in, refined tags
+out (one row per product and tag, with ``source`` saying whether the tagger alone gives it).
+
+``log_refiner`` logs a tagger bundle folder (``bundle.save_bundle``) as the artifact ``bundle``
+and a refiner folder (``refiner.save_refiner``) as the artifact ``refiner`` of a pyfunc model
+whose ``RefinerModel`` wraps ``refiner.refined_tags``. It follows ``pyfunc.log_tagger``: the
+model is logged "from code" and the ``tag_pipeline`` package travels with it as a code path,
+with the same pinned requirements and input contract.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models.model import ModelInfo
+
+import tag_pipeline
+from tag_pipeline.lib.models.bundle import TaggerBundle, load_bundle
+from tag_pipeline.lib.models.pyfunc import (
+    BUNDLE_ARTIFACT,
+    _missing,
+    _signature,
+    default_input_example,
+    pandas_to_products,
+    serving_requirements,
+    tags_to_pandas,
+)
+from tag_pipeline.lib.models.refiner import Refiner, load_refiner, refined_tags
+
+REFINER_ARTIFACT = "refiner"
+# The model file MLflow runs to get the model (its "models from code" format).
+_MODEL_CODE = """\
+import mlflow
+
+from tag_pipeline.lib.models.refiner_pyfunc import RefinerModel
+
+mlflow.models.set_model(RefinerModel())
+"""
+
+
+class RefinerModel(mlflow.pyfunc.PythonModel):
+    """Tags raw product rows with the logged tagger bundle, refined by the logged refiner."""
+
+    def __init__(self) -> None:
+        self._bundle: TaggerBundle | None = None
+        self._refiner: Refiner | None = None
+
+    @property
+    def bundle(self) -> TaggerBundle:
+        """The loaded tagger bundle (after ``load_context``)."""
+        if self._bundle is None:
+            raise RuntimeError("RefinerModel has no tagger bundle: load it with "
+                               "mlflow.pyfunc.load_model")
+        return self._bundle
+
+    @property
+    def refiner(self) -> Refiner:
+        """The loaded refiner (after ``load_context``)."""
+        if self._refiner is None:
+            raise RuntimeError("RefinerModel has no refiner: load it with "
+                               "mlflow.pyfunc.load_model")
+        return self._refiner
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        """Load the artifacts ``bundle`` and ``refiner``."""
+        self._bundle = load_bundle(Path(context.artifacts[BUNDLE_ARTIFACT]))
+        self._refiner = load_refiner(Path(context.artifacts[REFINER_ARTIFACT]))
+
+    def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Columns product_id, tag, tag_type, facet, score, source; see
+        ``refiner.refined_tags``."""
+        if not isinstance(model_input, pd.DataFrame):
+            model_input = pd.DataFrame(model_input)
+        return tags_to_pandas(refined_tags(self.refiner, self.bundle,
+                                           pandas_to_products(model_input)))
+
+
+def log_refiner(refiner_dir: Path, tagger_bundle_dir: Path, name: str = "model",
+                input_example: pd.DataFrame | None = None) -> ModelInfo:
+    """Log a saved refiner and the tagger bundle it refines as one pyfunc model in the active
+    MLflow run.
+
+    Both are loaded once here to tag the input example, which with its output gives the
+    signature (``pyfunc._signature``: the tagger's input contract).
+
+    Args:
+        refiner_dir: A folder written by ``save_refiner``.
+        tagger_bundle_dir: A folder written by ``save_bundle``; the refiner's label space must
+            be the bundle's.
+        name: The model's name in the run.
+        input_example: A few raw rows; defaults to ``pyfunc.default_input_example()``.
+
+    Returns:
+        The logged model's info (``model_uri`` for ``mlflow.register_model``).
+    """
+    if mlflow.active_run() is None:
+        raise RuntimeError("log_refiner logs into the active MLflow run: call it inside "
+                           "mlflow.start_run()")
+    refiner_dir, tagger_bundle_dir = Path(refiner_dir), Path(tagger_bundle_dir)
+    example = default_input_example() if input_example is None else input_example.copy()
+    if "image_bytes" in example.columns:
+        # as in log_tagger: MLflow's JSON decoding of a binary column fails on null
+        example["image_bytes"] = [b"" if _missing(v) else v for v in example["image_bytes"]]
+    output = tags_to_pandas(refined_tags(load_refiner(refiner_dir), load_bundle(tagger_bundle_dir),
+                                         pandas_to_products(example)))
+    with tempfile.TemporaryDirectory(prefix="refiner_model_") as tmp:
+        model_code = Path(tmp) / "refiner_model.py"
+        model_code.write_text(_MODEL_CODE, encoding="utf-8")
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=model_code,
+            artifacts={BUNDLE_ARTIFACT: str(tagger_bundle_dir),
+                       REFINER_ARTIFACT: str(refiner_dir)},
+            code_paths=[str(Path(tag_pipeline.__file__).resolve().parent)],
+            signature=_signature(example, output),
+            input_example=example,
+            pip_requirements=serving_requirements(),
+        )
