@@ -5,6 +5,9 @@ from typing import Any
 
 import dagster as dg
 
+from tag_pipeline.defs.automation.failures import run_failure_sensor
+from tag_pipeline.defs.automation.schedules import retag_job_schedule, retrain_job_schedule
+from tag_pipeline.defs.automation.sensors import catalog_files_sensor, champion_alias_sensor
 from tag_pipeline.defs.cleaning.assets import cleaning_sql_assets, image_checks
 from tag_pipeline.defs.cleaning.checks import cleaning_checks
 from tag_pipeline.defs.features.assets import product_features
@@ -22,10 +25,15 @@ from tag_pipeline.defs.tags.assets import product_tags, product_tags_export, tag
 from tag_pipeline.defs.tags.checks import tags_checks
 from tag_pipeline.defs.tags.jobs import restore_tags_job
 
+# Transient failures (a busy MLflow server, a file still being written) are retried; a data
+# error fails again the same way, three times in about 6 seconds.
+RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+
 catalog_job = dg.define_asset_job(
     "catalog_job",
     selection=dg.AssetSelection.groups("ingest", "cleaning", "labels"),
     description="Load new landing files, clean them and build the catalog's labels.",
+    op_retry_policy=RETRY_POLICY,
 )
 
 model_job = dg.define_asset_job(
@@ -33,6 +41,7 @@ model_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("features", "model"),
     description="Split and encode the catalog, train the tagger, evaluate it beside the "
                 "baseline and promote it through the registry gate.",
+    op_retry_policy=RETRY_POLICY,
 )
 
 tags_job = dg.define_asset_job(
@@ -40,6 +49,7 @@ tags_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("refiner", "tags"),
     description="Train and ablate the GAN refiner on the champion tagger, then tag the whole "
                 "catalog into product_tags (with history) and export it.",
+    op_retry_policy=RETRY_POLICY,
 )
 
 retag_job = dg.define_asset_job(
@@ -47,6 +57,15 @@ retag_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("tags"),
     description="Tag the catalog with the champion tagger (and its refiner if it passed its "
                 "gate), without retraining anything.",
+    op_retry_policy=RETRY_POLICY,
+)
+
+retrain_job = dg.define_asset_job(
+    "retrain_job",
+    selection=dg.AssetSelection.groups("features", "model", "refiner", "tags"),
+    description="Rebuild the features, retrain the tagger and the refiner through their gates, "
+                "and retag the catalog.",
+    op_retry_policy=RETRY_POLICY,
 )
 
 
@@ -58,8 +77,10 @@ def build_definitions(resources: Mapping[str, Any]) -> dg.Definitions:
                 tag_refiner, product_tags, product_tags_export, *tags_sql_assets],
         asset_checks=[*ingest_checks, *cleaning_checks, *labels_checks, *features_checks,
                       *refiner_checks, *tags_checks],
-        jobs=[catalog_job, model_job, tags_job, retag_job, promote_model_job,
+        jobs=[catalog_job, model_job, tags_job, retag_job, retrain_job, promote_model_job,
               rollback_model_job, restore_tags_job],
+        schedules=[retag_job_schedule, retrain_job_schedule],
+        sensors=[catalog_files_sensor, champion_alias_sensor, run_failure_sensor],
         resources=dict(resources),
         # DuckDB takes one writing process per file: steps run in one process, one at a time.
         executor=dg.in_process_executor,

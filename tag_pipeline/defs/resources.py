@@ -88,6 +88,12 @@ class ExportResource(dg.ConfigurableResource):
         return folder
 
 
+class OperationsResource(dg.ConfigurableResource):
+    """The operations log: a small DuckDB file apart from the warehouse (failed runs)."""
+
+    database: str
+
+
 def project_home() -> Path:
     """The project home folder (``TAG_PIPELINE_HOME``, default ``./.tag_pipeline``)."""
     return Path(os.environ.get("TAG_PIPELINE_HOME", ".tag_pipeline")).expanduser().resolve()
@@ -117,6 +123,9 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             artifact_location=_setting("TAG_PIPELINE_MLFLOW_ARTIFACTS",
                                        (home / "mlflow" / "artifacts").as_uri()),
             ui_url=os.environ.get("TAG_PIPELINE_MLFLOW_UI_URL") or None,
+        ),
+        "operations": OperationsResource(
+            database=_setting("TAG_PIPELINE_OPERATIONS_DB", home / "operations.duckdb"),
         ),
         "exports": ExportResource(
             directory=_setting("TAG_PIPELINE_EXPORT_DIR", home / "exports"),

@@ -26,6 +26,11 @@ def test_definitions_have_every_asset_check_and_job():
         assert defs.resolve_job_def(job) is not None
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups == {"ingest", "cleaning", "labels", "features", "model", "refiner", "tags"}
+    repository = defs.get_repository_def()
+    assert {s.name for s in repository.sensor_defs} >= {
+        "catalog_files_sensor", "champion_alias_sensor", "run_failure_sensor"}
+    assert {s.name for s in repository.schedule_defs} == {"retag_job_schedule",
+                                                           "retrain_job_schedule"}
 
 
 def test_tag_tables_depend_on_the_models_and_the_catalog():

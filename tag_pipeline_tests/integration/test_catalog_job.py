@@ -11,6 +11,7 @@ from tag_pipeline.defs.resources import (
     CatalogResource,
     ExportResource,
     MlflowResource,
+    OperationsResource,
     WarehouseResource,
 )
 from tag_pipeline_tests.conftest import SHARED_DATA, shared_data_or_skip
@@ -23,6 +24,7 @@ def resources(tmp_path: Path, profile: str = "demo") -> dict:
                                    shared_data_dir=str(SHARED_DATA)),
         "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
         "exports": ExportResource(directory=str(tmp_path / "exports")),
+        "operations": OperationsResource(database=str(tmp_path / "operations.duckdb")),
     }
 
 

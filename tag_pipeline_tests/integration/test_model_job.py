@@ -11,6 +11,7 @@ from tag_pipeline.defs.resources import (
     CatalogResource,
     ExportResource,
     MlflowResource,
+    OperationsResource,
     WarehouseResource,
 )
 from tag_pipeline_tests.conftest import SHARED_DATA
@@ -30,6 +31,7 @@ def definitions(tmp_path: Path) -> dg.Definitions:
                                  registered_model_name="tagger",
                                  refiner_model_name="refiner"),
         "exports": ExportResource(directory=str(tmp_path / "exports")),
+        "operations": OperationsResource(database=str(tmp_path / "operations.duckdb")),
     })
 
 

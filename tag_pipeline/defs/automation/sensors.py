@@ -1,0 +1,89 @@
+"""Sensors: landing files start the jobs that load them; a champion move retags the catalog.
+
+Every sensor keeps a cursor in Dagster's storage and gives each run request a run key, so a
+file (or an alias move) produces exactly one run, across ticks and daemon restarts; all files
+found in one tick go into one run. Following Dagster's convention they start STOPPED: turn
+them on in the UI (Automation) or with ``dagster sensor start``.
+"""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from tag_pipeline.defs.resources import CatalogResource, MlflowResource
+from tag_pipeline.lib.landing import new_files
+
+MINIMUM_INTERVAL_SECONDS = 30
+
+
+@dg.sensor(job_name="catalog_job", minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
+           default_status=dg.DefaultSensorStatus.STOPPED,
+           description="New or changed catalog landing files (the profile's globs) start "
+                       "catalog_job, all files of a tick in one run.")
+def catalog_files_sensor(context: dg.SensorEvaluationContext,
+                         catalog: CatalogResource) -> dg.SensorResult | dg.SkipReason:
+    """Request one catalog_job run for the catalog files that arrived since the cursor."""
+    profile = catalog.load_profile()
+    if not profile.root.is_dir():
+        return dg.SkipReason(f"catalog folder {profile.root} does not exist yet")
+    batch = new_files(profile.root, context.cursor, profile.matching_files())
+    if batch is None:
+        return dg.SkipReason(f"no new catalog file under {profile.root}")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"catalog-{batch.run_key}",
+                                    tags={"tag_pipeline/trigger": "catalog_files",
+                                          "tag_pipeline/files": str(len(batch.files))})],
+        cursor=batch.cursor,
+    )
+
+
+def landing_sensor(kind: str, job_name: str) -> dg.SensorDefinition:
+    """A sensor on ``<landing_dir>/<kind>/`` that starts ``job_name`` for new files."""
+
+    @dg.sensor(name=f"{kind}_files_sensor", job_name=job_name,
+               minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
+               default_status=dg.DefaultSensorStatus.STOPPED,
+               description=f"New {kind} files in the landing folder start {job_name}, all "
+                           "files of a tick in one run.")
+    def _sensor(context: dg.SensorEvaluationContext,
+                catalog: CatalogResource) -> dg.SensorResult | dg.SkipReason:
+        folder = Path(catalog.landing_dir) / kind
+        batch = new_files(folder, context.cursor)
+        if batch is None:
+            return dg.SkipReason(f"no new {kind} file under {folder}")
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(run_key=f"{kind}-{batch.run_key}",
+                                        tags={"tag_pipeline/trigger": f"{kind}_files",
+                                              "tag_pipeline/files": str(len(batch.files))})],
+            cursor=batch.cursor,
+        )
+
+    return _sensor
+
+
+@dg.sensor(job_name="retag_job", minimum_interval_seconds=60,
+           default_status=dg.DefaultSensorStatus.STOPPED,
+           description="When the tagger's champion alias moves (gate, promote, rollback or the "
+                       "MLflow UI), retag the catalog with the new champion, once.")
+def champion_alias_sensor(context: dg.SensorEvaluationContext,
+                          mlflow: MlflowResource) -> dg.SensorResult | dg.SkipReason:
+    """Compare the champion version with the cursor; request one retag per move."""
+    from tag_pipeline.lib.registry import CHAMPION, alias_version
+
+    version = alias_version(mlflow.client(), mlflow.registered_model_name, CHAMPION)
+    if version is None:
+        return dg.SkipReason(f"{mlflow.registered_model_name!r} has no champion yet")
+    state = json.loads(context.cursor) if context.cursor else {"version": None, "moves": 0}
+    if version == state["version"]:
+        return dg.SkipReason(f"champion still v{version}")
+    # The cursor is stored with the run request in the same tick, so each move is seen once;
+    # the move counter keeps a later move back to an earlier version (a rollback) distinct.
+    moves = int(state["moves"]) + 1
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(
+            run_key=f"champion-move-{moves}-v{version}",
+            tags={"tag_pipeline/trigger": "champion_alias", "tag_pipeline/champion": version,
+                  "tag_pipeline/previous_champion": state["version"] or "none"})],
+        cursor=json.dumps({"version": version, "moves": moves}),
+    )
