@@ -324,9 +324,9 @@ def tag_consistency_suite() -> list[ExpectationSpec]:
 def refiner_ablation_suite() -> list[ExpectationSpec]:
     """Both arms of the ablation present, with rates in [0, 1]."""
     return [
-        _not_null("model"),
-        ExpectationSpec("ExpectColumnDistinctValuesToEqualSet",
-                        {"column": "model", "value_set": ["tagger", "tagger+refiner"]},
+        _not_null("variant"),
+        ExpectationSpec("ExpectColumnDistinctValuesToContainSet",
+                        {"column": "variant", "value_set": ["tagger", "tagger+refiner"]},
                         "tagger alone and tagger + refiner"),
         *(_between(c, 0.0, 1.0) for c in ("micro_f1", "macro_f1", "p_at_5", "ndcg_at_5",
                                           "inconsistency_rate", "coverage")),
@@ -363,7 +363,7 @@ ID_COLUMNS: dict[str, list[str]] = {
     "product_tag_history": ["product_id", "tag_type", "tag", "write_seq"],
     "tag_coverage": ["product_id"],
     "tag_consistency": ["product_id", "tag_type", "facet"],
-    "refiner_ablation": ["model"],
+    "refiner_ablation": ["variant"],
     "product_features": ["product_id"],
     "raw_product_rejects": ["source_file", "source_line"],
     "ingest_files": ["source_file", "load_id"],

@@ -1,13 +1,13 @@
 """Tagging the cleaned catalog with a tagger (and optionally its refiner), batch by batch.
 
 Products are streamed from ``cleaned_products`` in Arrow record batches; each batch is tagged,
-explained and appended to a connection-local temporary table, so memory holds one batch of
-products and the tags, never the whole catalog as Python objects. When every batch is done the
-temporary table replaces ``model_tags`` (the model's latest output, kept so that later steps
+explained and appended to a scratch table, so memory holds one batch of products and the
+tags, never the whole catalog as Python objects. When every batch is done the scratch rows
+replace those products' rows of ``model_tags`` (the model's latest output, kept so that later steps
 such as feedback can rebuild product_tags without scoring again) in one transaction.
-``candidate_view`` then merges those model tags with the catalog's own tags
-(``dbt_like_sql/writes/tag_candidates.sql``) into the candidate set that
-``store.write_product_tags`` writes.
+``candidate_view`` then merges those model tags with the catalog's own tags and sales
+behaviour tags, and applies the feedback in force (``dbt_like_sql/writes/tag_candidates.sql``),
+into the candidate set that ``store.write_product_tags`` writes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING
 import duckdb
 import polars as pl
 
-from tag_pipeline.lib.sql import load_statement, parse_model, quote_ident, render
+from tag_pipeline.lib.sql import load_statement, quote_ident
+from tag_pipeline.lib.tags.feedback import (
+    DEFAULT_ACCEPT_FLOOR,
+    FeedbackError,
+    feedback_inputs,
+)
 
 if TYPE_CHECKING:
     from tag_pipeline.lib.models.bundle import TaggerBundle
@@ -30,8 +35,11 @@ if TYPE_CHECKING:
 MODEL_TAGS_TABLE = "model_tags"
 # Per product: the input hash and model versions its model tags came from.
 MODEL_PRODUCTS_TABLE = "model_tag_products"
-_STAGING_TABLE = "model_tags_staging"
-_TODO_TABLE = "products_to_tag"
+# Scratch tables of one pass. Regular tables, not TEMP ones: the second cursor that streams
+# the products is another connection and cannot see the first one's temporary tables. They
+# are replaced at the start of a pass and dropped at its end; readers use model_tags.
+_STAGING_TABLE = "_model_tags_staging"
+_TODO_TABLE = "_products_to_tag"
 CANDIDATES_VIEW = "tag_candidates"
 _MODEL_TAG_COLUMNS = {
     "product_id": "VARCHAR", "tag": "VARCHAR", "tag_type": "VARCHAR", "facet": "VARCHAR",
@@ -111,9 +119,9 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
                            "refiner_version": refiner_version or ""},
                           {"cleaned_products": "cleaned_products",
                            "model_tag_products": MODEL_PRODUCTS_TABLE})
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_TODO_TABLE} AS {todo}")
+    con.execute(f"CREATE OR REPLACE TABLE {_TODO_TABLE} AS {todo}")
     columns = ", ".join(f"{quote_ident(c)} {t}" for c, t in _MODEL_TAG_COLUMNS.items())
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGING_TABLE} ({columns})")
+    con.execute(f"CREATE OR REPLACE TABLE {_STAGING_TABLE} ({columns})")
     total = con.execute(f"SELECT count(*) FROM {_TODO_TABLE}").fetchone()[0]
     catalog = con.execute("SELECT count(*) FROM cleaned_products").fetchone()[0]
     reader = con.cursor()  # a second cursor reads while the first one appends
@@ -172,9 +180,34 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
 
 
 def candidate_view(con: duckdb.DuckDBPyConnection, sql_root: Path,
-                   include_catalog_tags: bool = True) -> str:
-    """Create the temporary view of all candidate tags (catalog + model); returns its name."""
-    model = parse_model(sql_root / "writes" / f"{CANDIDATES_VIEW}.sql", sql_root)
-    body = render(model, {"include_catalog_tags": int(include_catalog_tags)}).strip().rstrip(";")
+                   include_catalog_tags: bool = True, *, scope: str | None = None,
+                   accept_floor: float = DEFAULT_ACCEPT_FLOOR) -> str:
+    """Create the temporary view of all candidate tags; returns its name.
+
+    The candidates are the catalog's tags, the model's (model_tags) and sales behaviour tags
+    (behaviour_tags, when it exists), with the feedback in force applied: rejected tags
+    removed, added tags pinned, accepted tags' scores raised (see
+    ``dbt_like_sql/writes/tag_candidates.sql`` and ``feedback.feedback_inputs``).
+
+    Args:
+        con: The warehouse connection (the view and the ones it reads live on it).
+        sql_root: The ``dbt_like_sql`` folder.
+        include_catalog_tags: Whether the catalog's own tags are candidates.
+        scope: None for every product, or a table or view with a ``product_id`` column: the
+            candidates of those products only (for ``write_product_tags(..., scope=...)``).
+        accept_floor: The score an accepted tag is raised to at least, in [0, 1].
+
+    Raises:
+        FeedbackError: accept_floor is outside [0, 1], or a table or column the SQL reads is
+            missing.
+    """
+    if isinstance(accept_floor, bool) or not isinstance(accept_floor, int | float) \
+            or not 0.0 <= accept_floor <= 1.0:
+        raise FeedbackError(f"candidate_view: accept_floor must be a number in [0, 1], "
+                            f"got {accept_floor!r}")
+    refs = feedback_inputs(con, sql_root, scope=scope)
+    body = load_statement(sql_root, CANDIDATES_VIEW,
+                          {"include_catalog_tags": int(include_catalog_tags),
+                           "accept_floor": float(accept_floor)}, refs)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {CANDIDATES_VIEW} AS {body}")
     return CANDIDATES_VIEW

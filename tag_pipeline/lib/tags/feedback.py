@@ -1,0 +1,351 @@
+"""Feedback on product tags: applied at once, kept on every retag, and turned into labels.
+
+People accept, reject, add or withdraw tags; the feedback ingestion appends those events to
+``raw_feedback``. Here they are resolved (a missing tag_type is looked up), reduced to the
+feedback in force per (product_id, tag_type, tag) (``feedback_state``: the latest event; a
+withdraw cancels the key) and read by the candidate SQL (``tag_candidates``) that every write
+of ``product_tags`` uses, full retag or scoped: a rejected tag is removed whatever its source
+and stays removed on every retag until withdrawn, an added tag is pinned, an accepted tag's
+score is raised. ``apply_feedback`` rewrites only the products a feedback load touched, in one
+scoped ``write_product_tags``, so every change lands in ``product_tag_history``. Rows that
+cannot be applied are listed with a reason by ``feedback_rejects``, never dropped silently.
+
+Tables that may not exist yet (``raw_feedback``, ``behaviour_tags`` from sales,
+``tag_taxonomy``, ``model_tags``, ``product_tags``) are read as empty, typed, connection-local
+views instead, so a catalog retag works before any feedback or sales data exists; nothing is
+created in the warehouse.
+
+The SELECT statements live in ``dbt_like_sql/writes/feedback_*.sql``; this module runs them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from tag_pipeline.lib.sql import load_statement, quote_ident
+from tag_pipeline.lib.tags.store import (
+    HISTORY_TABLE,
+    SQL_ROOT,
+    TAGS_SCHEMA,
+    TAGS_TABLE,
+    WRITES_TABLE,
+    write_product_tags,
+)
+
+RAW_FEEDBACK_TABLE = "raw_feedback"
+BEHAVIOUR_TAGS_TABLE = "behaviour_tags"
+TAXONOMY_TABLE = "tag_taxonomy"
+MODEL_TAGS_TABLE = "model_tags"
+LABELS_TABLE = "product_labels"
+PRODUCTS_TABLE = "cleaned_products"
+FEEDBACK_ACTIONS = ("accept", "reject", "add", "withdraw")
+DEFAULT_ACCEPT_FLOOR = 0.95
+FEEDBACK_SOURCE = "feedback"
+
+RAW_FEEDBACK_SCHEMA = {
+    "load_id": "VARCHAR", "source_file": "VARCHAR", "source_line": "BIGINT",
+    "loaded_at": "TIMESTAMP", "product_id": "VARCHAR", "tag": "VARCHAR", "tag_type": "VARCHAR",
+    "action": "VARCHAR", "user_key": "VARCHAR", "created_at": "TIMESTAMP", "note": "VARCHAR",
+}
+BEHAVIOUR_TAGS_SCHEMA = {
+    "product_id": "VARCHAR", "tag": "VARCHAR", "tag_type": "VARCHAR", "facet": "VARCHAR",
+    "score": "DOUBLE", "evidence": "VARCHAR",
+}
+_TAXONOMY_SCHEMA = {"tag": "VARCHAR", "tag_type": "VARCHAR", "facet": "VARCHAR"}
+_MODEL_TAGS_SCHEMA = {column: dtype for column, dtype in TAGS_SCHEMA.items()
+                      if column not in ("run_id", "tagged_at")}
+LABEL_ADJUSTMENT_SCHEMA = {"product_id": pl.Utf8, "tag": pl.Utf8, "tag_type": pl.Utf8,
+                           "facet": pl.Utf8, "label": pl.Int32}
+
+# Every table the feedback and candidate SQL reads: the columns it needs, whether it may be
+# missing (then read as an empty view of these columns), and whether it is per product (then a
+# scoped candidate set reads only the scope's rows of it).
+_INPUTS: dict[str, tuple[dict[str, str], bool, bool]] = {
+    RAW_FEEDBACK_TABLE: (RAW_FEEDBACK_SCHEMA, True, True),
+    BEHAVIOUR_TAGS_TABLE: (BEHAVIOUR_TAGS_SCHEMA, True, True),
+    TAXONOMY_TABLE: (_TAXONOMY_SCHEMA, True, False),
+    MODEL_TAGS_TABLE: (_MODEL_TAGS_SCHEMA, True, True),
+    TAGS_TABLE: (TAGS_SCHEMA, True, True),
+    LABELS_TABLE: ({"product_id": "VARCHAR", "tag": "VARCHAR", "tag_type": "VARCHAR",
+                    "facet": "VARCHAR", "source": "VARCHAR"}, False, True),
+    PRODUCTS_TABLE: ({"product_id": "VARCHAR"}, False, True),
+}
+# Columns of raw_feedback the SQL does not read (absent from an older table is fine).
+_UNREAD = {RAW_FEEDBACK_TABLE: {"user_key"}}
+
+# Connection-local objects (temporary views and tables, registered frames).
+_EVENTS_VIEW = "_feedback_events"
+_STATE_VIEW = "_feedback_state"
+_SCOPE_TABLE = "_feedback_scope"
+_LOADS = "_feedback_loads"
+
+
+class FeedbackError(ValueError):
+    """Feedback could not be read or applied (a missing table or column, a bad setting)."""
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """What one ``apply_feedback`` did.
+
+    ``events`` counts the raw_feedback rows of the applied loads, ``unapplied`` those of them
+    that ``feedback_rejects`` lists (they change nothing). ``added``, ``removed`` and
+    ``changed`` are the history rows of the write by kind; ``boosted`` is the part of
+    ``changed`` that raised a score and kept the source (accepted tags).
+    """
+
+    events: int
+    unapplied: int
+    products: int
+    added: int
+    removed: int
+    changed: int
+    boosted: int
+    history_rows: int
+    seconds: float
+
+
+def feedback_inputs(con: duckdb.DuckDBPyConnection, sql_root: Path = SQL_ROOT, *,
+                    scope: str | None = None) -> dict[str, str]:
+    """Create the connection-local views the candidate SQL reads; return its ref mapping.
+
+    Every table the feedback SQL reads is checked for the columns it needs. A table that may
+    be missing (raw_feedback, behaviour_tags, tag_taxonomy, model_tags, product_tags) and is
+    missing is read as an empty temporary view of its columns. With a scope, the per-product
+    tables are read through temporary views of the scope's products only. Then the views
+    ``_feedback_events`` and ``_feedback_state`` are (re)created over them.
+
+    Args:
+        con: The warehouse connection (the views live on it).
+        sql_root: The ``dbt_like_sql`` folder.
+        scope: None for every product, or a table or view with a ``product_id`` column.
+
+    Returns:
+        The relation each ref of ``tag_candidates.sql`` stands for (``feedback_state``
+        included).
+
+    Raises:
+        FeedbackError: A required table (product_labels, cleaned_products) is missing, or a
+            table lacks a column the SQL reads (the message names both).
+    """
+    refs: dict[str, str] = {}
+    for table, (schema, optional, per_product) in _INPUTS.items():
+        columns = _columns(con, table)
+        if columns is None:
+            if not optional:
+                raise FeedbackError(f"table {table} does not exist; the tag candidates read "
+                                    f"its columns {sorted(schema)}")
+            refs[table] = f"_feedback_absent_{table}"
+            typed = ", ".join(f"NULL::{dtype.split()[0]} AS {quote_ident(column)}"
+                              for column, dtype in schema.items())
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {refs[table]} AS "
+                        f"SELECT {typed} WHERE false")
+            continue
+        needed = set(schema) - _UNREAD.get(table, set())
+        missing = sorted(needed - set(columns))
+        if missing:
+            raise FeedbackError(f"table {table} lacks column(s) {missing} that the feedback "
+                                f"and tag candidate SQL reads (has {sorted(columns)})")
+        refs[table] = table
+        if scope is not None and per_product:
+            statement, table_ref = (("feedback_raw_in_scope", "raw_feedback")
+                                    if table == RAW_FEEDBACK_TABLE
+                                    else ("feedback_in_scope", "table"))
+            sql = load_statement(sql_root, statement, {}, {table_ref: table, "scope": scope})
+            refs[table] = f"_feedback_scoped_{table}"
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {refs[table]} AS {sql}")
+    events = load_statement(sql_root, "feedback_events", {}, refs)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_EVENTS_VIEW} AS {events}")
+    state = load_statement(sql_root, "feedback_state", {}, {"feedback_events": _EVENTS_VIEW})
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_STATE_VIEW} AS {state}")
+    return {**refs, "feedback_events": _EVENTS_VIEW, "feedback_state": _STATE_VIEW}
+
+
+def drop_feedback_inputs(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the temporary views ``feedback_inputs`` created (views over them go stale)."""
+    names = [_STATE_VIEW, _EVENTS_VIEW]
+    names += [f"_feedback_{kind}_{table}" for kind in ("scoped", "absent") for table in _INPUTS]
+    for name in names:
+        con.execute(f"DROP VIEW IF EXISTS temp.{name}")
+
+
+def apply_feedback(con: duckdb.DuckDBPyConnection, *, run_id: str, at: datetime,
+                   load_ids: list[str] | None = None,
+                   accept_floor: float = DEFAULT_ACCEPT_FLOOR,
+                   include_catalog_tags: bool = True,
+                   sql_root: Path = SQL_ROOT) -> FeedbackResult:
+    """Rewrite the tags of the products the given feedback loads touched, in one write.
+
+    The products named by the loads' raw_feedback rows form the scope; their candidate tags
+    are built by the same SQL as a full retag (``candidate_view``), restricted to them, and
+    written with ``write_product_tags(..., scope=...)``: one transaction, every change in
+    product_tag_history, other products untouched. Nothing is scored: model tags are read from
+    model_tags. Applying the same feedback again changes nothing and appends no history.
+
+    Args:
+        con: The warehouse connection; it must not be inside a transaction.
+        run_id: The run applying the feedback (stored on changed rows and history).
+        at: When the write happens.
+        load_ids: The raw_feedback loads to apply, or None for all feedback.
+        accept_floor: The score an accepted tag is raised to at least; use the full retag's.
+        include_catalog_tags: As in the full retag (``candidate_view``); use the same value.
+        sql_root: The ``dbt_like_sql`` folder.
+
+    Returns:
+        The counts of the apply.
+
+    Raises:
+        FeedbackError: A table or column the SQL reads is missing, or a setting is bad.
+        TagStoreError: The write was refused (see ``write_product_tags``).
+    """
+    from tag_pipeline.lib.tags.tagging import CANDIDATES_VIEW, candidate_view
+
+    started = time.perf_counter()
+    if load_ids is not None and (isinstance(load_ids, str)
+                                 or not all(isinstance(x, str) for x in load_ids)):
+        raise FeedbackError(f"apply_feedback: load_ids must be a list of strings or None, "
+                            f"got {load_ids!r}")
+    all_loads = {"all_loads": int(load_ids is None)}
+    raw = feedback_inputs(con, sql_root)[RAW_FEEDBACK_TABLE]
+    con.register(_LOADS, pa.table({"load_id": pa.array(load_ids or [], pa.string())}))
+    try:
+        scope_sql = load_statement(sql_root, "feedback_scope", all_loads,
+                                   {"raw_feedback": raw, "loads": _LOADS})
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_SCOPE_TABLE} AS {scope_sql}")
+        products = int(con.execute(f"SELECT count(*) FROM {_SCOPE_TABLE}").fetchone()[0])
+        view = candidate_view(con, sql_root, include_catalog_tags, scope=_SCOPE_TABLE,
+                              accept_floor=accept_floor)
+        summary = load_statement(sql_root, "feedback_apply_summary", all_loads,
+                                 {"feedback_events": _EVENTS_VIEW, "loads": _LOADS})
+        events, unapplied = con.execute(summary).fetchone()
+        written = write_product_tags(con, view, run_id=run_id, at=at, scope=_SCOPE_TABLE)
+        boosts = load_statement(sql_root, "feedback_boosts", {"run_id": run_id},
+                                {"product_tag_history": HISTORY_TABLE,
+                                 "product_tag_writes": WRITES_TABLE})
+        boosted = int(con.execute(boosts).fetchone()[0])
+    finally:
+        con.unregister(_LOADS)
+        con.execute(f"DROP VIEW IF EXISTS temp.{CANDIDATES_VIEW}")
+        drop_feedback_inputs(con)
+        con.execute(f"DROP TABLE IF EXISTS temp.{_SCOPE_TABLE}")
+    return FeedbackResult(
+        events=int(events), unapplied=int(unapplied), products=products,
+        added=written.added, removed=written.removed, changed=written.changed,
+        boosted=boosted, history_rows=written.history_rows,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def feedback_rejects(con: duckdb.DuckDBPyConnection, *, load_ids: list[str] | None = None,
+                     sql_root: Path = SQL_ROOT) -> pl.DataFrame:
+    """The raw_feedback rows that cannot be applied, each with its reason.
+
+    Args:
+        con: The warehouse connection.
+        load_ids: Only the rows of these loads, or None for all.
+        sql_root: The ``dbt_like_sql`` folder.
+
+    Returns:
+        load_id, source_file, source_line, loaded_at, created_at, product_id, tag, tag_type
+        (as given), action and reason, ordered by load, file and line.
+    """
+    try:
+        refs = feedback_inputs(con, sql_root)
+        sql = load_statement(sql_root, "feedback_rejects", {},
+                             {"feedback_events": refs["feedback_events"]})
+        rejects = con.execute(sql).pl()
+    finally:
+        drop_feedback_inputs(con)
+    if load_ids is not None:
+        rejects = rejects.filter(pl.col("load_id").is_in(load_ids))
+    return rejects
+
+
+def feedback_label_adjustments(con: duckdb.DuckDBPyConnection,
+                               sql_root: Path = SQL_ROOT) -> pl.DataFrame:
+    """Training label adjustments from the feedback in force.
+
+    Returns:
+        product_id, tag, tag_type, facet and label: +1 for an added or accepted tag, -1 for a
+        rejected one (withdrawn feedback gives no row), one row per key.
+    """
+    try:
+        refs = feedback_inputs(con, sql_root)
+        sql = load_statement(sql_root, "feedback_labels", {},
+                             {"feedback_state": refs["feedback_state"]})
+        adjustments = con.execute(sql).pl()
+    finally:
+        drop_feedback_inputs(con)
+    return adjustments.cast(LABEL_ADJUSTMENT_SCHEMA)
+
+
+def apply_to_labels(labels: pl.DataFrame, adjustments: pl.DataFrame) -> pl.DataFrame:
+    """Training labels with feedback applied: positives added, rejected labels removed.
+
+    A sigmoid head reads a tag absent from a product's labels as a negative, so removing a
+    rejected label is what makes the next training learn the rejection.
+
+    Args:
+        labels: product_labels-shaped rows (at least product_id, tag, tag_type, facet; any
+            other columns, such as source, parent and level, are kept).
+        adjustments: product_id, tag, tag_type, facet, label (+1 or -1), one row per key, as
+            ``feedback_label_adjustments`` gives them.
+
+    Returns:
+        ``labels`` without the rows whose key (product_id, tag_type, tag) has label -1, plus
+        one row per +1 key it lacks, with source 'feedback' (level 1 where labels have a
+        level column, other extra columns null); columns as in ``labels`` (plus source).
+
+    Raises:
+        FeedbackError: A frame lacks a column, a label is not +1 or -1, or a key has two
+            adjustments (the message names the column or an offending key).
+    """
+    key = ["product_id", "tag_type", "tag"]
+    needed = [*key, "facet"]
+    for name, frame, columns in (("labels", labels, needed),
+                                 ("adjustments", adjustments, [*needed, "label"])):
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise FeedbackError(f"apply_to_labels: {name} lacks column(s) {missing} "
+                                f"(has {frame.columns})")
+    bad = adjustments.filter(~pl.col("label").is_in([1, -1]) | pl.col("label").is_null())
+    if bad.height:
+        row = bad.row(0, named=True)
+        raise FeedbackError(f"apply_to_labels: label must be +1 or -1, got {row['label']!r} "
+                            f"in {bad.height} row(s), e.g. product_id={row['product_id']!r} "
+                            f"tag={row['tag']!r}")
+    twice = adjustments.filter(pl.struct(key).is_duplicated())
+    if twice.height:
+        row = twice.row(0, named=True)
+        raise FeedbackError(f"apply_to_labels: adjustments hold key (product_id, tag_type, tag) "
+                            f"more than once, e.g. ({row['product_id']!r}, "
+                            f"{row['tag_type']!r}, {row['tag']!r})")
+    adjustments = adjustments.select([*needed, "label"]).cast(
+        {c: labels.schema[c] for c in needed})
+    kept = labels.join(adjustments.filter(pl.col("label") == -1), on=key, how="anti",
+                       nulls_equal=True)
+    positives = adjustments.filter(pl.col("label") == 1).drop("label").join(
+        kept, on=key, how="anti", nulls_equal=True)
+    extra = {"source": pl.lit(FEEDBACK_SOURCE, pl.Utf8)}
+    if "level" in labels.columns:
+        extra["level"] = pl.lit(1, labels.schema["level"])
+    if "source" not in labels.columns:
+        kept = kept.with_columns(source=pl.lit(None, pl.Utf8))
+    positives = positives.with_columns(**extra)
+    return pl.concat([kept, positives], how="diagonal_relaxed").select(kept.columns)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
+    """The columns of a table or view, or None when there is none by that name."""
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM {quote_ident(table)}").fetchall()
+    except duckdb.CatalogException:
+        return None
+    return [column for column, *_ in described]
