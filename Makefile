@@ -29,6 +29,7 @@ quickstart: home
 	$(BIN)/tag-pipeline summary
 	$(BIN)/dagster job execute -m tag_pipeline.definitions -j model_job
 	$(BIN)/dagster job execute -m tag_pipeline.definitions -j tags_job
+	$(BIN)/tag-pipeline summary
 
 dev: home
 	$(BIN)/dagster dev -w workspace.yaml -h $(DAGSTER_HOST) -p $(DAGSTER_PORT)
