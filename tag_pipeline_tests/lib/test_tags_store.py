@@ -14,9 +14,11 @@ import pyarrow.dataset as ds
 import pytest
 
 from tag_pipeline.lib.sql import SqlModelError, discover_models, load_statement
+from tag_pipeline.lib.tags import store
 from tag_pipeline.lib.tags.store import (
     CANDIDATE_COLUMNS,
     TagStoreError,
+    TagWriteResult,
     export_product_tags,
     restore_tags,
     tags_as_of,
@@ -49,6 +51,14 @@ BASE = tags(
     ("p2", "party", "scene", 0.4, "refiner", None, "t1", "r1"),
     ("p3", "casual", "style", 0.7, "model"),
 )
+
+
+@pytest.fixture(params=["in_place", "rebuild"])
+def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test both ways a write can apply a change to product_tags: deleting and inserting
+    the changed keys in place, or rebuilding the table whole (as for most rows changing)."""
+    monkeypatch.setattr(store, "REBUILD_FRACTION", 1e9 if request.param == "in_place" else 0.0)
+    return request.param
 
 
 def current(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -167,8 +177,9 @@ def test_identical_rewrite_is_byte_identical_and_appends_no_history(con):
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone()[0] == 0
 
 
-def test_added_removed_changed_and_updated_rows(con):
+def test_added_removed_changed_and_updated_rows(con, write_path):
     write_product_tags(con, BASE, run_id="r1", at=T0)
+    oid = table_oid(con)
     new = tags(
         ("p1", "red", "color", 0.9 + 1e-8, "model", "red words"),    # within 1e-6: unchanged
         ("p1", "shirt", "category", 1.0, "catalog", "now explained"),  # explanation only
@@ -192,9 +203,10 @@ def test_added_removed_changed_and_updated_rows(con):
     shirt = table.filter(pl.col("tag") == "shirt").row(0, named=True)
     assert shirt["explanation"] == "now explained" and shirt["tagged_at"] == T0
     assert table.filter(pl.col("tag") == "red")["score"][0] == pytest.approx(0.9)
+    assert (table_oid(con) == oid) == (write_path == "in_place")
 
 
-def test_scoped_write_replaces_only_its_products(con):
+def test_scoped_write_replaces_only_its_products(con, write_path):
     write_product_tags(con, BASE, run_id="r1", at=T0)
     others = current(con).filter(pl.col("product_id") != "p2")
     con.execute("CREATE TABLE retag AS SELECT * FROM (VALUES ('p2'), ('p5')) AS v(product_id)")
@@ -216,7 +228,7 @@ def test_scoped_write_replaces_only_its_products(con):
 
 # --- atomicity --------------------------------------------------------------------------------
 
-def test_failure_before_commit_leaves_tables_and_history_intact(con):
+def test_failure_before_commit_leaves_tables_and_history_intact(con, write_path):
     def fail() -> None:
         raise RuntimeError("crash before commit")
 
@@ -235,12 +247,24 @@ def test_failure_before_commit_leaves_tables_and_history_intact(con):
     assert write_product_tags(con, changed, run_id="r2", at=T0 + timedelta(1)).changed == 5
 
 
-def test_process_killed_mid_write_leaves_previous_tables(tmp_path):
+@pytest.mark.parametrize("change", ["large", "small"])
+def test_process_killed_mid_write_leaves_previous_tables(tmp_path, change):
     path = tmp_path / "crash.duckdb"
     con = duckdb.connect(str(path))
     generate_candidates(con, "first", products=2_000, tags_per_product=3)
     write_product_tags(con, "first", run_id="r1", at=T0)
-    generate_candidates(con, "big", products=100_000, tags_per_product=3, shift=0.5)
+    if change == "large":  # 300,000 rows where there were 6,000: the table is rebuilt
+        generate_candidates(con, "big", products=100_000, tags_per_product=3, shift=0.5)
+    else:  # 20 products rescored, 10 lose their tags, 10 are new: changed in place
+        con.execute("""
+            CREATE TABLE big AS
+            SELECT * REPLACE (CASE WHEN product_id < 'p00000020' THEN 1 - score / 2
+                ELSE score END AS score)
+            FROM first WHERE product_id NOT BETWEEN 'p00000100' AND 'p00000109'
+            UNION ALL
+            SELECT * REPLACE ('q' || product_id AS product_id)
+            FROM first WHERE product_id < 'p00000010'
+        """)
     before, hist = current(con), history(con)
     con.close()
     marker = tmp_path / "reached_before_commit"
@@ -267,18 +291,106 @@ def test_process_killed_mid_write_leaves_previous_tables(tmp_path):
     try:
         assert current(con).equals(before) and history(con).equals(hist)
         assert con.execute("SELECT list(run_id) FROM product_tag_writes").fetchone()[0] == ["r1"]
+        oid = table_oid(con)  # table oids are given anew when a database is opened
         again = write_product_tags(con, "first", run_id="r2", at=T0 + timedelta(1))
         assert (again.history_rows, again.unchanged) == (0, 6_000)
         big = write_product_tags(con, "big", run_id="r3", at=T0 + timedelta(2))
-        assert big.rows == 300_000 == big.added + big.changed + big.unchanged
-        assert big.history_rows == big.added + big.changed and big.removed == 0
+        if change == "large":
+            assert big.rows == 300_000 == big.added + big.changed + big.unchanged
+            assert big.history_rows == big.added + big.changed and big.removed == 0
+            assert table_oid(con) != oid
+        else:
+            assert (big.rows, big.added, big.removed, big.changed) == (6_000, 30, 30, 60)
+            assert table_oid(con) == oid  # the write that crashed was the in-place one
     finally:
         con.close()
 
 
+# --- in place or rebuilt ----------------------------------------------------------------------
+
+def test_small_change_is_applied_in_place_and_a_large_one_rebuilds(con):
+    generate_candidates(con, "day1", products=1_000, tags_per_product=2)
+    write_product_tags(con, "day1", run_id="r1", at=T0)
+    oid = table_oid(con)
+    # 1% of the products rescored: only their rows are replaced, the others keep their run.
+    con.execute("CREATE TABLE day2 AS SELECT * REPLACE (CASE WHEN product_id < 'p00000010' "
+                "THEN 1 - score / 2 ELSE score END AS score) FROM day1")
+    small = write_product_tags(con, "day2", run_id="r2", at=T0 + timedelta(1))
+    assert (small.changed, small.added, small.removed, small.rows) == (20, 0, 0, 2_000)
+    assert table_oid(con) == oid
+    runs = dict(con.execute("SELECT product_id < 'p00000010', list(DISTINCT run_id) "
+                            "FROM product_tags GROUP BY ALL").fetchall())
+    assert runs == {True: ["r2"], False: ["r1"]}
+    # 80% of them rescored: more than REBUILD_FRACTION of the rows, so the table is rebuilt.
+    con.execute("CREATE TABLE day3 AS SELECT * REPLACE (CASE WHEN product_id >= 'p00000200' "
+                "THEN 1 - score / 2 ELSE score END AS score) FROM day2")
+    large = write_product_tags(con, "day3", run_id="r3", at=T0 + timedelta(2))
+    assert large.changed == 1_600 and table_oid(con) != oid
+    assert tags_as_of(con).equals(current(con).select(VALUE_COLUMNS))
+
+
+def test_in_place_and_rebuilt_writes_give_the_same_tables(tmp_path, monkeypatch):
+    """The same writes, each applied in place or by a rebuild, leave identical tables."""
+    results: dict[str, list[TagWriteResult]] = {}
+    tables: dict[str, tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = {}
+    for mode, fraction in (("in_place", 1e9), ("rebuild", 0.0)):
+        monkeypatch.setattr(store, "REBUILD_FRACTION", fraction)
+        con = duckdb.connect(str(tmp_path / f"{mode}.duckdb"))
+        try:
+            generate_candidates(con, "day1", products=500, tags_per_product=3)
+            # Day 2: rescored, re-explained, re-faceted, dropped and new tags.
+            con.execute("""
+                CREATE TABLE day2 AS
+                SELECT * REPLACE (
+                    CASE WHEN product_id < 'p00000020' THEN 1 - score / 2 ELSE score END
+                        AS score,
+                    CASE WHEN product_id BETWEEN 'p00000020' AND 'p00000029'
+                        THEN 'new words' ELSE explanation END AS explanation,
+                    CASE WHEN product_id BETWEEN 'p00000030' AND 'p00000034'
+                        THEN 'other facet' ELSE facet END AS facet)
+                FROM day1
+                WHERE NOT (product_id BETWEEN 'p00000040' AND 'p00000049' AND tag_type = 'type1')
+                UNION ALL
+                SELECT * REPLACE ('n' || product_id AS product_id)
+                FROM day1 WHERE product_id < 'p00000005'
+            """)
+            # A scoped write: 3 products rescored, 1 left without tags, 1 new one.
+            con.execute("CREATE TABLE scope3 AS SELECT * FROM (VALUES ('p00000100'), "
+                        "('p00000101'), ('p00000102'), ('p00000103'), ('x1')) AS v(product_id)")
+            con.execute("""
+                CREATE TABLE scoped AS
+                SELECT * REPLACE (score / 3 AS score, 'feedback' AS source)
+                FROM day2 WHERE product_id BETWEEN 'p00000100' AND 'p00000102'
+                UNION ALL
+                SELECT * REPLACE ('x1' AS product_id) FROM day2 WHERE product_id = 'p00000200'
+            """)
+            writes = [("day1", None), ("day2", None), ("scoped", "scope3"), ("scoped", "scope3"),
+                      ("day1", None)]
+            results[mode] = [
+                write_product_tags(con, table, run_id=f"r{run}", at=T0 + timedelta(run),
+                                   scope=scope)
+                for run, (table, scope) in enumerate(writes, start=1)]
+            writes_log = con.sql("SELECT * FROM product_tag_writes ORDER BY write_seq").pl()
+            tables[mode] = (current(con), history(con), writes_log)
+        finally:
+            con.close()
+    counts = {mode: [(r.rows, r.products, r.added, r.removed, r.changed, r.unchanged,
+                      r.history_rows) for r in done] for mode, done in results.items()}
+    assert counts["in_place"] == counts["rebuild"]
+    assert counts["in_place"][1][2:5] == (15, 10, 60)  # added, removed, changed on day 2
+    assert counts["in_place"][3][-1] == 0  # the scoped write again changed nothing
+    for in_place, rebuilt in zip(tables["in_place"], tables["rebuild"], strict=True):
+        assert in_place.equals(rebuilt)
+    # Back to day 1: a re-explained product keeps its first run, a rescored one takes the last.
+    final = tables["in_place"][0]
+    runs = dict(final.group_by("product_id").agg(pl.col("run_id").unique()).iter_rows())
+    assert (runs["p00000025"], runs["p00000010"], runs["p00000300"]) == (["r1"], ["r5"], ["r1"])
+    assert "n00000001" not in runs and "x1" not in runs  # a full write removes them
+
+
 # --- history ----------------------------------------------------------------------------------
 
-def test_tags_as_of_rebuilds_each_write_from_history(con):
+def test_tags_as_of_rebuilds_each_write_from_history(con, write_path):
     second = tags(
         ("p1", "red", "color", 0.5, "model", "red words"),
         ("p2", "blue", "color", 0.6, "model", "blue words"),
@@ -300,7 +412,7 @@ def test_tags_as_of_rebuilds_each_write_from_history(con):
         tags_as_of(con, run_id="r9")
 
 
-def test_restore_tags_writes_an_old_state_back_as_a_new_write(con):
+def test_restore_tags_writes_an_old_state_back_as_a_new_write(con, write_path):
     write_product_tags(con, BASE, run_id="r1", at=T0)
     write_product_tags(con, BASE.head(2).with_columns(score=pl.lit(0.2)), run_id="r2",
                        at=T0 + timedelta(1))
@@ -318,7 +430,7 @@ def test_restore_tags_writes_an_old_state_back_as_a_new_write(con):
 
 # --- export -----------------------------------------------------------------------------------
 
-def test_export_round_trips_and_replaces_the_previous_export(con, tmp_path):
+def test_export_round_trips_and_replaces_the_previous_export(con, tmp_path, write_path):
     target = tmp_path / "exports" / "product_tags"
     write_product_tags(con, BASE, run_id="r1", at=T0)
     assert export_product_tags(con, target) == {"category": 1, "color": 2, "scene": 1,

@@ -2,10 +2,12 @@
 
 A write takes the full new tag set of some products (the *candidates*), validates it in DuckDB,
 compares it key by key (product_id, tag_type, tag) with the current tags and, in one
-transaction, appends one history row per added, removed or changed key and swaps in the new
-``product_tags``. A reader, or a crash mid-write, sees the old tables or the new ones, never a
-mix. Writing the same candidates twice changes nothing: unchanged rows keep the run_id and
-tagged_at of the write that gave them their value, and no history is appended.
+transaction, appends one history row per added, removed or changed key and applies the change
+to ``product_tags``: it deletes the removed and replaced keys and inserts the new rows, so its
+cost follows the size of the change, or, when the table is empty or most of it changes, builds
+the new table whole and swaps it in. A reader, or a crash mid-write, sees the old tables or the
+new ones, never a mix. Writing the same candidates twice changes nothing: unchanged rows keep
+the run_id and tagged_at of the write that gave them their value, and no history is appended.
 
 Every write, even one that changes nothing, is logged in ``product_tag_writes`` under a
 ``write_seq`` that only grows; history rows carry it, so ``tags_as_of`` can rebuild the tags as
@@ -64,6 +66,10 @@ AS_OF_SCHEMA = {
     "score": pl.Float64, "source": pl.Utf8, "tagger_version": pl.Utf8,
     "refiner_version": pl.Utf8, "explanation": pl.Utf8,
 }
+# A write that touches more than this share of product_tags' rows rebuilds the table (one bulk
+# CREATE TABLE AS) instead of deleting and inserting them. Measured on 1,000,000 rows (2 threads,
+# 1GB): in place 4.7 / 5.0 / 7.0 s against a rebuild's 6.7 / 8.7 / 7.9 s for 10 / 30 / 50%.
+REBUILD_FRACTION = 0.5
 _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
                   "USMALLINT", "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL")
 
@@ -270,21 +276,29 @@ def _write(con: duckdb.DuckDBPyConnection, name: str, label: str, *, run_id: str
         sql = load_statement(SQL_ROOT, "product_tags_in_scope", {},
                              {"product_tags": TAGS_TABLE, "scope": scope})
         con.execute(f"CREATE OR REPLACE TEMP VIEW {_CURRENT} AS {sql}")
-    # The comparison is a view, not a table: it streams into the history once, and the new
-    # product_tags is built from the candidates, so nothing of the size of the tag set is
-    # materialized twice.
     changes = load_statement(SQL_ROOT, "product_tag_changes", {},
                              {"candidates": _CANDIDATES, "current": current})
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {_CHANGES} AS {changes}")
+    current_rows = int(con.execute(f"SELECT count(*) FROM {TAGS_TABLE}").fetchone()[0])
+    # Into an empty table every candidate is added: the comparison is a view that streams into
+    # the history once and the table is built from the candidates. Otherwise the changes are
+    # kept in a temporary table (as small as the change), read by the history, the counts and
+    # the delete and insert that apply them.
+    changes_kind = "VIEW" if current_rows == 0 else "TABLE"
+    con.execute(f"CREATE OR REPLACE TEMP {changes_kind} {_CHANGES} AS {changes}")
     history = load_statement(SQL_ROOT, "product_tag_history_rows", statement_vars,
                              {"changes": _CHANGES})
     con.execute(f"INSERT INTO {HISTORY_TABLE} BY NAME {history}")
+    counted = (_CHANGES if changes_kind == "TABLE"
+               else f"{HISTORY_TABLE} WHERE write_seq = {write_seq}")
     by_change = dict(con.execute(
-        f"SELECT change, count(*) FROM {HISTORY_TABLE} WHERE write_seq = {write_seq} "
-        "GROUP BY change").fetchall())
+        f"SELECT change, count(*) FROM {counted} GROUP BY change").fetchall())
     candidate_rows = int(con.execute(f"SELECT count(*) FROM {_CANDIDATES}").fetchone()[0])
-    added, removed, changed = (int(by_change.get(k, 0)) for k in ("added", "removed", "changed"))
-    if by_change or _has_updates(con):
+    added, removed, changed, updated = (
+        int(by_change.get(k, 0)) for k in ("added", "removed", "changed", "updated"))
+    touched = added + removed + changed + updated
+    if touched > REBUILD_FRACTION * current_rows:
+        # Most rows change (or the table is empty): building the table whole and swapping it
+        # in is faster than deleting and inserting that many rows.
         next_tags = load_statement(
             SQL_ROOT, "product_tags_next", {**statement_vars, "scoped": int(scope is not None)},
             {"product_tags": TAGS_TABLE, "candidates": _CANDIDATES, "current": current,
@@ -292,6 +306,14 @@ def _write(con: duckdb.DuckDBPyConnection, name: str, label: str, *, run_id: str
         con.execute(f"CREATE TABLE {_NEXT} AS {next_tags}")
         con.execute(f"DROP TABLE {TAGS_TABLE}")
         con.execute(f"ALTER TABLE {_NEXT} RENAME TO {TAGS_TABLE}")
+    elif touched:
+        replaced = load_statement(SQL_ROOT, "product_tags_replaced_keys", {},
+                                  {"changes": _CHANGES})
+        con.execute(f"DELETE FROM {TAGS_TABLE} "
+                    f"WHERE ({', '.join(KEY_COLUMNS)}) IN ({replaced})")
+        replacing = load_statement(SQL_ROOT, "product_tags_replacing_rows", statement_vars,
+                                   {"changes": _CHANGES})
+        con.execute(f"INSERT INTO {TAGS_TABLE} BY NAME {replacing}")
     # else: nothing differs, so product_tags is left exactly as it is.
     rows, products = con.execute(
         f"SELECT count(*), count(DISTINCT product_id) FROM {TAGS_TABLE}").fetchone()
@@ -305,7 +327,7 @@ def _write(con: duckdb.DuckDBPyConnection, name: str, label: str, *, run_id: str
         **{k: v for k, v in counts.items() if k != "history_rows"},
     }, {})
     con.execute(f"INSERT INTO {WRITES_TABLE} BY NAME {log}")
-    con.execute(f"DROP VIEW temp.{_CHANGES}")
+    con.execute(f"DROP {changes_kind} temp.{_CHANGES}")
     con.execute(f"DROP {kind} temp.{_CANDIDATES}")
     if scope is not None:
         con.execute(f"DROP VIEW temp.{_CURRENT}")
@@ -400,12 +422,6 @@ def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     row = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' "
         f"AND table_name = {_literal(table)} AND database_name = current_database()").fetchone()
-    return bool(row[0])
-
-
-def _has_updates(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether a write with no change event still gives some row a new facet or explanation."""
-    row = con.execute(f"SELECT count(*) FROM {_CHANGES} WHERE change = 'updated'").fetchone()
     return bool(row[0])
 
 
