@@ -6,11 +6,14 @@ import keras
 import numpy as np
 import pytest
 
+from tag_pipeline.lib.models.bundle import TaggerBundle
 from tag_pipeline.lib.models.dataset import make_dataset
 from tag_pipeline.lib.models.labels import build_label_space, encode_labels, sample_weights
 from tag_pipeline.lib.models.scoring import apply_thresholds, evaluate_heads
 from tag_pipeline.lib.models.tagger import (
+    MaskedMaxPooling1D,
     TaggerConfig,
+    ZeroMaskedSteps,
     build_tagger,
     predict_scores,
     scores_to_tags,
@@ -20,8 +23,9 @@ from tag_pipeline.lib.models.tagger import (
 from tag_pipeline.lib.models.text import learn_vocabulary, make_tokenizer, product_texts
 from tag_pipeline_tests.lib.models_data import labels_frame, products_frame, write_png
 
-TINY = TaggerConfig(embedding_dim=8, lstm_units=8, cnn_filters=(4, 4, 4), fused_dim=16,
-                    image_size=16, seq_len=16, epochs=1, batch_size=8, vocab_size=300)
+TINY = TaggerConfig(embedding_dim=8, lstm_units=8, ngram_filters=4, cnn_filters=(4, 4, 4),
+                    fused_dim=16, image_size=16, seq_len=16, epochs=1, batch_size=8,
+                    vocab_size=300)
 
 
 @pytest.fixture
@@ -81,6 +85,8 @@ def test_one_epoch_trains_predicts_tunes_and_reloads(catalog, tmp_path):
                                   on_epoch_end=lambda e, logs: epochs.append((e, logs)))
     assert [e for e, _ in epochs] == [0]
     assert np.isfinite(epochs[0][1]["val_loss"]) and len(history["loss"]) == 1
+    # the learning-rate schedule reports its rate every epoch
+    assert history["learning_rate"] == pytest.approx([TINY.learning_rate])
 
     scores = predict_scores(model, make_dataset(val, None, tokenizer, 16, 4), space)
     assert set(scores) == set(space.head_names)
@@ -109,7 +115,69 @@ def test_one_epoch_trains_predicts_tunes_and_reloads(catalog, tmp_path):
 
 
 def test_config_round_trip_and_unknown_settings():
-    config = TaggerConfig(head_loss_weights={"style": 0.5})
+    config = TaggerConfig(head_loss_weights={"style": 0.5}, ngram_sizes=(2, 4))
     assert TaggerConfig.from_dict(config.to_dict()) == config
+    # a Dagster config gives lists; they compare equal to the tuples
+    assert TaggerConfig(ngram_sizes=[1, 2, 3], cnn_filters=[16, 32, 64]) == TaggerConfig()
     with pytest.raises(ValueError, match="unknown TaggerConfig"):
         TaggerConfig.from_dict({"lstm": 3})
+    with pytest.raises(ValueError, match="ngram_sizes.*\\[2, 2\\]"):
+        TaggerConfig(ngram_sizes=(2, 2))
+    with pytest.raises(ValueError, match="ngram_sizes.*\\[0\\]"):
+        TaggerConfig(ngram_sizes=(0,))
+    with pytest.raises(ValueError, match="lr_factor"):
+        TaggerConfig(lr_factor=1.0)
+
+
+def test_masked_max_pooling_ignores_padding():
+    tokens = np.array([[5, 7, 0, 0], [0, 0, 0, 0], [3, 0, 0, 0]], "int32")
+    sequence = np.array([[[1.0, -4.0], [2.0, -3.0], [9.0, 9.0], [9.0, 9.0]],
+                         [[9.0, 9.0]] * 4,
+                         [[-1.0, -2.0], [9.0, 9.0], [9.0, 9.0], [9.0, 9.0]]], "float32")
+    pooled = np.asarray(MaskedMaxPooling1D()([sequence, tokens]))
+    # padding holds the largest values but never wins; a text without tokens pools to 0
+    np.testing.assert_array_equal(pooled, [[2.0, -3.0], [0.0, 0.0], [-1.0, -2.0]])
+
+
+def test_zero_masked_steps_zeroes_padding_and_drops_the_mask():
+    embedded = keras.layers.Embedding(10, 3, mask_zero=True)
+    tokens = np.array([[4, 2, 0]], "int32")
+    vectors = embedded(tokens)
+    out = ZeroMaskedSteps()(vectors, mask=embedded.compute_mask(tokens))
+    np.testing.assert_array_equal(np.asarray(out)[0, 2], [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(np.asarray(out)[0, :2], np.asarray(vectors)[0, :2])
+    assert ZeroMaskedSteps().compute_mask(vectors, embedded.compute_mask(tokens)) is None
+
+
+@pytest.mark.parametrize("ngram_filters", [4, 0])
+def test_text_features_and_the_imageless_shortcut(catalog, ngram_filters):
+    _, _, space, tokenizer = catalog
+    config = TaggerConfig(**{**TINY.to_dict(), "ngram_filters": ngram_filters})
+    model = build_tagger(space, config)
+    names = {layer.name for layer in model.layers}
+    ngram_layers = {"ngram1_conv", "ngram2_conv", "ngram3_conv", "ngram1_pool", "ngram3_pool"}
+    assert ngram_layers <= names if ngram_filters else not ngram_layers & names
+    width = 2 * config.lstm_units + 3 * ngram_filters
+    assert model.get_layer("text_features").output.shape[-1] == width
+    # the n-grams of a title do not depend on how much padding follows it
+    short = np.asarray(tokenizer(["men blue shirt"]))[:, :8]
+    padded = np.concatenate([short, np.zeros((1, 8), "int32")], axis=1)
+    embedding = model.get_layer("token_embedding")
+    for size in config.ngram_sizes if ngram_filters else ():
+        def ngrams(tokens, size=size):
+            steps = model.get_layer("ngram_input")(embedding(tokens),
+                                                   mask=embedding.compute_mask(tokens))
+            conv = model.get_layer(f"ngram{size}_conv")(steps)
+            return model.get_layer(f"ngram{size}_pool")([conv, tokens])
+        np.testing.assert_allclose(ngrams(short), ngrams(padded), atol=1e-6)
+    # products without an image skip the CNN, with the whole model's scores
+    bundle = TaggerBundle(model=model, space=space, vocab=list(tokenizer.get_vocabulary()),
+                          thresholds={}, config=config)
+    assert bundle.uses_text_shortcut
+    tokens = np.asarray(tokenizer(["men blue shirt", "红色 连衣裙", ""]))
+    x = {"tokens": tokens, "image": np.zeros((3, 16, 16, 3), "float32"),
+         "image_mask": np.zeros((3, 1), "float32")}
+    whole = model(x, training=False)
+    scores = bundle.scores(x)
+    for head in space.heads:
+        np.testing.assert_allclose(scores[head.name], whole[head.output_name], atol=1e-6)

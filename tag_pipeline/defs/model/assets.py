@@ -16,17 +16,23 @@ from tag_pipeline.lib.warehouse import markdown_table, read_table
 
 
 class TagModelConfig(dg.Config):
-    """Tagger hyper-parameters. The defaults keep the demo fast; for a real catalog such as
-    myntra use epochs=20, patience=3 (early stopping ends training)."""
+    """Tagger hyper-parameters (see ``TaggerConfig``). The defaults keep the demo fast; for a
+    real catalog such as myntra use epochs=20, patience=3 (early stopping ends training, the
+    learning rate drops after lr_patience epochs without progress), and seq_len=32 when
+    products have titles only."""
 
     epochs: int = 8
     batch_size: int = 64
     embedding_dim: int = 64
     lstm_units: int = 64
+    ngram_sizes: list[int] = [1, 2, 3]
+    ngram_filters: int = 64
     seq_len: int = 48
     image_size: int = 64
     vocab_size: int = 8000
     learning_rate: float = 2e-3
+    lr_patience: int = 1
+    lr_factor: float = 0.3
     patience: int = 2
     seed: int = 42
 

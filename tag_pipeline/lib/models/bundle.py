@@ -65,9 +65,11 @@ TAG_SCHEMA = {"product_id": pl.Utf8, "tag": pl.Utf8, "tag_type": pl.Utf8, "facet
 COMPILE_MIN_ROWS = 256
 COMPILE_AFTER_BATCHES = 16
 
-# Layers of the text half of the tagger (tagger.build_tagger), in the order they are applied.
-_TEXT_PATH_LAYERS = ("token_embedding", "text_bilstm", "masked_image", "joined",
-                     "joined_dropout", "fused", "fused_dropout")
+# Layers of the text half of the tagger (tagger.build_tagger) after its text features, in the
+# order they are applied; the text features are the output of the first of
+# _TEXT_FEATURE_LAYERS the model has (bundles from before the n-gram branch end in the BiLSTM).
+_TEXT_FEATURE_LAYERS = ("text_features", "text_bilstm")
+_TEXT_PATH_LAYERS = ("masked_image", "joined", "joined_dropout", "fused", "fused_dropout")
 
 
 def _full_forward(model: keras.Model) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -80,20 +82,24 @@ def _text_forward(model: keras.Model, space: LabelSpace
     """The model for products without an image, skipping the CNN; None if the layers differ.
 
     With image mask 0 the ``masked_image`` layer multiplies the CNN's features by 0, so they
-    are exact zeros whatever the pixels; the CNN is most of the model's cost.
+    are exact zeros whatever the pixels; the CNN is most of the model's cost. The text branch
+    (embedding, BiLSTM, n-gram convolutions) runs as the model's own sub-graph from the
+    ``tokens`` input to its text features, so it needs no change when that branch does.
     """
     try:
         layer = {name: model.get_layer(name) for name in _TEXT_PATH_LAYERS}
         heads = {h.output_name: model.get_layer(h.output_name) for h in space.heads}
-    except ValueError:
+        names = {part.name for part in model.layers}
+        feature_layer = next(n for n in _TEXT_FEATURE_LAYERS if n in names)
+        text_branch = keras.Model(model.get_layer("tokens").output,
+                                  model.get_layer(feature_layer).output)
+    except (ValueError, StopIteration):
         return None
     width = int(layer["masked_image"].output.shape[-1])
 
     def forward(inputs: dict[str, Any]) -> dict[str, Any]:
         tokens = tf.convert_to_tensor(inputs["tokens"], tf.int32)
-        embedding = layer["token_embedding"]
-        text = layer["text_bilstm"](embedding(tokens), mask=embedding.compute_mask(tokens),
-                                    training=False)
+        text = text_branch(tokens, training=False)
         image_features = tf.zeros((tf.shape(tokens)[0], width), text.dtype)
         joined = layer["joined"]([text, image_features, inputs["image_mask"]])
         fused = layer["fused"](layer["joined_dropout"](joined, training=False))

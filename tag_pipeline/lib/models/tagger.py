@@ -1,11 +1,20 @@
-"""The multimodal tagger: a text BiLSTM and a small image CNN fused into one head per facet.
+"""The multimodal tagger: a text BiLSTM with n-gram convolutions and a small image CNN, fused
+into one head per facet.
 
 Architecture (Keras 3 functional)::
 
-    tokens -> Embedding(mask_zero) -> Bidirectional(LSTM) --------------.
+    tokens -> Embedding(mask_zero) -+-> Bidirectional(LSTM) ------------.
+                                    '-> Conv1D k=1,2,3 -> masked max ---+- concat "text_features"
     image -> [Conv-BN-ReLU-MaxPool] x3 -> GlobalAveragePooling * mask ---+- concat -> Dropout
     image_mask ---------------------------------------------------------'   -> Dense "fused"
                                                                             -> Dropout -> heads
+
+The n-gram branch sees the same embeddings as the LSTM: one ReLU Conv1D per kernel size
+(``ngram_sizes``) over the embeddings with padding steps set to zero, then the maximum over
+the steps that hold a real token (``MaskedMaxPooling1D``), so padding never wins the max. It
+is a learned bag of word and word-piece n-grams: on short product titles the tags are mostly
+carried by which words occur, which the TF-IDF baseline reads directly and an LSTM alone
+learns slowly.
 
 An imageless product has a zero image and mask 0, so its image features are exactly zero and
 its tags come from the text; the mask is also an input of the fused layer so the model can
@@ -37,12 +46,15 @@ from tag_pipeline.lib.models.labels import SIGMOID, SOFTMAX, LabelSpace, positiv
 from tag_pipeline.lib.models.scoring import apply_thresholds, scores_to_tags, tune_thresholds
 
 __all__ = [
+    "MaskedMaxPooling1D",
     "PositiveWeightedBinaryCrossentropy",
     "TaggerConfig",
+    "ZeroMaskedSteps",
     "apply_thresholds",
     "build_tagger",
     "predict_scores",
     "scores_to_tags",
+    "text_branch",
     "train_tagger",
     "tune_thresholds",
 ]
@@ -55,12 +67,17 @@ class TaggerConfig:
     Attributes:
         embedding_dim: Token embedding size.
         lstm_units: Units per direction of the bidirectional LSTM.
+        ngram_sizes: Kernel sizes (tokens) of the n-gram convolutions; empty for none.
+        ngram_filters: Filters per n-gram kernel size; 0 for no n-gram branch.
         cnn_filters: Filters of the three Conv-BN-ReLU-MaxPool blocks.
         fused_dim: Size of the fused (``fused`` layer) product embedding.
         image_size: Side of the square image input.
         seq_len: Tokens per product text.
         dropout: Dropout before and after the fused layer.
-        learning_rate: Adam learning rate.
+        learning_rate: Adam learning rate at the start.
+        lr_patience: Epochs without a better validation loss before the learning rate is
+            multiplied by ``lr_factor``; 0 keeps it constant.
+        lr_factor: Factor of each learning-rate reduction.
         epochs: Most epochs to train.
         batch_size: Products per batch.
         patience: Epochs without a better validation loss before stopping.
@@ -73,12 +90,16 @@ class TaggerConfig:
 
     embedding_dim: int = 64
     lstm_units: int = 64
+    ngram_sizes: tuple[int, ...] = (1, 2, 3)
+    ngram_filters: int = 64
     cnn_filters: tuple[int, ...] = (16, 32, 64)
     fused_dim: int = 128
     image_size: int = 64
     seq_len: int = 48
     dropout: float = 0.2
     learning_rate: float = 2e-3
+    lr_patience: int = 1
+    lr_factor: float = 0.3
     epochs: int = 8
     batch_size: int = 64
     patience: int = 2
@@ -88,10 +109,27 @@ class TaggerConfig:
     class_weight_power: float = 0.5
     max_pos_weight: float = 10.0
 
+    def __post_init__(self) -> None:
+        # lists (from JSON, or a Dagster config) become tuples, so equal configs compare equal
+        self.cnn_filters = tuple(int(f) for f in self.cnn_filters)
+        self.ngram_sizes = tuple(int(k) for k in self.ngram_sizes)
+        if any(k < 1 for k in self.ngram_sizes) or len(set(self.ngram_sizes)) < len(
+                self.ngram_sizes):
+            raise ValueError(f"TaggerConfig.ngram_sizes must be distinct sizes of at least 1, "
+                             f"got {list(self.ngram_sizes)}")
+        if not 0 < self.lr_factor < 1:
+            raise ValueError(f"TaggerConfig.lr_factor must be in (0, 1), got {self.lr_factor}")
+
+    @property
+    def uses_ngrams(self) -> bool:
+        """Whether the model has the n-gram branch."""
+        return bool(self.ngram_sizes) and self.ngram_filters > 0
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values, e.g. for MLflow params (tuples become lists)."""
         data = asdict(self)
         data["cnn_filters"] = list(self.cnn_filters)
+        data["ngram_sizes"] = list(self.ngram_sizes)
         return data
 
     @classmethod
@@ -102,10 +140,7 @@ class TaggerConfig:
         if unknown:
             raise ValueError(f"unknown TaggerConfig setting(s) {unknown}; "
                              f"known are {sorted(known)}")
-        values = dict(data)
-        if "cnn_filters" in values:
-            values["cnn_filters"] = tuple(int(f) for f in values["cnn_filters"])
-        return cls(**values)
+        return cls(**data)
 
 
 @keras.saving.register_keras_serializable(package="tag_pipeline")
@@ -135,6 +170,61 @@ class PositiveWeightedBinaryCrossentropy(keras.losses.Loss):
         return config
 
 
+@keras.saving.register_keras_serializable(package="tag_pipeline")
+class ZeroMaskedSteps(layers.Layer):
+    """The sequence with its masked steps set to 0, and without the Keras mask.
+
+    For layers that do not read a mask (``Conv1D``): padding contributes zeros, exactly like
+    the convolution's own ``same`` padding at the start of the text, and no warning is raised
+    about a mask being dropped.
+    """
+
+    def call(self, inputs: Any, mask: Any = None) -> Any:
+        if mask is None:
+            return inputs
+        return inputs * ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
+        return None
+
+
+@keras.saving.register_keras_serializable(package="tag_pipeline")
+class MaskedMaxPooling1D(layers.Layer):
+    """Maximum over the steps whose token is not padding (id 0); 0 for a text without tokens.
+
+    Called on ``[sequence (batch, steps, features), tokens (batch, steps)]``. A plain
+    ``GlobalMaxPooling1D`` would let the padding steps of a short title win the max.
+    """
+
+    def call(self, inputs: Any) -> Any:
+        sequence, tokens = inputs
+        real = ops.expand_dims(ops.not_equal(tokens, 0), -1)
+        lowest = ops.convert_to_tensor(np.finfo(np.float32).min, sequence.dtype)
+        pooled = ops.max(ops.where(real, sequence, lowest), axis=1)
+        return ops.where(ops.any(real, axis=1), pooled, ops.zeros_like(pooled))
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
+        sequence_shape = input_shape[0]
+        return (sequence_shape[0], sequence_shape[-1])
+
+
+def text_branch(tokens: Any, config: TaggerConfig) -> Any:
+    """The text features of ``tokens`` (the output of layer ``text_features``): the BiLSTM's
+    output and the pooled n-grams, concatenated."""
+    embedded = layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True,
+                                name="token_embedding")(tokens)
+    text = layers.Bidirectional(layers.LSTM(config.lstm_units), name="text_bilstm")(embedded)
+    if not config.uses_ngrams:
+        return layers.Identity(name="text_features")(text)
+    steps = ZeroMaskedSteps(name="ngram_input")(embedded)
+    pooled = [text]
+    for size in config.ngram_sizes:
+        conv = layers.Conv1D(config.ngram_filters, size, padding="same", activation="relu",
+                             name=f"ngram{size}_conv")(steps)
+        pooled.append(MaskedMaxPooling1D(name=f"ngram{size}_pool")([conv, tokens]))
+    return layers.Concatenate(name="text_features")(pooled)
+
+
 def build_tagger(space: LabelSpace, config: TaggerConfig) -> keras.Model:
     """The uncompiled model: inputs ``tokens``, ``image``, ``image_mask``; one output per head.
 
@@ -149,9 +239,7 @@ def build_tagger(space: LabelSpace, config: TaggerConfig) -> keras.Model:
     image = keras.Input((config.image_size, config.image_size, 3), name="image")
     image_mask = keras.Input((1,), name="image_mask")
 
-    text = layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True,
-                            name="token_embedding")(tokens)
-    text = layers.Bidirectional(layers.LSTM(config.lstm_units), name="text_bilstm")(text)
+    text = text_branch(tokens, config)
 
     x = image
     for i, filters in enumerate(config.cnn_filters):
@@ -201,7 +289,8 @@ def train_tagger(train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, space: Labe
                  config: TaggerConfig,
                  on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
                  ) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Build, compile and fit the tagger with early stopping on the validation loss.
+    """Build, compile and fit the tagger with early stopping on the validation loss, and the
+    learning rate cut by ``lr_factor`` after ``lr_patience`` epochs without a better one.
 
     Args:
         train_ds: Training batches from ``make_dataset`` (with labels and weights, shuffled).
@@ -220,6 +309,12 @@ def train_tagger(train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, space: Labe
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
                                       restore_best_weights=True),
     ]
+    if config.lr_patience > 0:
+        # a smaller step after a worse validation epoch usually finds a better minimum before
+        # early stopping gives up (patience should exceed lr_patience)
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=config.lr_factor, patience=config.lr_patience,
+            min_lr=config.learning_rate * config.lr_factor ** 3))
     if on_epoch_end is not None:
         callbacks.append(keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: on_epoch_end(
