@@ -35,6 +35,13 @@ def _init(_: argparse.Namespace) -> int:
     for folder in (home, dagster_home, landing / "catalog", landing / "sales",
                    landing / "feedback"):
         folder.mkdir(parents=True, exist_ok=True)
+    key_file = home / "secrets" / "pseudonym.key"
+    if not key_file.exists() and not os.environ.get("TAG_PIPELINE_PSEUDONYM_KEY"):
+        import secrets
+
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.touch(mode=0o600)
+        key_file.write_text(secrets.token_hex(32), encoding="utf-8")
     instance = dagster_home / "dagster.yaml"
     if not instance.exists():
         text = INSTANCE_YAML

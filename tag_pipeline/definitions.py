@@ -7,9 +7,15 @@ import dagster as dg
 
 from tag_pipeline.defs.automation.failures import run_failure_sensor
 from tag_pipeline.defs.automation.schedules import retag_job_schedule, retrain_job_schedule
-from tag_pipeline.defs.automation.sensors import catalog_files_sensor, champion_alias_sensor
+from tag_pipeline.defs.automation.sensors import (
+    catalog_files_sensor,
+    champion_alias_sensor,
+    landing_sensor,
+)
 from tag_pipeline.defs.cleaning.assets import cleaning_sql_assets, image_checks
 from tag_pipeline.defs.cleaning.checks import cleaning_checks
+from tag_pipeline.defs.events.assets import behaviour_sql_assets, raw_feedback, raw_sales
+from tag_pipeline.defs.events.checks import events_checks
 from tag_pipeline.defs.features.assets import product_features
 from tag_pipeline.defs.features.checks import features_checks
 from tag_pipeline.defs.ingest.assets import raw_products
@@ -60,6 +66,22 @@ retag_job = dg.define_asset_job(
     op_retry_policy=RETRY_POLICY,
 )
 
+sales_job = dg.define_asset_job(
+    "sales_job",
+    selection=dg.AssetSelection.groups("sales", "tags"),
+    description="Load new sales files, recompute the behaviour tags (bestseller, trending, "
+                "seasonal) and rewrite product_tags with them.",
+    op_retry_policy=RETRY_POLICY,
+)
+
+feedback_job = dg.define_asset_job(
+    "feedback_job",
+    selection=dg.AssetSelection.groups("feedback", "tags"),
+    description="Load new feedback files and apply the feedback to product_tags at once "
+                "(rejected tags leave, added tags are pinned, accepted tags gain confidence).",
+    op_retry_policy=RETRY_POLICY,
+)
+
 retrain_job = dg.define_asset_job(
     "retrain_job",
     selection=dg.AssetSelection.groups("features", "model", "refiner", "tags"),
@@ -74,13 +96,17 @@ def build_definitions(resources: Mapping[str, Any]) -> dg.Definitions:
     return dg.Definitions(
         assets=[raw_products, image_checks, catalog_profile_rules, *cleaning_sql_assets,
                 *labels_sql_assets, product_features, tag_model, tag_model_evaluation,
-                tag_refiner, product_tags, product_tags_export, *tags_sql_assets],
+                tag_refiner, product_tags, product_tags_export, *tags_sql_assets,
+                raw_sales, raw_feedback, *behaviour_sql_assets],
         asset_checks=[*ingest_checks, *cleaning_checks, *labels_checks, *features_checks,
-                      *refiner_checks, *tags_checks],
-        jobs=[catalog_job, model_job, tags_job, retag_job, retrain_job, promote_model_job,
+                      *refiner_checks, *tags_checks, *events_checks],
+        jobs=[catalog_job, model_job, tags_job, retag_job, retrain_job, sales_job,
+              feedback_job, promote_model_job,
               rollback_model_job, restore_tags_job],
         schedules=[retag_job_schedule, retrain_job_schedule],
-        sensors=[catalog_files_sensor, champion_alias_sensor, run_failure_sensor],
+        sensors=[catalog_files_sensor, landing_sensor("sales", "sales_job"),
+                 landing_sensor("feedback", "feedback_job"), champion_alias_sensor,
+                 run_failure_sensor],
         resources=dict(resources),
         # DuckDB takes one writing process per file: steps run in one process, one at a time.
         executor=dg.in_process_executor,

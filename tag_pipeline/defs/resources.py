@@ -88,6 +88,29 @@ class ExportResource(dg.ConfigurableResource):
         return folder
 
 
+class PseudonymResource(dg.ConfigurableResource):
+    """The secret key that pseudonymises shoppers' user ids at ingest (never stored in the
+    warehouse). From ``TAG_PIPELINE_PSEUDONYM_KEY``, else the key file ``tag-pipeline init``
+    writes into the project home (``secrets/pseudonym.key``, readable by its owner only)."""
+
+    # Only the variable's name is configuration: Dagster shows resource config in its UI.
+    key_env: str = "TAG_PIPELINE_PSEUDONYM_KEY"
+    key_file: str | None = None
+
+    def load(self) -> bytes:
+        """The key as bytes; an error that names the setting when there is none."""
+        from tag_pipeline.lib.events import load_key
+
+        if os.environ.get(self.key_env):
+            return load_key(os.environ[self.key_env], setting=self.key_env)
+        path = Path(self.key_file).expanduser() if self.key_file else None
+        if path is None or not path.is_file():
+            return load_key(None, setting=f"{self.key_env} (or the key file {path}, written "
+                                          "by `tag-pipeline init`)")
+        return load_key(path.read_text(encoding="utf-8").strip(),
+                        setting=f"the key file {path}")
+
+
 class OperationsResource(dg.ConfigurableResource):
     """The operations log: a small DuckDB file apart from the warehouse (failed runs)."""
 
@@ -123,6 +146,9 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             artifact_location=_setting("TAG_PIPELINE_MLFLOW_ARTIFACTS",
                                        (home / "mlflow" / "artifacts").as_uri()),
             ui_url=os.environ.get("TAG_PIPELINE_MLFLOW_UI_URL") or None,
+        ),
+        "pseudonyms": PseudonymResource(
+            key_file=str(home / "secrets" / "pseudonym.key"),
         ),
         "operations": OperationsResource(
             database=_setting("TAG_PIPELINE_OPERATIONS_DB", home / "operations.duckdb"),

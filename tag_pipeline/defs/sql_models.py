@@ -1,18 +1,21 @@
 """One Dagster asset per SQL model in ``dbt_like_sql/``; dependencies come from its refs."""
 
 
+from datetime import UTC, datetime
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.policies import OWNERS
 from tag_pipeline.defs.resources import SQL_ROOT, CatalogResource
 from tag_pipeline.lib.catalog.profile import model_vars
+from tag_pipeline.lib.events import behaviour_vars
 from tag_pipeline.lib.sql import SqlModel, discover_models, run_model
 from tag_pipeline.lib.warehouse import counts_by, preview, sum_column
 
 # Which SQL folder feeds which asset group (groups match the defs/ folders).
 FOLDER_GROUPS = {"staging": "cleaning", "cleaned": "cleaning", "labels": "labels",
-                 "tags": "tags"}
+                 "tags": "tags", "behaviour": "sales"}
 
 # Columns whose value counts are shown as metadata, per model.
 BREAKDOWNS: dict[str, tuple[str, ...]] = {
@@ -22,6 +25,7 @@ BREAKDOWNS: dict[str, tuple[str, ...]] = {
     "product_labels": ("tag_type", "source"),
     "tag_taxonomy": ("tag_type",),
     "untagged_products": ("reason",),
+    "behaviour_tags": ("tag",),
 }
 
 
@@ -48,8 +52,10 @@ def _build(model: SqlModel) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, duckdb: DuckDBResource, catalog: CatalogResource
     ) -> dg.MaterializeResult:
         profile = catalog.load_profile()
+        # The behaviour models' window ends now (their thresholds are behaviour_vars' defaults).
+        variables = {**model_vars(profile), **behaviour_vars(datetime.now(UTC))}
         with duckdb.get_connection() as con:
-            rows = run_model(con, model, SQL_ROOT, model_vars(profile))
+            rows = run_model(con, model, SQL_ROOT, variables)
             metadata: dict[str, object] = {"dagster/row_count": rows,
                                            "preview": dg.MetadataValue.md(preview(con, model.name))}
             for column in BREAKDOWNS.get(model.name, ()):

@@ -7,7 +7,9 @@ ASSETS = {"raw_products", "raw_product_rejects", "ingest_files", "label_rules", 
           "stg_products", "image_checks", "cleaned_products", "rejected_products",
           "row_accounting", "product_labels", "tag_taxonomy", "product_features", "tag_model",
           "tag_model_evaluation", "tag_refiner", "product_tags", "product_tag_history",
-          "untagged_products", "product_tags_export", "model_tags"}
+          "untagged_products", "product_tags_export", "model_tags", "raw_sales", "raw_feedback",
+          "sales_by_product_period", "sales_by_product_window", "sales_season_peaks",
+          "behaviour_tags"}
 CHECKED = ASSETS - {"tag_model", "tag_model_evaluation", "untagged_products",
                     "product_tags_export", "tag_refiner"}
 
@@ -21,14 +23,16 @@ def test_definitions_have_every_asset_check_and_job():
                       | {"tag_taxonomy_covers_labels", "tag_refiner_ablation_expectations",
                          "product_tags_consistent", "product_tags_cover_catalog",
                          "product_tags_versions_registered"})
-    for job in ("catalog_job", "model_job", "tags_job", "retag_job", "promote_model_job",
-                "rollback_model_job", "restore_tags_job"):
+    for job in ("catalog_job", "model_job", "tags_job", "retag_job", "retrain_job", "sales_job",
+                "feedback_job", "promote_model_job", "rollback_model_job", "restore_tags_job"):
         assert defs.resolve_job_def(job) is not None
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert groups == {"ingest", "cleaning", "labels", "features", "model", "refiner", "tags"}
+    assert groups == {"ingest", "cleaning", "labels", "features", "model", "refiner", "tags",
+                      "sales", "feedback"}
     repository = defs.get_repository_def()
     assert {s.name for s in repository.sensor_defs} >= {
-        "catalog_files_sensor", "champion_alias_sensor", "run_failure_sensor"}
+        "catalog_files_sensor", "champion_alias_sensor", "run_failure_sensor",
+        "sales_files_sensor", "feedback_files_sensor"}
     assert {s.name for s in repository.schedule_defs} == {"retag_job_schedule",
                                                            "retrain_job_schedule"}
 
@@ -37,7 +41,8 @@ def test_tag_tables_depend_on_the_models_and_the_catalog():
     graph = defs.get_repository_def().asset_graph
     by_name = {k.to_user_string(): k for k in graph.get_all_asset_keys()}
     parents = {k.to_user_string() for k in graph.get(by_name["product_tags"]).parent_keys}
-    assert parents == {"cleaned_products", "product_labels", "model_tags"}
+    assert parents == {"cleaned_products", "product_labels", "tag_taxonomy", "model_tags",
+                       "raw_feedback", "behaviour_tags"}
     model = {k.to_user_string() for k in graph.get(by_name["model_tags"]).parent_keys}
     assert model == {"cleaned_products", "tag_model_evaluation", "tag_refiner"}
     untagged = {k.to_user_string() for k in graph.get(by_name["untagged_products"]).parent_keys}

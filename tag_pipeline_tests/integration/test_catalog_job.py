@@ -12,6 +12,7 @@ from tag_pipeline.defs.resources import (
     ExportResource,
     MlflowResource,
     OperationsResource,
+    PseudonymResource,
     WarehouseResource,
 )
 from tag_pipeline_tests.conftest import SHARED_DATA, shared_data_or_skip
@@ -25,6 +26,8 @@ def resources(tmp_path: Path, profile: str = "demo") -> dict:
         "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
         "exports": ExportResource(directory=str(tmp_path / "exports")),
         "operations": OperationsResource(database=str(tmp_path / "operations.duckdb")),
+        "pseudonyms": PseudonymResource(key_env="TAG_PIPELINE_TEST_PSEUDONYM_KEY",
+                                        key_file=str(tmp_path / "pseudonym.key")),
     }
 
 

@@ -12,6 +12,7 @@ from tag_pipeline.defs.resources import (
     ExportResource,
     MlflowResource,
     OperationsResource,
+    PseudonymResource,
     WarehouseResource,
 )
 from tag_pipeline_tests.conftest import SHARED_DATA
@@ -32,6 +33,8 @@ def definitions(tmp_path: Path) -> dg.Definitions:
                                  refiner_model_name="refiner"),
         "exports": ExportResource(directory=str(tmp_path / "exports")),
         "operations": OperationsResource(database=str(tmp_path / "operations.duckdb")),
+        "pseudonyms": PseudonymResource(key_env="TAG_PIPELINE_TEST_PSEUDONYM_KEY",
+                                        key_file=str(tmp_path / "pseudonym.key")),
     })
 
 

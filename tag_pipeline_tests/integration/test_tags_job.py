@@ -1,6 +1,8 @@
 """The refiner and the tag tables for real: Dagster runs on the demo catalog with a sqlite
 MLflow in tmp_path; retagging is idempotent, history grows only by changes, restore works."""
 
+from datetime import UTC, datetime, timedelta
+
 import dagster as dg
 import duckdb
 import polars as pl
@@ -84,3 +86,46 @@ def test_tags_job_tags_every_product_and_retags_idempotently(tmp_path, monkeypat
     restored = _table(tmp_path, "product_tags")
     columns = ["product_id", "tag", "tag_type", "score", "source"]
     assert restored.select(columns).sort(columns).equals(tags.select(columns).sort(columns))
+
+    # Feedback: a shopper rejects a model tag and adds one; feedback_job applies it at once.
+    monkeypatch.setenv("TAG_PIPELINE_TEST_PSEUDONYM_KEY", "test-key-" + "k" * 24)
+    target = restored.filter(pl.col("source") == "model").sort("product_id").row(0, named=True)
+    pid, key = target["product_id"], (target["tag_type"], target["tag"])
+    feedback = tmp_path / "landing" / "feedback"
+    feedback.mkdir(parents=True)
+    (feedback / "f1.csv").write_text(
+        "product_id,tag,tag_type,action,user_id,timestamp,note\n"
+        f"{pid},{key[1]},{key[0]},reject,alice@example.com,2026-11-28T10:00:00,wrong\n"
+        f"{pid},handmade,style,add,bob,2026-11-28T10:05:00,\n", encoding="utf-8")
+    applied_feedback = run(defs, instance, "feedback_job")
+    assert applied_feedback.success
+
+    def product(name: str = "product_tags") -> pl.DataFrame:
+        return _table(tmp_path, name).filter(pl.col("product_id") == pid)
+
+    assert key not in set(product().select("tag_type", "tag").iter_rows())
+    assert product().filter(pl.col("tag") == "handmade")["source"].to_list() == ["feedback"]
+    users = _table(tmp_path, "raw_feedback")["user_key"].to_list()
+    assert all(u.startswith("u_") and len(u) == 34 for u in users)
+    assert not {"alice@example.com", "bob"} & set(users)
+    events = product("product_tag_history").filter(pl.col("run_id") == applied_feedback.run_id)
+    assert {(r["change"], r["tag"]) for r in events.iter_rows(named=True)} == {
+        ("removed", key[1]), ("added", "handmade")}
+
+    # A full retag scores every product again and the rejection stays.
+    full = {"ops": {"product_tags": {"config": {"full_retag": True}}}}
+    assert run(defs, instance, "retag_job", full).success
+    assert key not in set(product().select("tag_type", "tag").iter_rows())
+
+    # Sales: one product sells far more than the others in the last days: bestseller.
+    sales = tmp_path / "landing" / "sales"
+    sales.mkdir(parents=True)
+    when = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S")
+    others = cleaned.filter(pl.col("product_id") != pid)["product_id"].head(5).to_list()
+    lines = [f"o1,{pid},60,9.5,{when},carol"] + [
+        f"o{i + 2},{other},1,9.5,{when}," for i, other in enumerate(others)]
+    (sales / "s1.csv").write_text("order_id,product_id,quantity,price,timestamp,user_id\n"
+                                  + "\n".join(lines) + "\n", encoding="utf-8")
+    assert run(defs, instance, "sales_job").success
+    sold = product().filter(pl.col("source") == "sales")
+    assert "bestseller" in sold["tag"].to_list()

@@ -6,7 +6,7 @@ from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.policies import OWNERS
 from tag_pipeline.lib.models.training import build_features
-from tag_pipeline.lib.warehouse import markdown_table, read_table, replace_table
+from tag_pipeline.lib.warehouse import markdown_table, read_table, replace_table, table_exists
 
 
 class ProductFeaturesConfig(dg.Config):
@@ -25,6 +25,14 @@ def product_features(context: dg.AssetExecutionContext, config: ProductFeaturesC
         products = read_table(con, "cleaned_products",
                               ["product_id", "title", "description", "image_path"])
         labels = read_table(con, "product_labels", ["product_id", "tag", "tag_type", "facet"])
+        if table_exists(con, "raw_feedback"):
+            # Shoppers' feedback teaches the next model: adds and accepts become labels,
+            # rejected labels are dropped (an absent tag is a negative).
+            from tag_pipeline.lib.tags.feedback import apply_to_labels, feedback_label_adjustments
+
+            adjustments = feedback_label_adjustments(con)
+            labels = apply_to_labels(labels, adjustments)
+            context.log.info(f"feedback label adjustments: {adjustments.height}")
         features = build_features(products, labels, config.min_support, config.split_salt)
         replace_table(con, "product_features", features.products)
         replace_table(con, "label_space",

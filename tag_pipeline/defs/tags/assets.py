@@ -30,7 +30,8 @@ class ProductTagsConfig(dg.Config):
     group_name="tags",
     specs=[
         dg.AssetSpec("product_tags", owners=OWNERS, kinds={"duckdb"},
-                     deps=["cleaned_products", "product_labels", "model_tags"],
+                     deps=["cleaned_products", "product_labels", "tag_taxonomy", "model_tags",
+                           "raw_feedback", "behaviour_tags"],
                      description="The current tags of every product, with type, score, "
                                  "source, explanation and the model versions that gave them."),
         dg.AssetSpec("model_tags", owners=OWNERS, kinds={"duckdb", "tensorflow"},
@@ -43,8 +44,9 @@ class ProductTagsConfig(dg.Config):
 )
 def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
                  duckdb: DuckDBResource, mlflow: MlflowResource):
-    """Tag every cleaned product with the champion tagger (and refiner, if it passed its
-    gate) and write product_tags and its history in one transaction."""
+    """Tag new and changed products with the champion tagger (and refiner, if it passed its
+    gate), merge catalog, sales and feedback, and write product_tags and its history in one
+    transaction."""
     from tag_pipeline.lib.models.registry_models import (
         champion_tagger_version,
         choose_refiner,

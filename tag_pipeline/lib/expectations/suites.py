@@ -334,7 +334,67 @@ def refiner_ablation_suite() -> list[ExpectationSpec]:
     ]
 
 
+FEEDBACK_ACTIONS = ["accept", "reject", "add", "withdraw"]
+
+
+def _pseudonym(column: str = "user_key") -> ExpectationSpec:
+    return ExpectationSpec(
+        "ExpectColumnValueLengthsToEqual", {"column": column, "value": 34},
+        "user ids are pseudonyms ('u_' + 32 hex characters), never raw ids")
+
+
+def _source_rows() -> list[ExpectationSpec]:
+    return [_not_null("source_file"), _not_null("source_line"), _not_null("load_id"),
+            _unique_together(["source_file", "load_id", "source_line"], "each line once")]
+
+
+def raw_sales_suite() -> list[ExpectationSpec]:
+    """Order lines with a product, a positive quantity, a price >= 0, a time and a pseudonym."""
+    return [*_source_rows(), _not_null("order_id"), _not_null("product_id"),
+            _at_least("quantity", 1), _at_least("price", 0), _not_null("ordered_at"),
+            _pseudonym()]
+
+
+def raw_feedback_suite() -> list[ExpectationSpec]:
+    """Feedback with a product, a tag, a known action, a time and a pseudonym."""
+    return [*_source_rows(), _not_null("product_id"), _not_null("tag"), _not_null("action"),
+            _in_set("action", FEEDBACK_ACTIONS), _not_null("created_at"), _pseudonym()]
+
+
+def sales_by_product_period_suite() -> list[ExpectationSpec]:
+    """Units, lines and revenue per product and month, all non-negative."""
+    return [_not_null("product_id"), _not_null("month"), _at_least("units", 0),
+            _at_least("order_lines", 1), _at_least("revenue", 0)]
+
+
+def sales_by_product_window_suite() -> list[ExpectationSpec]:
+    """Units of each product in the current and the previous window."""
+    return [_not_null("product_id"),
+            ExpectationSpec("ExpectColumnValuesToBeUnique", {"column": "product_id"},
+                            "each product once"),
+            _at_least("units", 0), _at_least("previous_units", 0)]
+
+
+def sales_season_peaks_suite() -> list[ExpectationSpec]:
+    """Monthly peaks: a month of the year, positive units and ratio."""
+    return [_not_null("product_id"), _between("month_of_year", 1, 12), _at_least("units", 1),
+            _at_least("ratio", 0)]
+
+
+def behaviour_tags_suite() -> list[ExpectationSpec]:
+    """Behaviour tags: known type, scores in [0, 1], evidence given, each tag once."""
+    return [_not_null("product_id"), _not_null("tag"), _in_set("tag_type", TAG_TYPES),
+            _between("score", 0.0, 1.0), _not_null("evidence"),
+            _unique_together(["product_id", "tag_type", "tag"], "each tag once per product")]
+
+
 SUITES: dict[str, Callable[[], list[ExpectationSpec]]] = {
+    "raw_sales": raw_sales_suite,
+    "raw_feedback": raw_feedback_suite,
+    "sales_by_product_period": sales_by_product_period_suite,
+    "sales_by_product_window": sales_by_product_window_suite,
+    "sales_season_peaks": sales_season_peaks_suite,
+    "behaviour_tags": behaviour_tags_suite,
     "product_tags": product_tags_suite,
     "model_tags": model_tags_suite,
     "product_tag_history": product_tag_history_suite,
@@ -358,6 +418,12 @@ SUITES: dict[str, Callable[[], list[ExpectationSpec]]] = {
 }
 
 ID_COLUMNS: dict[str, list[str]] = {
+    "raw_sales": ["source_file", "source_line"],
+    "raw_feedback": ["source_file", "source_line"],
+    "sales_by_product_period": ["product_id", "month"],
+    "sales_by_product_window": ["product_id"],
+    "sales_season_peaks": ["product_id", "month"],
+    "behaviour_tags": ["product_id", "tag"],
     "product_tags": ["product_id", "tag_type", "tag"],
     "model_tags": ["product_id", "tag_type", "tag"],
     "product_tag_history": ["product_id", "tag_type", "tag", "write_seq"],
