@@ -287,14 +287,17 @@ def product_tags_suite() -> list[ExpectationSpec]:
 
 def model_tags_suite() -> list[ExpectationSpec]:
     """The model's tags: complete, scores in [0, 1], from the model or the refiner, each tag
-    once per product, with the tagger version."""
+    once per product and facet, with the tagger version."""
     return [
         *(_not_null(c) for c in ("product_id", "tag", "tag_type", "score", "source",
                                  "tagger_version")),
         _in_set("tag_type", TAG_TYPES),
         _in_set("source", ["model", "refiner"]),
         _between("score", 0.0, 1.0, "scores in [0, 1]"),
-        _unique_together(["product_id", "tag_type", "tag"], "each tag once per product"),
+        # one tag name may be given in two facets (a level-2 and a level-3 category); the
+        # candidates keep one of them for product_tags
+        _unique_together(["product_id", "tag_type", "facet", "tag"],
+                         "each tag once per product and facet"),
     ]
 
 
@@ -425,7 +428,7 @@ ID_COLUMNS: dict[str, list[str]] = {
     "sales_season_peaks": ["product_id", "month"],
     "behaviour_tags": ["product_id", "tag"],
     "product_tags": ["product_id", "tag_type", "tag"],
-    "model_tags": ["product_id", "tag_type", "tag"],
+    "model_tags": ["product_id", "tag_type", "facet", "tag"],
     "product_tag_history": ["product_id", "tag_type", "tag", "write_seq"],
     "tag_coverage": ["product_id"],
     "tag_consistency": ["product_id", "tag_type", "facet"],
