@@ -155,7 +155,100 @@ def product_features() -> pd.DataFrame:
                          "title": ["a", "b"]})
 
 
+def product_tags() -> pd.DataFrame:
+    return pd.DataFrame({
+        "product_id": ["P1", "P1", "P2"], "tag": ["Dresses", "Red", "Shirts"],
+        "tag_type": ["category", "attribute", "category"],
+        "source": ["catalog", "model", "refiner"], "score": [1.0, 0.83, 0.51],
+        "run_id": ["r1", "r1", "r2"],
+        "tagged_at": pd.to_datetime(["2026-11-28"] * 3),
+        "has_tagger_version": [False, True, True]})
+
+
+def model_tags() -> pd.DataFrame:
+    return pd.DataFrame({
+        "product_id": ["P1", "P1"], "tag": ["Dresses", "Dresses"],
+        "tag_type": ["category", "category"], "facet": ["category_l2", "category_l3"],
+        "score": [0.9, 0.8], "source": ["model", "refiner"], "tagger_version": ["1", "1"]})
+
+
+def product_tag_history() -> pd.DataFrame:
+    return pd.DataFrame({
+        "product_id": ["P1", "P1"], "tag": ["Red", "Red"],
+        "tag_type": ["attribute", "attribute"], "change": ["added", "removed"],
+        "old_score": [None, 0.83], "new_score": [0.83, None], "run_id": ["r1", "r2"],
+        "changed_at": pd.to_datetime(["2026-11-27", "2026-11-28"]), "write_seq": [1, 2]})
+
+
+def tag_coverage() -> pd.DataFrame:
+    return pd.DataFrame({"product_id": ["P1", "P2"],
+                         "fate": ["tagged", "untagged_with_reason"]})
+
+
+def tag_consistency() -> pd.DataFrame:
+    return pd.DataFrame({"product_id": ["P1", "P2"], "tag_type": ["attribute", "attribute"],
+                         "facet": ["gender", "gender"], "n_tags": [1, 1]})
+
+
+def refiner_ablation() -> pd.DataFrame:
+    return pd.DataFrame({
+        "variant": ["tagger", "tagger+refiner", "tagger+repair"],
+        "micro_f1": [0.9, 0.91, 0.9], "macro_f1": [0.8, 0.82, 0.8], "p_at_5": [0.9] * 3,
+        "ndcg_at_5": [0.9] * 3, "inconsistency_rate": [0.01, 0.0, 0.0],
+        "coverage": [0.9] * 3, "tags_per_product": [7.2, 7.1, 7.2]})
+
+
+def raw_sales() -> pd.DataFrame:
+    return pd.DataFrame({
+        "load_id": ["L1", "L1"], "source_file": ["s.csv", "s.csv"], "source_line": [1, 2],
+        "order_id": ["O1", "O1"], "product_id": ["P1", "P2"], "quantity": [1, 3],
+        "price": [9.5, 0.0], "ordered_at": pd.to_datetime(["2026-11-27", "2026-11-28"]),
+        "user_key": ["u_" + "a" * 32, None]})
+
+
+def raw_feedback() -> pd.DataFrame:
+    return pd.DataFrame({
+        "load_id": ["L1", "L1"], "source_file": ["f.csv", "f.csv"], "source_line": [1, 2],
+        "product_id": ["P1", "P1"], "tag": ["Red", "handmade"], "action": ["reject", "add"],
+        "created_at": pd.to_datetime(["2026-11-27", "2026-11-28"]),
+        "user_key": ["u_" + "b" * 32, "u_" + "c" * 32]})
+
+
+def sales_by_product_period() -> pd.DataFrame:
+    return pd.DataFrame({"product_id": ["P1", "P1"],
+                         "month": pd.to_datetime(["2026-10-01", "2026-11-01"]),
+                         "units": [3, 0], "order_lines": [2, 1], "revenue": [28.5, 0.0]})
+
+
+def sales_by_product_window() -> pd.DataFrame:
+    return pd.DataFrame({"product_id": ["P1", "P2"], "units": [60, 0],
+                         "previous_units": [0, 4]})
+
+
+def sales_season_peaks() -> pd.DataFrame:
+    return pd.DataFrame({"product_id": ["P1"], "month": pd.to_datetime(["2026-11-01"]),
+                         "month_of_year": [11], "units": [40], "ratio": [4.2]})
+
+
+def behaviour_tags() -> pd.DataFrame:
+    return pd.DataFrame({"product_id": ["P1", "P1"], "tag": ["bestseller", "singles_day"],
+                         "tag_type": ["attribute", "scene"], "score": [1.0, 0.76],
+                         "evidence": ["60 units", "40 units in 2026-11"]})
+
+
 VALID: dict[str, Callable[[], pd.DataFrame]] = {
+    "product_tags": product_tags,
+    "model_tags": model_tags,
+    "product_tag_history": product_tag_history,
+    "tag_coverage": tag_coverage,
+    "tag_consistency": tag_consistency,
+    "refiner_ablation": refiner_ablation,
+    "raw_sales": raw_sales,
+    "raw_feedback": raw_feedback,
+    "sales_by_product_period": sales_by_product_period,
+    "sales_by_product_window": sales_by_product_window,
+    "sales_season_peaks": sales_season_peaks,
+    "behaviour_tags": behaviour_tags,
     "product_features": product_features,
     "raw_product_rejects": raw_product_rejects,
     "ingest_files": ingest_files,
@@ -202,6 +295,32 @@ def test_suite_passes_on_valid_frame(table):
 
 # (table, defective frame, failing expectation, column, values a reported row must carry)
 DEFECTS = [
+    pytest.param(
+        "product_tags", lambda: set_cell(product_tags(), 1, "score", 1.2),
+        "ExpectColumnValuesToBeBetween", "score", {"product_id": "P1", "tag": "Red"},
+        id="product_tags-score-above-one"),
+    pytest.param(
+        "product_tags", lambda: set_cell(product_tags(), 2, "tag", "Shirts").pipe(
+            lambda df: set_cell(df, 2, "product_id", "P1")).pipe(
+            lambda df: set_cell(df, 0, "tag", "Shirts")),
+        "ExpectCompoundColumnsToBeUnique", "product_id,tag_type,tag",
+        {"product_id": "P1", "tag": "Shirts"}, id="product_tags-tag-twice"),
+    pytest.param(
+        "tag_consistency", lambda: set_cell(tag_consistency(), 0, "n_tags", 2),
+        "ExpectColumnValuesToBeBetween", "n_tags", {"product_id": "P1", "facet": "gender"},
+        id="tag_consistency-two-genders"),
+    pytest.param(
+        "tag_coverage", lambda: set_cell(tag_coverage(), 1, "fate", "missing"),
+        "ExpectColumnValuesToBeInSet", "fate", {"product_id": "P2"},
+        id="tag_coverage-product-lost"),
+    pytest.param(
+        "raw_sales", lambda: set_cell(raw_sales(), 0, "user_key", "alice@example.com"),
+        "ExpectColumnValueLengthsToEqual", "user_key", {"source_file": "s.csv", "source_line": 1},
+        id="raw_sales-raw-user-id"),
+    pytest.param(
+        "raw_feedback", lambda: set_cell(raw_feedback(), 1, "action", "like"),
+        "ExpectColumnValuesToBeInSet", "action", {"source_file": "f.csv", "source_line": 2},
+        id="raw_feedback-unknown-action"),
     pytest.param(
         "raw_products",
         lambda: set_cell(raw_products(), 1, "source_line", 1),
