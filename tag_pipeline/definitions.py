@@ -35,59 +35,52 @@ from tag_pipeline.defs.tags.jobs import restore_tags_job
 # error fails again the same way, three times in about 6 seconds.
 RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 
-catalog_job = dg.define_asset_job(
-    "catalog_job",
-    selection=dg.AssetSelection.groups("ingest", "cleaning", "labels"),
-    description="Load new landing files, clean them and build the catalog's labels.",
-    op_retry_policy=RETRY_POLICY,
+
+def _asset_job(name: str, groups: tuple[str, ...], description: str):
+    """A job over whole asset groups, with the project's retry policy."""
+    return dg.define_asset_job(name, selection=dg.AssetSelection.groups(*groups),
+                               description=description, op_retry_policy=RETRY_POLICY)
+
+
+catalog_job = _asset_job(
+    "catalog_job", ("ingest", "cleaning", "labels"),
+    "Load new landing files, clean them and build the catalog's labels.",
 )
 
-model_job = dg.define_asset_job(
-    "model_job",
-    selection=dg.AssetSelection.groups("features", "model"),
-    description="Split and encode the catalog, train the tagger, evaluate it beside the "
-                "baseline and promote it through the registry gate.",
-    op_retry_policy=RETRY_POLICY,
+model_job = _asset_job(
+    "model_job", ("features", "model"),
+    "Split and encode the catalog, train the tagger, evaluate it beside the "
+    "baseline and promote it through the registry gate.",
 )
 
-tags_job = dg.define_asset_job(
-    "tags_job",
-    selection=dg.AssetSelection.groups("refiner", "tags"),
-    description="Train and ablate the GAN refiner on the champion tagger, then tag the whole "
-                "catalog into product_tags (with history) and export it.",
-    op_retry_policy=RETRY_POLICY,
+tags_job = _asset_job(
+    "tags_job", ("refiner", "tags"),
+    "Train and ablate the GAN refiner on the champion tagger, then tag the whole "
+    "catalog into product_tags (with history) and export it.",
 )
 
-retag_job = dg.define_asset_job(
-    "retag_job",
-    selection=dg.AssetSelection.groups("tags"),
-    description="Tag the catalog with the champion tagger (and its refiner if it passed its "
-                "gate), without retraining anything.",
-    op_retry_policy=RETRY_POLICY,
+retag_job = _asset_job(
+    "retag_job", ("tags",),
+    "Tag the catalog with the champion tagger (and its refiner if it passed its "
+    "gate), without retraining anything.",
 )
 
-sales_job = dg.define_asset_job(
-    "sales_job",
-    selection=dg.AssetSelection.groups("sales", "tags"),
-    description="Load new sales files, recompute the behaviour tags (bestseller, trending, "
-                "seasonal) and rewrite product_tags with them.",
-    op_retry_policy=RETRY_POLICY,
+sales_job = _asset_job(
+    "sales_job", ("sales", "tags"),
+    "Load new sales files, recompute the behaviour tags (bestseller, trending, "
+    "seasonal) and rewrite product_tags with them.",
 )
 
-feedback_job = dg.define_asset_job(
-    "feedback_job",
-    selection=dg.AssetSelection.groups("feedback", "tags"),
-    description="Load new feedback files and apply the feedback to product_tags at once "
-                "(rejected tags leave, added tags are pinned, accepted tags gain confidence).",
-    op_retry_policy=RETRY_POLICY,
+feedback_job = _asset_job(
+    "feedback_job", ("feedback", "tags"),
+    "Load new feedback files and apply the feedback to product_tags at once "
+    "(rejected tags leave, added tags are pinned, accepted tags gain confidence).",
 )
 
-retrain_job = dg.define_asset_job(
-    "retrain_job",
-    selection=dg.AssetSelection.groups("features", "model", "refiner", "tags"),
-    description="Rebuild the features, retrain the tagger and the refiner through their gates, "
-                "and retag the catalog.",
-    op_retry_policy=RETRY_POLICY,
+retrain_job = _asset_job(
+    "retrain_job", ("features", "model", "refiner", "tags"),
+    "Rebuild the features, retrain the tagger and the refiner through their gates, "
+    "and retag the catalog.",
 )
 
 

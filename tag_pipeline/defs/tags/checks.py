@@ -44,8 +44,8 @@ tags_checks = [
                    description="Tags complete, scores in [0, 1], known types and sources, each "
                                "tag once per product, model tags carry their tagger version."),
     gx_asset_check("model_tags", blocking=True,
-                   description="Model tags complete, scores in [0, 1], each tag once per facet of a "
-                               "product, with the tagger version."),
+                   description="Model tags complete, scores in [0, 1], each tag once per "
+                               "facet of a product, with the tagger version."),
     gx_asset_check("product_tag_history", blocking=True,
                    description="Every change names its product, tag, kind, run and time."),
     gx_asset_check("product_tags", blocking=True, frame=tag_consistency_frame,

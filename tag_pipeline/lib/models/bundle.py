@@ -279,11 +279,12 @@ def save_bundle(bundle: TaggerBundle, directory: Path) -> Path:
     return directory
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path, what: str = "tagger bundle file") -> Any:
+    """A saved model file's JSON; an error naming the file when it is not UTF-8 JSON."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"tagger bundle file {path} is not valid UTF-8 JSON: {exc}") from exc
+        raise ValueError(f"{what} {path} is not valid UTF-8 JSON: {exc}") from exc
 
 
 def load_bundle(directory: Path | str) -> TaggerBundle:
@@ -309,7 +310,7 @@ def load_bundle(directory: Path | str) -> TaggerBundle:
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"tagger bundle file {directory / SPACE_FILE} is not a label space: "
                          f"{exc!r}") from exc
-    raw = _read_json(directory / THRESHOLDS_FILE)
+    raw = read_json(directory / THRESHOLDS_FILE)
     if not isinstance(raw, dict):
         raise ValueError(f"tagger bundle file {directory / THRESHOLDS_FILE} must hold an "
                          "object {head name: [thresholds]}")
@@ -319,7 +320,7 @@ def load_bundle(directory: Path | str) -> TaggerBundle:
         raise ValueError(f"tagger bundle file {directory / THRESHOLDS_FILE} holds a "
                          f"non-numeric threshold: {exc}") from exc
     try:
-        config = TaggerConfig.from_dict(_read_json(directory / CONFIG_FILE))
+        config = TaggerConfig.from_dict(read_json(directory / CONFIG_FILE))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"tagger bundle file {directory / CONFIG_FILE}: {exc}") from exc
     model = keras.models.load_model(directory / MODEL_FILE, compile=False)

@@ -81,6 +81,7 @@ from tag_pipeline.lib.models.bundle import (
     TaggerBundle,
     _products,
     model_inputs,
+    read_json,
 )
 from tag_pipeline.lib.models.labels import (
     SIGMOID,
@@ -769,13 +770,6 @@ def save_refiner(refiner: Refiner, directory: Path) -> Path:
     return directory
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"refiner file {path} is not valid UTF-8 JSON: {exc}") from exc
-
-
 def load_refiner(directory: Path | str) -> Refiner:
     """Read a refiner written by ``save_refiner`` (models loaded with ``compile=False``).
 
@@ -789,18 +783,22 @@ def load_refiner(directory: Path | str) -> Refiner:
     missing = [name for name in REFINER_FILES if not (directory / name).is_file()]
     if missing:
         raise FileNotFoundError(f"refiner folder {directory} lacks {', '.join(missing)}")
+
+    def read(name: str) -> Any:
+        return read_json(directory / name, what="refiner file")
+
     space = LabelSpace.from_json((directory / SPACE_FILE).read_text(encoding="utf-8"))
     try:
-        config = RefinerConfig.from_dict(_read_json(directory / CONFIG_FILE))
+        config = RefinerConfig.from_dict(read(CONFIG_FILE))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"refiner file {directory / CONFIG_FILE}: {exc}") from exc
     thresholds = {str(k): np.asarray(v, np.float64)
-                  for k, v in _read_json(directory / THRESHOLDS_FILE).items()}
+                  for k, v in read(THRESHOLDS_FILE).items()}
     if set(thresholds) != set(space.head_names):
         raise ValueError(f"refiner file {directory / THRESHOLDS_FILE} has thresholds for heads "
                          f"{sorted(thresholds)}, the label space has {sorted(space.head_names)}")
-    compatibility = Compatibility.from_dict(_read_json(directory / COMPATIBILITY_FILE))
-    history = (_read_json(directory / HISTORY_FILE) if (directory / HISTORY_FILE).is_file()
+    compatibility = Compatibility.from_dict(read(COMPATIBILITY_FILE))
+    history = (read(HISTORY_FILE) if (directory / HISTORY_FILE).is_file()
                else {})
     generator = keras.models.load_model(directory / GENERATOR_FILE, compile=False)
     critic = (keras.models.load_model(directory / CRITIC_FILE, compile=False)
