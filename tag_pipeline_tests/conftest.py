@@ -84,3 +84,14 @@ def shared_data_or_skip(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data set {path} is absent on this machine (../shared/data)")
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory):
+    """One project home per test session after catalog_job, model_job and tags_job ran on the
+    demo catalog (tiny model): a champion in its sqlite registry, tags in its warehouse.
+    Tests that change it (promote, rollback, new runs) must leave the champion in place or use
+    ``prepare_home`` on their own folder."""
+    from tag_pipeline_tests.project_home import prepare_home
+
+    return prepare_home(tmp_path_factory.mktemp("project") / "home")
