@@ -75,6 +75,12 @@ class MlflowResource(dg.ConfigurableResource):
                                else None)
         return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}" if base else None
 
+    def model_version_url(self, name: str, version: str) -> str | None:
+        """A link to a registered model version in the MLflow UI, when one is configured."""
+        base = self.ui_url or (self.tracking_uri if self.tracking_uri.startswith("http")
+                               else None)
+        return f"{base.rstrip('/')}/#/models/{name}/versions/{version}" if base else None
+
 
 class ExportResource(dg.ConfigurableResource):
     """Where tables are exported for downstream teams (Parquet, partitioned by tag type)."""
@@ -117,6 +123,9 @@ class OperationsResource(dg.ConfigurableResource):
     database: str
 
 
+LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"
+
+
 def project_home() -> Path:
     """The project home folder (``TAG_PIPELINE_HOME``, default ``./.tag_pipeline``)."""
     return Path(os.environ.get("TAG_PIPELINE_HOME", ".tag_pipeline")).expanduser().resolve()
@@ -145,7 +154,10 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             experiment_name=_setting("TAG_PIPELINE_MLFLOW_EXPERIMENT", "tag_pipeline"),
             artifact_location=_setting("TAG_PIPELINE_MLFLOW_ARTIFACTS",
                                        (home / "mlflow" / "artifacts").as_uri()),
-            ui_url=os.environ.get("TAG_PIPELINE_MLFLOW_UI_URL") or None,
+            # `make mlflow-ui` serves the local store there; a server is its own UI.
+            ui_url=os.environ.get("TAG_PIPELINE_MLFLOW_UI_URL") or (
+                None if os.environ.get("MLFLOW_TRACKING_URI", "").startswith("http")
+                else LOCAL_MLFLOW_UI),
         ),
         "pseudonyms": PseudonymResource(
             key_file=str(home / "secrets" / "pseudonym.key"),

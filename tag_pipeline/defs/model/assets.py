@@ -63,7 +63,12 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
     from tag_pipeline.lib.models.bundle import TaggerBundle, save_bundle
     from tag_pipeline.lib.models.pyfunc import log_tagger
     from tag_pipeline.lib.models.tagger import TaggerConfig
-    from tag_pipeline.lib.models.tracking import ensure_experiment, plot_training_curve
+    from tag_pipeline.lib.models.tracking import (
+        ensure_experiment,
+        epoch_table,
+        plot_training_curve,
+        png_markdown,
+    )
     from tag_pipeline.lib.models.training import train_model
     from tag_pipeline.lib.registry import CHALLENGER, ensure_registered_model, move_alias
 
@@ -95,6 +100,7 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
                 Path(tmp) / "bundle")
             curve = plot_training_curve(trained.history, Path(tmp) / "training_curve.png")
             mlflow_lib.log_artifact(str(curve))
+            curve_markdown = png_markdown(curve, "training curve")
             for part in ("vocab.txt", "label_space.json", "thresholds.json"):
                 mlflow_lib.log_artifact(str(bundle_dir / part), artifact_path="tagger")
             example = features.split("val").head(3).select(
@@ -106,6 +112,7 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
         move_alias(client, name, CHALLENGER, version, actor=f"dagster run {context.run_id}",
                    reason="newly trained")
     url = mlflow.run_url(experiment_id, run.info.run_id)
+    version_url = mlflow.model_version_url(name, version)
     best = min(trained.history.get("val_loss", [float("nan")]))
     return dg.MaterializeResult(metadata={
         "model_name": name,
@@ -113,6 +120,9 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
         "model_uri": f"models:/{name}/{version}",
         "mlflow_run_id": run.info.run_id,
         **({"mlflow_run_url": dg.MetadataValue.url(url)} if url else {}),
+        **({"model_version_url": dg.MetadataValue.url(version_url)} if version_url else {}),
+        "training_curve": dg.MetadataValue.md(curve_markdown),
+        "epochs": dg.MetadataValue.md(epoch_table(trained.history, trained.epoch_seconds)),
         "epochs_run": len(trained.epoch_seconds),
         "seconds_per_epoch": round(sum(trained.epoch_seconds) / max(1, len(trained.epoch_seconds)),
                                    2),
@@ -144,6 +154,7 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
         flat_metrics,
         metric_key,
         plot_model_vs_baseline,
+        png_markdown,
     )
     from tag_pipeline.lib.models.training import evaluate_on_test, score_products
     from tag_pipeline.lib.registry import (
@@ -198,6 +209,7 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
         table_path = Path(tmp) / "test_metrics.csv"
         table.write_csv(table_path)
         plot = plot_model_vs_baseline(evaluation, Path(tmp) / "model_vs_baseline.png")
+        plot_markdown = png_markdown(plot, "tagger vs baseline")
         with mlflow_lib.start_run(run_id=run_id):
             mlflow_lib.log_metrics(metrics)
             mlflow_lib.log_artifact(str(table_path))
@@ -205,8 +217,11 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
     summary = table.filter(~pl.col("scope").str.starts_with("head:")).select(
         "model", "subset", "scope", "micro_f1", "macro_f1", "samples_f1", "p_at_1", "p_at_5",
         "ndcg_at_5").with_columns(pl.col(pl.Float64).round(4))
+    version_url = mlflow.model_version_url(name, challenger)
     return dg.MaterializeResult(metadata={
         "model_version": challenger,
+        **({"model_version_url": dg.MetadataValue.url(version_url)} if version_url else {}),
+        "champion_version": alias_version(client, name, CHAMPION) or "",
         "promoted": promoted,
         "decision": decision_reason,
         f"challenger_{metric}": round(score, 4),
@@ -217,4 +232,5 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
         "baseline_seconds": round(evaluation.baseline_seconds, 1),
         **{metric_key(k): round(v, 4) for k, v in metrics.items()},
         "results": dg.MetadataValue.md(markdown_table(summary, max_chars=20)),
+        "model_vs_baseline": dg.MetadataValue.md(plot_markdown),
     })

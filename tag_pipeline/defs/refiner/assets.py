@@ -144,8 +144,10 @@ def tag_refiner(context: dg.AssetExecutionContext, config: TagRefinerConfig,
     context.log.info(f"refiner v{version} on tagger v{tagger_version}: ablation "
                      f"{'passed' if apply else 'failed'} ({reason}); champion: {promoted}")
     url = mlflow.run_url(experiment_id, run.info.run_id)
+    version_url = mlflow.model_version_url(name, version)
     return dg.MaterializeResult(metadata={
         "refiner_version": version,
+        **({"model_version_url": dg.MetadataValue.url(version_url)} if version_url else {}),
         "tagger_version": tagger_version,
         "ablation_passed": apply,
         "ablation_decision": reason,

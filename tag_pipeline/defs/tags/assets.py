@@ -106,10 +106,12 @@ def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
         "tagger_version": tagger_version,
         "refiner_version": refiner_version or "",
     })
+    tagger_url = mlflow.model_version_url(mlflow.registered_model_name, tagger_version)
     yield dg.MaterializeResult(asset_key="product_tags", metadata={
         "dagster/row_count": result.rows,
         "products_tagged": result.products,
         "tagger_version": tagger_version,
+        **({"tagger_version_url": dg.MetadataValue.url(tagger_url)} if tagger_url else {}),
         "refiner_version": refiner_version or "",
         "refiner_applied": refiner is not None,
         "refiner_decision": reason,

@@ -40,6 +40,27 @@ def ensure_experiment(client: object, name: str, artifact_location: str | None) 
     return client.create_experiment(name, artifact_location=artifact_location)
 
 
+def png_markdown(path: Path, alt: str) -> str:
+    """A PNG inlined as a Markdown image (a base64 data URI), which the Dagster UI renders in
+    the asset's metadata; keep the figure small (these plots are 20 to 60 kB)."""
+    import base64
+
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"![{alt}](data:image/png;base64,{data})"
+
+
+def epoch_table(history: dict[str, list[float]], seconds: list[float]) -> str:
+    """Per-epoch losses and times as a Markdown table (epoch 1 first)."""
+    keys = [k for k in ("loss", "val_loss") if k in history]
+    lines = ["| epoch | " + " | ".join(keys) + " | seconds |",
+             "| --- | " + " | ".join("---" for _ in keys) + " | --- |"]
+    for i, secs in enumerate(seconds):
+        values = " | ".join(f"{history[k][i]:.4f}" if i < len(history[k]) else ""
+                            for k in keys)
+        lines.append(f"| {i + 1} | {values} | {secs:.1f} |")
+    return "\n".join(lines)
+
+
 def plot_training_curve(history: dict[str, list[float]], path: Path) -> Path:
     """Training and validation loss per epoch, saved as a PNG."""
     import matplotlib
