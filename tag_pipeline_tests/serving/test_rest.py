@@ -1,0 +1,239 @@
+"""The registered champion served over REST by MLflow's own scoring server (``make serve``).
+
+One ``mlflow models serve`` process for the module, started on the session's trained project
+home, answers real demo-catalog rows; its answers must equal the same model loaded in process.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from PIL import Image
+
+from tag_pipeline.lib.models.labels import TAG_TYPES
+from tag_pipeline_tests.project_home import ProjectHome
+
+pytestmark = pytest.mark.slow
+
+MODEL_URI = "models:/tag_pipeline_tagger@champion"
+# The response contract: one record per (product, tag).
+OUTPUT_COLUMNS = ["product_id", "tag", "tag_type", "facet", "score"]
+INPUT_COLUMNS = ["product_id", "title", "description", "image_path", "image_bytes"]
+# Loading TensorFlow and the model on a busy 2-core CI machine; normally about 15 s.
+START_TIMEOUT_S = 240
+REQUEST_TIMEOUT_S = 120
+CJK = r"[\u4e00-\u9fff]"
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(server: Server, timeout_s: float) -> None:
+    """Poll GET /ping until it answers 200; fail naming the URL, or the exit and stderr tail."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"`mlflow models serve -m {MODEL_URI}` exited with code "
+                        f"{server.process.returncode} before {server.url}/ping answered; "
+                        f"its output ends with:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/ping", timeout=5) as response:
+                if response.status == 200:
+                    return
+                last = f"HTTP {response.status}"
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            last = repr(exc)
+        time.sleep(1)
+    pytest.fail(f"GET {server.url}/ping did not answer 200 within {timeout_s:.0f} s (last: "
+                f"{last}); the server's output ends with:\n{server.log_tail()}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (the CLI and its uvicorn child), then SIGKILL."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(trained_home: ProjectHome, tmp_path_factory) -> Iterator[Server]:
+    """``mlflow models serve`` of the champion from the home's sqlite registry (venv's env)."""
+    workdir = tmp_path_factory.mktemp("serve")
+    bin_dir = Path(sys.executable).parent
+    # env-manager local execs `uvicorn` by name (as `make serve` does, the venv's bin first)
+    env = {**trained_home.env, "MLFLOW_TRACKING_URI": trained_home.tracking_uri,
+           "PATH": os.pathsep.join([str(bin_dir), trained_home.env.get("PATH", os.defpath)])}
+    env.pop("MLFLOW_REGISTRY_URI", None)
+    port = free_port()
+    command = [str(bin_dir / "mlflow"), "models", "serve", "-m", MODEL_URI,
+               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    log = workdir / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, cwd=workdir, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    running = Server(url=f"http://127.0.0.1:{port}", process=process, log=log)
+    try:
+        wait_until_up(running, START_TIMEOUT_S)
+        yield running
+    finally:
+        stop(process)
+
+
+def post(server: Server, body: dict) -> tuple[int, dict]:
+    """POST a JSON body to /invocations; the status and the decoded JSON answer."""
+    request = urllib.request.Request(
+        f"{server.url}/invocations", data=json.dumps(body).encode("utf-8"),
+        headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
+            status, text = response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read().decode("utf-8")
+    try:
+        return status, json.loads(text)
+    except json.JSONDecodeError:
+        pytest.fail(f"POST /invocations answered HTTP {status} with non-JSON {text[:500]!r}; "
+                    f"server output:\n{server.log_tail()}")
+
+
+def decodable_image(path: Path) -> bool:
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return min(img.size) >= 16  # the demo also writes 8x8 "too small" images
+    except (OSError, ValueError):
+        return False
+
+
+def demo_rows(home: Path) -> pd.DataFrame:
+    """Real rows of the home's demo catalog: an English and a Chinese title without image,
+    and one product with a real image three times: by path, as bytes and without it."""
+    root = home / "landing" / "demo"
+    csv = sorted(root.glob("products_*.csv"))
+    assert csv, f"no demo catalog export products_*.csv in {root}"
+    products = pl.read_csv(csv[0], infer_schema=False).with_columns(
+        pl.col("description", "image").fill_null(""))
+    english = products.filter(~pl.col("title").str.contains(CJK), pl.col("image") == "").row(
+        0, named=True)
+    chinese = products.filter(~pl.col("title").str.contains("[A-Za-z]"),
+                              pl.col("image") == "").row(0, named=True)
+    pictured = next((row for row in products.filter(pl.col("image") != "").iter_rows(named=True)
+                     if decodable_image(root / row["image"])), None)
+    assert pictured is not None, f"no decodable image among the rows of {csv[0]}"
+    image = (root / pictured["image"]).resolve()
+    sku = pictured["sku"]
+    rows = [
+        (english["sku"], english["title"], english["description"], None, b""),
+        (chinese["sku"], chinese["title"], chinese["description"], None, b""),
+        (f"{sku}/path", pictured["title"], pictured["description"], str(image), b""),
+        (f"{sku}/bytes", pictured["title"], pictured["description"], None, image.read_bytes()),
+        (f"{sku}/none", pictured["title"], pictured["description"], None, b""),
+    ]
+    return pd.DataFrame(rows, columns=INPUT_COLUMNS)
+
+
+def split_body(rows: pd.DataFrame) -> dict:
+    """The ``dataframe_split`` JSON body; binary columns travel base64-encoded, and a row
+    without bytes sends "" (MLflow base64-decodes every value, null included)."""
+    data = [[base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else v for v in row]
+            for row in rows.itertuples(index=False)]
+    return {"dataframe_split": {"columns": list(rows.columns), "data": data}}
+
+
+@pytest.fixture(scope="module")
+def rows(trained_home: ProjectHome) -> pd.DataFrame:
+    return demo_rows(trained_home.home)
+
+
+@pytest.fixture(scope="module")
+def served(server: Server, rows: pd.DataFrame) -> pd.DataFrame:
+    status, answer = post(server, split_body(rows))
+    assert status == 200, f"POST /invocations answered HTTP {status}: {answer}"
+    assert list(answer) == ["predictions"], answer
+    return pd.DataFrame.from_records(answer["predictions"])
+
+
+def tags_of(tags: pd.DataFrame, product_id: str) -> pd.DataFrame:
+    return tags[tags["product_id"] == product_id].drop(columns="product_id").reset_index(
+        drop=True)
+
+
+def test_served_champion_tags_real_rows(served: pd.DataFrame, rows: pd.DataFrame):
+    assert list(served.columns) == OUTPUT_COLUMNS
+    assert served["score"].between(0, 1).all(), served["score"].describe()
+    assert set(served["tag_type"]) <= set(TAG_TYPES)
+    # every product is answered (its category head has no threshold)
+    assert sorted(served["product_id"].unique()) == sorted(rows["product_id"])
+    assert sorted(served.loc[served["tag_type"] == "category", "product_id"].unique()) == sorted(
+        rows["product_id"])
+    sku = rows["product_id"].iloc[2].removesuffix("/path")
+    by_path, by_bytes = tags_of(served, f"{sku}/path"), tags_of(served, f"{sku}/bytes")
+    # the image reached the model both ways: equal answers, unlike the same row without it
+    pd.testing.assert_frame_equal(by_path, by_bytes, check_exact=False, rtol=0, atol=1e-6)
+    without = tags_of(served, f"{sku}/none")
+    assert not (len(without) == len(by_path)
+                and np.allclose(without["score"], by_path["score"], rtol=0, atol=1e-6)), \
+        "the served model gave the same scores with and without the image"
+
+
+def test_served_equals_in_process_champion(served: pd.DataFrame, rows: pd.DataFrame,
+                                           trained_home: ProjectHome, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained_home.tracking_uri)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    mlflow.set_tracking_uri(trained_home.tracking_uri)
+    try:
+        local = mlflow.pyfunc.load_model(MODEL_URI).predict(rows)
+    finally:
+        mlflow.set_tracking_uri(None)  # unset again; the restored environment decides
+    assert len(local) > 0
+    pd.testing.assert_frame_equal(served.drop(columns="score"),
+                                  local[OUTPUT_COLUMNS].drop(columns="score"))
+    np.testing.assert_allclose(served["score"].to_numpy(), local["score"].to_numpy(),
+                               rtol=0, atol=1e-6)
+
+
+def test_request_without_title_is_refused_naming_the_column(server: Server, rows: pd.DataFrame):
+    status, answer = post(server, split_body(rows.drop(columns="title")))
+    assert 400 <= status < 500, f"HTTP {status}: {answer}"
+    # MLflow's schema check, from the signature's required column
+    assert "missing inputs ['title']" in answer.get("message", ""), answer
