@@ -10,6 +10,7 @@ from tag_pipeline.defs.automation.schedules import retag_job_schedule, retrain_j
 from tag_pipeline.defs.automation.sensors import (
     catalog_files_sensor,
     champion_alias_sensor,
+    feedback_retrain_sensor,
     landing_sensor,
 )
 from tag_pipeline.defs.cleaning.assets import cleaning_sql_assets, image_checks
@@ -26,7 +27,7 @@ from tag_pipeline.defs.model.assets import tag_model, tag_model_evaluation
 from tag_pipeline.defs.model.jobs import promote_model_job, rollback_model_job
 from tag_pipeline.defs.refiner.assets import tag_refiner
 from tag_pipeline.defs.refiner.checks import refiner_checks
-from tag_pipeline.defs.resources import build_resources
+from tag_pipeline.defs.resources import RetrainPolicyResource, build_resources
 from tag_pipeline.defs.tags.assets import product_tags, product_tags_export, tags_sql_assets
 from tag_pipeline.defs.tags.checks import tags_checks
 from tag_pipeline.defs.tags.jobs import restore_tags_job
@@ -99,8 +100,9 @@ def build_definitions(resources: Mapping[str, Any]) -> dg.Definitions:
         schedules=[retag_job_schedule, retrain_job_schedule],
         sensors=[catalog_files_sensor, landing_sensor("sales", "sales_job"),
                  landing_sensor("feedback", "feedback_job"), champion_alias_sensor,
-                 run_failure_sensor],
-        resources=dict(resources),
+                 feedback_retrain_sensor, run_failure_sensor],
+        # The retrain policy's default unless the caller brings its own.
+        resources={"retrain_policy": RetrainPolicyResource(), **resources},
         # DuckDB takes one writing process per file: steps run in one process, one at a time.
         executor=dg.in_process_executor,
     )

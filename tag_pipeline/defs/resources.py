@@ -13,6 +13,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.lib.catalog.profile import CatalogProfile, load_profile
+from tag_pipeline.lib.events.retrain import DEFAULT_FEEDBACK_THRESHOLD
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SQL_ROOT = REPO_ROOT / "dbt_like_sql"
@@ -123,6 +124,13 @@ class OperationsResource(dg.ConfigurableResource):
     database: str
 
 
+class RetrainPolicyResource(dg.ConfigurableResource):
+    """When accumulated feedback retrains the tagger before the weekly schedule: the number of
+    feedback events loaded since the last training that starts ``retrain_job``."""
+
+    feedback_threshold: int = DEFAULT_FEEDBACK_THRESHOLD
+
+
 LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"
 
 
@@ -165,6 +173,8 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "operations": OperationsResource(
             database=_setting("TAG_PIPELINE_OPERATIONS_DB", home / "operations.duckdb"),
         ),
+        "retrain_policy": RetrainPolicyResource(feedback_threshold=int(_setting(
+            "TAG_PIPELINE_RETRAIN_FEEDBACK_THRESHOLD", DEFAULT_FEEDBACK_THRESHOLD))),
         "exports": ExportResource(
             directory=_setting("TAG_PIPELINE_EXPORT_DIR", home / "exports"),
         ),

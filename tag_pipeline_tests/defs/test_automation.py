@@ -3,6 +3,10 @@ keys over repeated ticks and a restart, a real sqlite MLflow registry, a real fa
 
 import json
 import os
+import subprocess
+import sys
+import time
+import uuid
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -13,9 +17,17 @@ from tag_pipeline.defs.automation.schedules import retag_job_schedule, retrain_j
 from tag_pipeline.defs.automation.sensors import (
     catalog_files_sensor,
     champion_alias_sensor,
+    feedback_retrain_sensor,
     landing_sensor,
 )
-from tag_pipeline.defs.resources import CatalogResource, MlflowResource, OperationsResource
+from tag_pipeline.defs.resources import (
+    CatalogResource,
+    MlflowResource,
+    OperationsResource,
+    RetrainPolicyResource,
+    WarehouseResource,
+)
+from tag_pipeline.lib.events import ingest_events
 from tag_pipeline.lib.landing import new_files
 from tag_pipeline.lib.operations import read_failures
 from tag_pipeline_tests.conftest import SHARED_DATA
@@ -122,6 +134,110 @@ def test_schedules_request_their_jobs():
         assert len(result.run_requests) == 1
         assert schedule.job_name == job
     assert retag_job_schedule.cron_schedule == "0 2 * * *"
+
+
+def _load_feedback(database, folder, name: str, rows: int) -> None:
+    """Land a feedback file of ``rows`` actions and load it with the real ingest, stamped now."""
+    import duckdb
+
+    # Distinct content per file: a file whose content was loaded before is skipped.
+    lines = [f"{name}-p{i},red,accept,user{i},2026-11-28 10:00:00," for i in range(rows)]
+    _write(folder / name, "product_id,tag,action,user_id,timestamp,note\n" + "\n".join(lines))
+    con = duckdb.connect(str(database))
+    try:
+        ingest_events(con, "feedback", folder, key=b"test-pseudonym-key-0123456789",
+                      loaded_at=datetime.now(UTC).replace(tzinfo=None))
+    finally:
+        con.close()
+
+
+def _trained(instance) -> None:
+    """A successful training, as the instance records it: a tag_model materialization."""
+    instance.report_runless_asset_event(dg.AssetMaterialization("tag_model"))
+    time.sleep(0.01)  # feedback loaded after it must carry a later time
+
+
+def test_feedback_retrain_sensor_fires_once_per_threshold_crossing(tmp_path):
+    database = tmp_path / "warehouse.duckdb"
+    folder = tmp_path / "landing" / "feedback"
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"duckdb": WarehouseResource(database=str(database)),
+                 "retrain_policy": RetrainPolicyResource(feedback_threshold=3)}
+
+    def tick(cursor):
+        context = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                          resources=resources)
+        return feedback_retrain_sensor(context)
+
+    # No warehouse yet, then feedback below the threshold: no run.
+    assert isinstance(tick(None), dg.SkipReason)
+    _trained(instance)
+    _load_feedback(database, folder, "a.csv", 2)
+    below = tick(None)
+    assert isinstance(below, dg.SkipReason) and "2 feedback events" in below.skip_message
+
+    # Crossing it: one run of retrain_job.
+    _load_feedback(database, folder, "b.csv", 2)
+    crossed = tick(None)
+    assert len(crossed.run_requests) == 1 and feedback_retrain_sensor.job_name == "retrain_job"
+    assert crossed.run_requests[0].tags["tag_pipeline/feedback_events"] == "4"
+    # Next tick on the same data: nothing. A tick replayed from the old cursor (the daemon
+    # died before storing it) asks for the same run key, which Dagster drops.
+    assert isinstance(tick(crossed.cursor), dg.SkipReason)
+    assert tick(None).run_requests[0].run_key == crossed.run_requests[0].run_key
+
+    # While a retrain (e.g. the weekly schedule's) runs, more feedback starts nothing.
+    _load_feedback(database, folder, "c.csv", 5)
+    running = dg.DagsterRun(job_name="retrain_job", run_id=str(uuid.uuid4()),
+                            status=dg.DagsterRunStatus.STARTED)
+    instance.add_run(running)
+    waiting = tick(crossed.cursor)
+    assert isinstance(waiting, dg.SkipReason) and "STARTED" in waiting.skip_message
+    instance.delete_run(running.run_id)
+
+    # That retrain finished: its tag_model materialization restarts the count.
+    _trained(instance)
+    restarted = tick(crossed.cursor)
+    assert isinstance(restarted, dg.SkipReason) and "0 feedback events" in restarted.skip_message
+    _load_feedback(database, folder, "d.csv", 3)
+    again = tick(crossed.cursor)
+    assert len(again.run_requests) == 1
+    assert again.run_requests[0].run_key != crossed.run_requests[0].run_key
+    assert isinstance(tick(again.cursor), dg.SkipReason)
+
+
+def test_feedback_retrain_sensor_waits_while_a_run_holds_the_warehouse(tmp_path):
+    database = tmp_path / "warehouse.duckdb"
+    _load_feedback(database, tmp_path / "landing" / "feedback", "a.csv", 5)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(60)", str(database)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        context = dg.build_sensor_context(
+            instance=dg.DagsterInstance.ephemeral(),
+            resources={"duckdb": WarehouseResource(database=str(database)),
+                       "retrain_policy": RetrainPolicyResource(feedback_threshold=3)})
+        result = feedback_retrain_sensor(context)
+        assert isinstance(result, dg.SkipReason) and "locked" in result.skip_message
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_retrain_decision_rejects_bad_settings_and_cursors():
+    from tag_pipeline.lib.events.retrain import RetrainState, decide_retrain
+
+    with pytest.raises(ValueError, match="at least 1"):
+        decide_retrain(RetrainState(), None, 10, 0)
+    with pytest.raises(ValueError, match="cursor is not valid"):
+        RetrainState.from_cursor('{"baseline": 1}')
+    # A retrain that failed does not ask again until another threshold's worth arrives.
+    first = decide_retrain(RetrainState(), 7, 5, 3)
+    assert first.run_key == "feedback-retrain-7-1"
+    assert decide_retrain(first.state, 7, 7, 3).run_key is None
+    assert decide_retrain(first.state, 7, 8, 3).run_key == "feedback-retrain-7-2"
 
 
 @dg.op

@@ -32,7 +32,7 @@ def test_definitions_have_every_asset_check_and_job():
     repository = defs.get_repository_def()
     assert {s.name for s in repository.sensor_defs} >= {
         "catalog_files_sensor", "champion_alias_sensor", "run_failure_sensor",
-        "sales_files_sensor", "feedback_files_sensor"}
+        "sales_files_sensor", "feedback_files_sensor", "feedback_retrain_sensor"}
     assert {s.name for s in repository.schedule_defs} == {"retag_job_schedule",
                                                            "retrain_job_schedule"}
 

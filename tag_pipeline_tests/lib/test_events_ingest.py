@@ -296,6 +296,32 @@ def test_raw_user_ids_reach_no_table(con, tmp_path):
         con.execute("SELECT _events_pseudonym('x')")
 
 
+def test_ids_across_files_and_formats_get_the_hmac_pseudonym(con, tmp_path):
+    # One ingest hashes an id once across files; every stored pseudonym must still be exactly
+    # "u_" + HMAC-SHA256(key, UTF-8 id)[:32], so earlier and later loads stay joinable.
+    ids = ["alice", "José 李", "😀 x", " padded ", "a" * 300, "ü", ""]
+    folder = tmp_path / "in"
+    write(folder, "a.csv", csv(SALES, *[f"A{i},P1,1,1,2026-11-11,{u}"
+                                        for i, u in enumerate(ids[:-1])]))
+    write(folder, "b.jsonl", "\n".join(
+        json.dumps({"order_id": f"B{i}", "product_id": "P", "quantity": 1, "price": 1,
+                    "timestamp": "2026-11-11", "user_id": u}) for i, u in enumerate(ids)))
+    write(folder, "c.csv", csv(SALES, *[f"C{i},P1,1,1,2026-11-11,{u}"
+                                        for i, u in enumerate(reversed(ids[:-1]))]))
+    ingest_events(con, "sales", folder, key=KEY, loaded_at=T0)
+    stored = rows(con, "SELECT order_id, user_key FROM raw_sales")
+    assert len(stored) == 3 * len(ids) - 2
+    by_order = dict(stored)
+    for i, raw in enumerate(ids):
+        want = "u_" + hmac.new(KEY, raw.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+        assert by_order[f"B{i}"] == want, raw
+        if raw:  # DuckDB's CSV reader reads an empty field as NULL: no user, no pseudonym
+            assert by_order[f"A{i}"] == by_order[f"C{len(ids) - 2 - i}"] == want, raw
+    # The (digest, pseudonym) pairs do not outlive the ingest.
+    assert rows(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_ev%'") == [
+        (0,)]
+
+
 def test_missing_column_refuses_the_file_naming_file_and_column(con, tmp_path):
     folder = tmp_path / "in"
     write(folder, "a.csv", csv(SALES, "O1,P1,1,1,2026-11-11,u1"))

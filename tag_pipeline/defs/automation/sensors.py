@@ -1,17 +1,22 @@
 """Sensors: landing files start the jobs that load them; a champion move retags the catalog.
 
+Enough new feedback retrains the tagger before the weekly schedule does.
+
 Every sensor keeps a cursor in Dagster's storage and gives each run request a run key, so a
-file (or an alias move) produces exactly one run, across ticks and daemon restarts; all files
-found in one tick go into one run. Following Dagster's convention they start STOPPED: turn
-them on in the UI (Automation) or with ``dagster sensor start``.
+file (or an alias move, or a feedback threshold crossing) produces exactly one run, across
+ticks and daemon restarts; all files found in one tick go into one run. Following Dagster's
+convention they start STOPPED: turn them on in the UI (Automation) or with
+``dagster sensor start``.
 """
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 
-from tag_pipeline.defs.resources import CatalogResource, MlflowResource
+from tag_pipeline.defs.resources import CatalogResource, MlflowResource, RetrainPolicyResource
 from tag_pipeline.lib.landing import new_files
 
 MINIMUM_INTERVAL_SECONDS = 30
@@ -86,4 +91,53 @@ def champion_alias_sensor(context: dg.SensorEvaluationContext,
             tags={"tag_pipeline/trigger": "champion_alias", "tag_pipeline/champion": version,
                   "tag_pipeline/previous_champion": state["version"] or "none"})],
         cursor=json.dumps({"version": version, "moves": moves}),
+    )
+
+
+# A retrain in any of these states will count the feedback loaded so far.
+_RETRAIN_PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+                    dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+@dg.sensor(job_name="retrain_job", minimum_interval_seconds=300,
+           default_status=dg.DefaultSensorStatus.STOPPED,
+           description="When the feedback loaded since the tagger's last training (the latest "
+                       "tag_model materialization) reaches the retrain policy's threshold, "
+                       "start retrain_job once; never while a retrain is queued or running.")
+def feedback_retrain_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBResource,
+                            retrain_policy: RetrainPolicyResource
+                            ) -> dg.SensorResult | dg.SkipReason:
+    """Count raw_feedback rows since the last tag_model materialization; one run per crossing."""
+    from tag_pipeline.lib.events.retrain import (
+        RetrainState,
+        WarehouseBusyError,
+        count_feedback_since,
+        decide_retrain,
+    )
+
+    # A retrain from the schedule, a person or an earlier tick is on its way: it will use this
+    # feedback, and its tag_model materialization restarts the count.
+    pending = context.instance.get_run_records(
+        dg.RunsFilter(job_name="retrain_job", statuses=_RETRAIN_PENDING), limit=1)
+    if pending:
+        run = pending[0].dagster_run
+        return dg.SkipReason(f"retrain_job run {run.run_id} is {run.status.value}")
+    latest = context.instance.fetch_materializations(dg.AssetKey("tag_model"), limit=1).records
+    baseline = latest[0].storage_id if latest else None
+    since = (datetime.fromtimestamp(latest[0].timestamp, UTC).replace(tzinfo=None)
+             if latest else None)
+    try:
+        count = count_feedback_since(duckdb.database, since)
+    except WarehouseBusyError as exc:
+        return dg.SkipReason(str(exc))
+    decision = decide_retrain(RetrainState.from_cursor(context.cursor), baseline, count,
+                              retrain_policy.feedback_threshold)
+    if decision.run_key is None:
+        return dg.SkipReason(decision.reason)
+    context.log.info(decision.reason)
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=decision.run_key,
+                                    tags={"tag_pipeline/trigger": "feedback_retrain",
+                                          "tag_pipeline/feedback_events": str(count)})],
+        cursor=decision.state.to_cursor(),
     )

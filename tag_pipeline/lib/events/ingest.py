@@ -44,15 +44,15 @@ data lines (blank lines are not data lines). Reasons, checked in this order:
 A missing column is not a row problem: the whole file is refused with an error naming the file
 and the column, and nothing of it is stored.
 
-Raw user ids never reach a table. The staged rows carry only an md5 digest of the id salted
-with a random per-file nonce that lives in Python memory for that file alone; a second read
-of the file sends each distinct id once through the keyed pseudonym function (see
-``pseudonym.py``) and keeps (digest, pseudonym) pairs, and the insert joins the pseudonym in.
-The staging tables are dropped after each file. DuckDB's reject store, which holds the text
-of lines the reader could not split, is dropped as soon as it is read, and such a line is kept
-without its text (its detail is the reader's error), since that text may hold a user id. A row
-that fails validation keeps its fields as a JSON object in ``raw_line``, with the pseudonym
-(``user_key``) in place of the id.
+Raw user ids never reach a table. The staged rows carry only a 128-bit md5 digest of the id
+salted with a random nonce that lives in Python memory for one ``ingest_events`` call; a second
+read of the file sends each distinct id not met earlier in that call once through the keyed
+pseudonym function (see ``pseudonym.py``) and keeps (digest, pseudonym) pairs, and the insert
+joins the pseudonym in. The staging tables are dropped after each file, the pairs after the
+call. DuckDB's reject store, which holds the text of lines the reader could not split, is
+dropped as soon as it is read, and such a line is kept without its text (its detail is the
+reader's error), since that text may hold a user id. A row that fails validation keeps its
+fields as a JSON object in ``raw_line``, with the pseudonym (``user_key``) in place of the id.
 
 Duplicate order lines (an (order_id, product_id) loaded again, e.g. a corrected re-delivery)
 are appended like any other row: the raw tables are append-only. The behaviour models count
@@ -203,29 +203,32 @@ def _columns_expr(kind: str, present: set[str], cast: bool) -> str:
 
 
 def _stage_rows(con: duckdb.DuckDBPyConnection, kind: str, rows_sql: str,
-                params: list[object], users_sql: str | None, users_params: list[object]) -> None:
+                params: list[object], users_sql: str | None, users_params: list[object],
+                nonce: str) -> None:
     """Stage ``rows_sql`` (text columns and a raw ``user_id``) as ``_ev_stage``, validated, and
-    the pseudonyms of its users as ``_ev_users``; no raw user id is stored.
+    add the pseudonyms of its new users to ``_ev_users``; no raw user id is stored.
 
     The rows keep the reader's order (so a row's ``rowid`` is its position among the lines the
     reader accepted) because the staging query joins nothing: the user id is replaced by a
-    digest salted with a random per-file nonce, which lives only in this call. A second query
-    reads the file's distinct user ids, sends each once through the keyed pseudonym function
-    (per-row Python calls would dominate the load), and keeps (digest, pseudonym) pairs to
-    join at insert time.
+    128-bit digest salted with ``nonce``, a random value that lives only in Python memory for
+    one ingest. A second query reads the file's distinct user ids and sends each id the ingest
+    has not met before (in an earlier file) once through the keyed pseudonym function (per-row
+    Python calls would dominate the load), keeping (digest, pseudonym) pairs to join at insert
+    time.
     """
-    nonce = secrets.token_hex(16)
-    inner = f"SELECT * EXCLUDE (user_id), md5(?::VARCHAR || user_id) AS _uh FROM ({rows_sql})"
+    inner = (f"SELECT * EXCLUDE (user_id), md5_number(?::VARCHAR || user_id) AS _uh "
+             f"FROM ({rows_sql})")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _ev_stage AS {_validated(kind, inner)}",
                 [nonce, *params])
     if users_sql is None:
-        con.execute("CREATE OR REPLACE TEMP TABLE _ev_users (_uh VARCHAR, user_key VARCHAR)")
         return
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _ev_users AS
-        SELECT md5(?::VARCHAR || user_id) AS _uh, {_UDF}(user_id) AS user_key
-        FROM (SELECT DISTINCT user_id FROM ({users_sql}) WHERE user_id IS NOT NULL)
+        INSERT INTO _ev_users
+        SELECT n._uh, {_UDF}(n.user_id)
+        FROM (SELECT md5_number(?::VARCHAR || user_id) AS _uh, user_id
+              FROM (SELECT DISTINCT user_id FROM ({users_sql}) WHERE user_id IS NOT NULL)) n
+        ANTI JOIN _ev_users u ON u._uh = n._uh
         """,
         [nonce, *users_params],
     )
@@ -274,7 +277,8 @@ def _csv_options() -> str:
             "max_line_size = ?, null_padding = false")
 
 
-def _stage_csv(con: duckdb.DuckDBPyConnection, kind: str, path: Path) -> set[str]:
+def _stage_csv(con: duckdb.DuckDBPyConnection, kind: str, path: Path,
+               nonce: str) -> set[str]:
     described = con.execute(
         f"DESCRIBE SELECT * FROM read_csv(?, {_csv_options()}, ignore_errors = true)",
         [str(path), MAX_LINE_BYTES],
@@ -293,13 +297,14 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, kind: str, path: Path) -> set[str
     params = [str(path), MAX_LINE_BYTES]
     users_sql = (f"SELECT user_id FROM {reader}, ignore_errors = true)"
                  if "user_id" in present else None)
-    _stage_rows(con, kind, rows_sql, params, users_sql, params)
+    _stage_rows(con, kind, rows_sql, params, users_sql, params, nonce)
     _reader_rejects(con)
     _number_lines(con, first_line=2)
     return present
 
 
-def _stage_jsonl(con: duckdb.DuckDBPyConnection, kind: str, path: Path) -> set[str]:
+def _stage_jsonl(con: duckdb.DuckDBPyConnection, kind: str, path: Path,
+                 nonce: str) -> set[str]:
     wanted = COLUMNS[kind] + OPTIONAL_COLUMNS[kind]
     fields = ", ".join(
         f"json_extract_string(_j, {_json_path(c)}) AS {quote_ident(c)}" for c in wanted
@@ -335,7 +340,7 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, kind: str, path: Path) -> set[s
     con.execute("DROP TABLE IF EXISTS _ev_csv_rejects")
     con.execute("DROP TABLE IF EXISTS _ev_csv_scans")
     params = [str(path), MAX_LINE_BYTES]
-    _stage_rows(con, kind, rows_sql, params, users_sql, params)
+    _stage_rows(con, kind, rows_sql, params, users_sql, params, nonce)
     present = {r[0] for r in con.execute(
         "SELECT DISTINCT unnest(_keys) FROM _ev_stage WHERE _kind = 'OBJECT'").fetchall()}
     _check_columns(kind, path, present)
@@ -358,7 +363,8 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, kind: str, path: Path) -> set[s
     return present
 
 
-def _stage_parquet(con: duckdb.DuckDBPyConnection, kind: str, path: Path) -> set[str]:
+def _stage_parquet(con: duckdb.DuckDBPyConnection, kind: str, path: Path,
+                   nonce: str) -> set[str]:
     described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
     present = {r[0] for r in described}
     _check_columns(kind, path, present)
@@ -370,7 +376,7 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, kind: str, path: Path) -> set
         FROM read_parquet(?, file_row_number = true)
     """
     users_sql = f"SELECT {user} AS user_id FROM read_parquet(?)" if has_user else None
-    _stage_rows(con, kind, rows_sql, [str(path)], users_sql, [str(path)])
+    _stage_rows(con, kind, rows_sql, [str(path)], users_sql, [str(path)], nonce)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _rejects (line BIGINT, reason VARCHAR, detail VARCHAR, "
         "raw_line VARCHAR)"
@@ -488,19 +494,19 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, kind: str, params: list[object]
 def _drop_staging(con: duckdb.DuckDBPyConnection) -> None:
     for view in ("_ev_src", "_ev_lines"):
         con.execute(f"DROP VIEW IF EXISTS {view}")
-    for table in ("_ev_stage", "_ev_users", "_rejects", "_line_map", "_ev_csv_rejects",
+    for table in ("_ev_stage", "_rejects", "_line_map", "_ev_csv_rejects",
                   "_ev_csv_scans"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _load_file(con: duckdb.DuckDBPyConnection, kind: str, path: Path, load: FileLoad,
-               loaded_at: datetime, run_id: str | None) -> None:
+               loaded_at: datetime, run_id: str | None, nonce: str) -> None:
     fmt = FORMATS[path.suffix.lower()]
     load_id = uuid.uuid4().hex
     stage = {"csv": _stage_csv, "jsonl": _stage_jsonl, "parquet": _stage_parquet}[fmt]
     try:
         try:
-            stage(con, kind, path)
+            stage(con, kind, path, nonce)
         except duckdb.Error as exc:
             raise EventIngestError(f"{kind} file {path} could not be read as {fmt}: {exc}") \
                 from exc
@@ -559,7 +565,10 @@ def ingest_events(con: duckdb.DuckDBPyConnection, kind: EventKind, folder: Path,
     report = EventIngestReport(kind=kind)
     files = _files(folder)
     register_pseudonym_function(con, key, name=_UDF)
+    # Pseudonyms met in this ingest, by salted digest: an id in several files is hashed once.
+    nonce = secrets.token_hex(16)
     try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _ev_users (_uh UHUGEINT, user_key VARCHAR)")
         for index, path in enumerate(files, start=1):
             source_file = path.relative_to(folder).as_posix()
             content_hash = file_sha256(path)
@@ -579,10 +588,11 @@ def ingest_events(con: duckdb.DuckDBPyConnection, kind: EventKind, folder: Path,
                     [kind, source_file],
                 ).fetchone()[0]
                 load.status = "changed" if seen_path else "new"
-                _load_file(con, kind, path, load, loaded_at, run_id)
+                _load_file(con, kind, path, load, loaded_at, run_id, nonce)
             report.files.append(load)
             if on_file is not None:
                 on_file(index, len(files), load)
     finally:
+        con.execute("DROP TABLE IF EXISTS _ev_users")
         unregister_pseudonym_function(con, _UDF)
     return report
