@@ -8,8 +8,14 @@ export DAGSTER_HOME ?= $(TAG_PIPELINE_HOME)/dagster
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 DAGSTER_HOST ?= 127.0.0.1
 DAGSTER_PORT ?= 3000
+MODEL ?= tag_pipeline_tagger
+SERVE_HOST ?= 127.0.0.1
+SERVE_PORT ?= 5001
+# The browser test drives the distribution's chromium; Playwright never downloads one.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: setup home quickstart catalog dev test lint bench clean
+.PHONY: setup browser home quickstart catalog dev test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,6 +25,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev]'
 	touch $@
+
+# Debian's chromium for tag_pipeline_tests/browser (about 350 MB); a no-op once installed.
+browser:
+	@test -x $(CHROMIUM) || { \
+	  command -v apt-get >/dev/null || { echo "install chromium at $(CHROMIUM) (no apt-get here)" >&2; exit 1; }; \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
 home: setup
 	$(BIN)/tag-pipeline init
@@ -34,7 +47,21 @@ quickstart: home
 dev: home
 	$(BIN)/dagster dev -w workspace.yaml -h $(DAGSTER_HOST) -p $(DAGSTER_PORT)
 
-test: setup
+# Serve the registered champion over REST with MLflow's scoring server (POST /invocations),
+# from the project home's registry unless MLFLOW_TRACKING_URI says otherwise.
+.PHONY: serve
+# env-manager local starts `uvicorn` by name: the venv's bin must come first on PATH.
+serve: export PATH := $(abspath $(BIN)):$(PATH)
+serve: export MLFLOW_TRACKING_URI ?= sqlite:///$(TAG_PIPELINE_HOME)/mlflow/mlflow.db
+serve: setup
+	$(BIN)/mlflow models serve -m models:/$(MODEL)@champion --env-manager local -h $(SERVE_HOST) -p $(SERVE_PORT)
+
+# The MLflow UI of the local store (the run and version links in Dagster's metadata go here).
+.PHONY: mlflow-ui
+mlflow-ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(TAG_PIPELINE_HOME)/mlflow/mlflow.db -h 127.0.0.1 -p 5000
+
+test: setup browser
 	$(BIN)/pytest
 
 lint: setup

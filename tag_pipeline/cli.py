@@ -92,7 +92,266 @@ def _summary(_: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+PRODUCT_FILE_HELP = """\
+Product files (CSV, JSON Lines .jsonl/.ndjson or Parquet, by extension) have one row per
+product and the columns:
+  product_id   required, unique in the file
+  title        required, any language (Chinese and English alike)
+  description  optional
+  image_path   optional; a relative path starts at the product file's folder. A missing or
+               undecodable image is reported per row and the product is tagged from its
+               text only, as the pipeline does.
+Other columns are ignored."""
+
+TAG_FILE_HELP = """\
+The tag file (CSV, JSON Lines or Parquet, by the OUTPUT extension) has one row per (product,
+tag), with the columns of the warehouse's model_tags: product_id, tag, tag_type, facet, score
+(in [0, 1]), source (model, or refiner for a tag only the refiner gives), explanation (the
+words of the text that most support the tag, by word occlusion, joined by " | "),
+tagger_version and refiner_version. It is written to a temporary file and renamed into place
+when complete."""
+
+EVAL_FILE_HELP = """\
+The labelled file is a product file (see `tag-pipeline tag --help`) with one more column,
+tags: the product's true tags as tag_type:tag entries separated by "|", e.g.
+  category:T-Shirts|attribute/color:Blue|style:Slim Fit
+An entry may name the facet after the tag type (attribute/color:Blue), and must when the
+model knows the tag name in more than one facet of the type. Tag types: category, attribute,
+scene, style. Labels of tags outside the model's label space are counted and left out, as in
+training. The metrics are the tagger's alone (its scores and thresholds, no refiner), as
+tag_model_evaluation computes them on the test split: micro and macro precision, recall and
+F1, samples-F1, P@1/3/5 and NDCG@5, per tag type and overall."""
+
+MODEL_HELP = "registry alias (champion, challenger) or version number of the tagger"
+EVAL_COLUMNS = ("micro_precision", "micro_recall", "micro_f1", "macro_f1", "samples_f1",
+                "p_at_1", "p_at_3", "p_at_5", "ndcg_at_5", "n_samples")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _mlflow():
+    """The MLflow resource of the environment, with the ``mlflow`` module pointed at it."""
+    from tag_pipeline.defs.resources import build_resources
+    from tag_pipeline.lib.cli.doctor import sqlite_store_missing
+
+    mlflow = build_resources()["mlflow"]
+    for uri in (mlflow.tracking_uri, mlflow.registry_uri or mlflow.tracking_uri):
+        missing = sqlite_store_missing(uri)
+        if missing is not None:  # MLflow would create an empty store there
+            raise RuntimeError(f"no MLflow store at {missing} (MLFLOW_TRACKING_URI={uri}); "
+                               "run model_job first, or point MLFLOW_TRACKING_URI at the store")
+    mlflow.activate()
+    return mlflow
+
+
+def _load_models(args: argparse.Namespace):
+    from tag_pipeline.lib.cli.models import load_models
+
+    mlflow = _mlflow()
+    return load_models(mlflow.client(), mlflow.registered_model_name, mlflow.refiner_model_name,
+                       args.model, use_refiner=not args.no_refiner)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    import json
+
+    import polars as pl
+
+    from tag_pipeline.lib.cli.files import check_images
+    from tag_pipeline.lib.cli.models import tag_products
+
+    products = pl.DataFrame({"product_id": ["suggest"], "title": [args.title],
+                             "description": [args.description or ""],
+                             "image_path": [args.image]}, schema={
+        "product_id": pl.Utf8, "title": pl.Utf8, "description": pl.Utf8, "image_path": pl.Utf8})
+    products, problems = check_images(products, Path.cwd())
+    for problem in problems:
+        _warn(f"image {problem.path} is {problem.status} ({problem.detail}); tagged from the "
+              "text only")
+    models = _load_models(args)
+    tags = tag_products(models, products).drop("product_id", "tagger_version",
+                                               "refiner_version")
+    image = {"path": args.image, "used": products["image_path"][0] is not None} \
+        if args.image else None
+    if args.json:
+        print(json.dumps({
+            "tagger": {"name": models.tagger_name, "version": models.tagger_version,
+                       "reference": args.model},
+            "refiner": {"name": models.refiner_name, "version": models.refiner_version,
+                        "reason": models.refiner_reason},
+            "image": image,
+            "tags": tags.to_dicts(),
+        }, ensure_ascii=False, indent=2))
+        return 0
+    from tag_pipeline.lib.warehouse import markdown_table
+
+    print(f"model: {models.describe()}")
+    if image is not None:
+        print(f"image: {args.image} ({'used' if image['used'] else 'not usable; text only'})")
+    print(markdown_table(tags.select("tag_type", "facet", "tag", pl.col("score").round(3),
+                                     "source", "explanation")))
+    return 0
+
+
+def _progress(total: int):
+    """A progress bar on stderr (tqdm when installed), or None."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="product", file=sys.stderr, dynamic_ncols=True)
+
+
+def _tag(args: argparse.Namespace) -> int:
+    from tag_pipeline.lib.cli.files import (
+        AtomicWriter,
+        check_images,
+        count_rows,
+        file_format,
+        read_batches,
+    )
+    from tag_pipeline.lib.cli.models import TAG_COLUMNS, tag_products
+
+    source, target = Path(args.input).resolve(), Path(args.output).resolve()
+    file_format(target)  # an unusable output name fails before the model loads
+    total = count_rows(source)
+    models = _load_models(args)
+    bar = _progress(total)
+
+    def say(message: str) -> None:
+        if bar is not None:  # printed above the bar, not through it
+            bar.write(f"warning: {message}", file=sys.stderr)
+        else:
+            _warn(message)
+
+    products = problems = 0
+    try:
+        with AtomicWriter(target, TAG_COLUMNS) as writer:
+            for batch in read_batches(source, args.batch_size):
+                batch, found = check_images(batch, source.parent, products + 1)
+                for problem in found:
+                    say(problem.message(source))
+                writer.write(tag_products(models, batch, explain=not args.no_explain))
+                products += batch.height
+                problems += len(found)
+                if bar is not None:
+                    bar.update(batch.height)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"wrote {writer.rows:,} tags of {products:,} products to {target}")
+    print(f"model: {models.describe()}")
+    if problems:
+        print(f"{problems:,} product(s) had an unusable image and were tagged from their text")
+    return 0
+
+
+def _format_metric(value: float) -> str:
+    return "n/a" if value != value else f"{value:.4f}"  # NaN: undefined, see lib/metrics
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    import polars as pl
+
+    from tag_pipeline.lib.cli.evaluation import TAGS_COLUMN, evaluate_file
+    from tag_pipeline.lib.cli.files import REQUIRED_COLUMNS, scan_file
+    from tag_pipeline.lib.warehouse import markdown_table
+
+    path = Path(args.file).resolve()
+    # a missing or unreadable file fails before the model loads
+    scan_file(path, (*REQUIRED_COLUMNS, TAGS_COLUMN))
+    models = _load_models(argparse.Namespace(model=args.model, no_refiner=True))
+    result = evaluate_file(models.bundle, path, args.batch_size)
+    for problem in result.image_problems:
+        _warn(problem.message(path))
+    if args.json:
+        clean = {scope: {k: (None if v != v else v) for k, v in values.items()}
+                 for scope, values in result.metrics.items()}
+        print(json.dumps({"model": models.tagger_name, "version": models.tagger_version,
+                          "reference": args.model, "file": str(path),
+                          "products": result.products, "labels": result.labels,
+                          "unknown_labels": result.unknown_labels, "metrics": clean},
+                         ensure_ascii=False, indent=2))
+        return 0
+    print(f"{models.tagger_name} v{models.tagger_version} ({args.model}) on {path}: "
+          f"{result.products:,} products, {result.labels:,} labels scored, "
+          f"{result.unknown_labels:,} outside the model's label space")
+    rows = [{"scope": scope, **{c: (str(int(values[c])) if c == "n_samples"
+                                    else _format_metric(values[c])) for c in EVAL_COLUMNS}}
+            for scope, values in sorted(result.metrics.items(), key=lambda kv: kv[0] == "all")]
+    print(markdown_table(pl.DataFrame(rows)))
+    return 0
+
+
+def _actor(args: argparse.Namespace) -> str:
+    import getpass
+
+    return args.actor or getpass.getuser()
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from tag_pipeline.lib.cli.models import resolve_version
+    from tag_pipeline.lib.registry import CHAMPION, move_alias
+
+    mlflow = _mlflow()
+    client, name = mlflow.client(), mlflow.registered_model_name
+    version = resolve_version(client, name, args.version)
+    previous = move_alias(client, name, CHAMPION, version, actor=_actor(args),
+                          reason=args.reason)
+    print(f"{name} {CHAMPION}: v{previous or 'none'} -> v{version}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from tag_pipeline.lib.registry import CHAMPION, rollback
+
+    mlflow = _mlflow()
+    name = mlflow.registered_model_name
+    current, previous = rollback(mlflow.client(), name, actor=_actor(args), reason=args.reason)
+    print(f"{name} {CHAMPION}: v{current} -> v{previous}")
+    return 0
+
+
+def _doctor(_: argparse.Namespace) -> int:
+    from tag_pipeline.defs.resources import build_resources, project_home
+    from tag_pipeline.lib.cli import doctor
+
+    home = project_home()
+    resources = build_resources()
+    mlflow, keys = resources["mlflow"], resources["pseudonyms"]
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
+
+    def client():
+        mlflow.activate()
+        return mlflow.client()
+
+    checks = [doctor.check_home(home), doctor.check_warehouse(resources["duckdb"].database)]
+    checks += doctor.check_mlflow(client, mlflow.tracking_uri,
+                                  mlflow.registry_uri or mlflow.tracking_uri,
+                                  mlflow.registered_model_name, mlflow.refiner_model_name)
+    checks += [
+        doctor.check_dagster(dagster_home),
+        doctor.check_pseudonym_key(keys.key_env, os.environ.get(keys.key_env),
+                                   Path(keys.key_file) if keys.key_file else None, keys.load),
+        doctor.check_landing(Path(resources["catalog"].landing_dir)),
+    ]
+    for check in checks:
+        print(check.line())
+    failed = sum(c.status == doctor.FAIL for c in checks)
+    warned = sum(c.status == doctor.WARN for c in checks)
+    print(f"{len(checks)} checks: {failed} failed, {warned} warned")
+    return 1 if failed else 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tag-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("init", help="create the project home folder and the Dagster instance file")
@@ -101,12 +360,73 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--products", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
     sub.add_parser("summary", help="print the warehouse's row accounting and label counts")
-    args = parser.parse_args(argv)
-    handlers = {"init": _init, "demo": _demo, "summary": _summary}
+
+    def model_options(command: argparse.ArgumentParser, refiner: bool = True) -> None:
+        command.add_argument("--model", default="champion", help=MODEL_HELP +
+                             " (default: champion)")
+        if refiner:
+            command.add_argument("--no-refiner", action="store_true",
+                                 help="tag with the tagger alone, even when the champion "
+                                      "refiner applies to it")
+
+    raw = argparse.RawDescriptionHelpFormatter
+    suggest = sub.add_parser(
+        "suggest", help="tags for one product, with scores and explanations",
+        description="Tag one product with a registered tagger and, when it applies to that "
+                    "version, the champion refiner (as product_tags does).")
+    suggest.add_argument("--title", required=True)
+    suggest.add_argument("--description", default="")
+    suggest.add_argument("--image", help="image file (relative to the current folder)")
+    model_options(suggest)
+    suggest.add_argument("--json", action="store_true", help="print JSON")
+    tag = sub.add_parser("tag", help="tag a file of products into a file of tags",
+                         formatter_class=raw, description=PRODUCT_FILE_HELP,
+                         epilog=TAG_FILE_HELP)
+    tag.add_argument("input", help="product file (.csv, .jsonl, .ndjson or .parquet)")
+    tag.add_argument("output", help="tag file to write (.csv, .jsonl, .ndjson or .parquet)")
+    model_options(tag)
+    tag.add_argument("--batch-size", type=int, default=512, help="products read and tagged "
+                                                                 "at once (default: 512)")
+    tag.add_argument("--no-explain", action="store_true",
+                     help="leave out explanations (each costs about one forward pass per "
+                          "word of the product tried)")
+    evaluate = sub.add_parser("eval", help="metrics of a registry version on a labelled file",
+                              formatter_class=raw, description=EVAL_FILE_HELP)
+    evaluate.add_argument("file", help="labelled product file (.csv, .jsonl or .parquet)")
+    evaluate.add_argument("--model", default="champion", help=MODEL_HELP +
+                          " (default: champion)")
+    evaluate.add_argument("--batch-size", type=int, default=512)
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    promote = sub.add_parser("promote", help="point the tagger's champion alias at a version")
+    promote.add_argument("version", help="version number (or an alias such as challenger)")
+    rollback = sub.add_parser("rollback", help="point champion back at the version it replaced")
+    for command in (promote, rollback):
+        command.add_argument("--reason", required=True, help="why; recorded on the version")
+        command.add_argument("--actor", help="who; recorded on the version (default: your "
+                                             "user name)")
+    sub.add_parser("doctor", help="check the project home, warehouse, MLflow, Dagster "
+                                  "instance, pseudonym key and landing folders")
+    return parser
+
+
+HANDLERS = {"init": _init, "demo": _demo, "summary": _summary, "suggest": _suggest,
+            "tag": _tag, "eval": _eval, "promote": _promote, "rollback": _rollback,
+            "doctor": _doctor}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # Quiet TensorFlow's C++ start-up lines and MLflow's download bars (the tag command draws
+    # its own progress bar); an explicit setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        return handlers[args.command](args)
+        return HANDLERS[args.command](args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except Exception as exc:  # one clear line, not a traceback
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_first_line(exc)}", file=sys.stderr)
         return 1
 
 

@@ -1,0 +1,452 @@
+"""The ``tag-pipeline`` subcommands against the session's trained project home (real DuckDB
+warehouse, sqlite MLflow registry with a champion, Dagster instance).
+
+Most calls run ``main(ARGS)`` in this process with the home's environment, so TensorFlow and
+the model load once per session; ``test_console_script_*`` runs the installed script as a real
+subprocess to check what a shell sees (exit code, one error line, no traceback)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import mlflow.tracking._model_registry.utils as registry_utils
+import mlflow.tracking._tracking_service.utils as tracking_utils
+import polars as pl
+import pytest
+from mlflow import MlflowClient
+
+from tag_pipeline.cli import main as cli_main
+from tag_pipeline.lib.cli.evaluation import parse_labels
+from tag_pipeline.lib.cli.files import InputFileError
+from tag_pipeline.lib.models.labels import TAG_TYPES, Head, LabelSpace, TagClass
+from tag_pipeline_tests.project_home import ProjectHome, environment, home_env
+
+TAGGER = "tag_pipeline_tagger"
+NOT_AN_IMAGE = b"\xff\xd8\xff\xe0 this is not a JPEG, only its first bytes are"
+
+
+def run_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """``tag-pipeline ARGS`` run in process, in ``cwd`` with ``env``; stdout, stderr and the
+    exit code captured as a subprocess would give them."""
+    # the settings come from the project home alone, as in ProjectHome.env
+    settings = {k: v for k, v in env.items()
+                if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    out, err = io.StringIO(), io.StringIO()
+    saved_uris = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    saved_cwd = Path.cwd()
+    try:
+        with environment(settings), contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err):
+            os.chdir(cwd)
+            try:
+                code = cli_main(list(args))
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(saved_cwd)
+        # the CLI points the mlflow module at the home's store; later tests must not inherit it
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved_uris
+    return subprocess.CompletedProcess(["tag-pipeline", *args], code, out.getvalue(),
+                                       err.getvalue())
+
+
+def run_script(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """The installed ``tag-pipeline`` console script as a real subprocess."""
+    env = {k: v for k, v in env.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    script = Path(sys.executable).parent / "tag-pipeline"
+    return subprocess.run([str(script), *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, encoding="utf-8", timeout=600)
+
+
+def last_error(result: subprocess.CompletedProcess) -> str:
+    """The error line, after checking it is the only thing the CLI itself said."""
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+def champion(home: ProjectHome) -> str:
+    client = MlflowClient(tracking_uri=home.tracking_uri, registry_uri=home.tracking_uri)
+    return str(client.get_model_version_by_alias(TAGGER, "champion").version)
+
+
+def check_tags(tags: list[dict]) -> None:
+    assert tags, "no tags"
+    for tag in tags:
+        assert tag["tag_type"] in TAG_TYPES, tag
+        assert 0.0 <= tag["score"] <= 1.0, tag
+        assert tag["tag"] and tag["facet"], tag
+        assert "explanation" in tag
+
+
+@pytest.fixture(scope="module")
+def demo_image(trained_home: ProjectHome) -> Path:
+    """A real product image from the demo landing files."""
+    images = sorted((trained_home.home / "landing").rglob("*.jpg")) + sorted(
+        (trained_home.home / "landing").rglob("*.png"))
+    assert images, f"no demo image under {trained_home.home / 'landing'}"
+    return images[0]
+
+
+@pytest.fixture(scope="module")
+def catalog_sample(trained_home: ProjectHome, tmp_path_factory) -> Path:
+    """80 cleaned products with their labels from the warehouse, as a labelled CSV."""
+    folder = tmp_path_factory.mktemp("sample")
+    with duckdb.connect(str(trained_home.warehouse), read_only=True) as con:
+        frame = con.sql("""
+            SELECT p.product_id, p.title, p.description, p.image_path,
+                   string_agg(l.tag_type || '/' || l.facet || ':' || l.tag, '|'
+                              ORDER BY l.tag_type, l.facet, l.tag) AS tags
+            FROM cleaned_products p JOIN product_labels l USING (product_id)
+            GROUP BY ALL ORDER BY p.product_id LIMIT 80""").pl()
+    path = folder / "labelled.csv"
+    frame.write_csv(path)
+    return path
+
+
+@pytest.mark.slow
+def test_suggest_english_with_image_as_json(trained_home, tmp_path, demo_image):
+    shutil.copy(demo_image, tmp_path / "shirt.png")
+    result = run_cli(trained_home.env, tmp_path, "suggest", "--title",
+                     "Men Blue Cotton Slim Fit Shirt", "--description", "solid casual shirt",
+                     "--image", "shirt.png", "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["tagger"] == {"name": TAGGER, "version": champion(trained_home),
+                             "reference": "champion"}
+    assert out["refiner"]["reason"]
+    assert out["image"] == {"path": "shirt.png", "used": True}
+    check_tags(out["tags"])
+    text = "men blue cotton slim fit shirt solid casual shirt"
+    explained = [t["explanation"] for t in out["tags"] if t["explanation"]]
+    assert explained, out["tags"]
+    for explanation in explained:
+        assert all(word.lower() in text for word in explanation.split(" | ")), explanation
+
+
+def table_rows(text: str, header: str) -> list[dict[str, str]]:
+    """The rows of the Markdown table in ``text`` whose header line is ``header``."""
+    lines = text.splitlines()
+    start = lines.index(header)
+    names = [c.strip() for c in header.strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        # explanations are joined by " | ", escaped as "\|" in the table
+        cells = [c.strip() for c in line.replace("\\|", "\x00").strip("|").split("|")]
+        rows.append(dict(zip(names, (c.replace("\x00", "|") for c in cells), strict=True)))
+    return rows
+
+
+@pytest.mark.slow
+def test_suggest_chinese_with_corrupt_image_as_text(trained_home, tmp_path):
+    (tmp_path / "broken.jpg").write_bytes(NOT_AN_IMAGE)
+    result = run_cli(trained_home.env, tmp_path, "suggest", "--title", "女士红色修身连衣裙",
+                     "--description", "纯色 时尚 舒适", "--image", "broken.jpg",
+                     "--no-refiner")
+    assert result.returncode == 0, result.stderr
+    assert f"image {tmp_path / 'broken.jpg'} is corrupt" in result.stderr
+    assert "tagged from the text only" in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == (f"model: {TAGGER} v{champion(trained_home)}, no refiner "
+                        "(refiner turned off)")
+    assert lines[1] == "image: broken.jpg (not usable; text only)"
+    rows = table_rows(result.stdout, "| tag_type | facet | tag | score | source | explanation |")
+    check_tags([{**row, "score": float(row["score"])} for row in rows])
+    assert {row["source"] for row in rows} == {"model"}
+    text = "女士红色修身连衣裙 纯色 时尚 舒适"
+    for row in rows:
+        for word in filter(None, row["explanation"].split(" | ")):
+            assert word in text, row
+
+
+def write_products(folder: Path, image: Path) -> list[dict]:
+    """Four products: a real image (relative path), a corrupt image, a missing image and a
+    Chinese product without one."""
+    (folder / "img").mkdir()
+    shutil.copy(image, folder / "img" / "real.png")
+    (folder / "img" / "bad.jpg").write_bytes(NOT_AN_IMAGE)
+    return [
+        {"product_id": "p1", "title": "Men Blue Cotton Shirt", "description": "slim fit",
+         "image_path": "img/real.png"},
+        {"product_id": "p2", "title": "Women Black Leather Watch", "description": None,
+         "image_path": "img/bad.jpg"},
+        {"product_id": "p3", "title": "Kids Yellow Sneakers", "description": "casual",
+         "image_path": "img/gone.jpg"},
+        {"product_id": "p4", "title": "男士纯色休闲T恤", "description": "舒适 夏季",
+         "image_path": None},
+    ]
+
+
+def check_tag_file(tags: pl.DataFrame, result: subprocess.CompletedProcess, source: Path,
+                   out: Path, version: str) -> None:
+    assert result.returncode == 0, result.stderr
+    assert set(tags["product_id"]) == {"p1", "p2", "p3", "p4"}  # bad images: text only
+    check_tags(tags.to_dicts())
+    assert set(tags["tagger_version"]) == {version}
+    assert set(tags["source"]) <= {"model", "refiner"}
+    assert f"{source} row 2 (product p2): image {source.parent / 'img' / 'bad.jpg'} is " \
+           "corrupt" in result.stderr
+    assert f"{source} row 3 (product p3): image {source.parent / 'img' / 'gone.jpg'} is " \
+           "missing" in result.stderr
+    assert "real.png" not in result.stderr
+    assert "2 product(s) had an unusable image" in result.stdout
+    assert not list(out.parent.glob(".*.tmp"))  # the temporary file was renamed
+
+
+@pytest.mark.slow
+def test_tag_csv_to_csv(trained_home, tmp_path, demo_image):
+    data = tmp_path / "data"
+    data.mkdir()
+    pl.DataFrame(write_products(data, demo_image)).write_csv(data / "products.csv")
+    out = tmp_path / "tags.csv"
+    out.write_text("old content\n", encoding="utf-8")
+    # run from another folder: image paths start at the product file's folder
+    result = run_cli(trained_home.env, tmp_path, "tag", "data/products.csv", "tags.csv",
+                     "--batch-size", "3")
+    check_tag_file(pl.read_csv(out, infer_schema=False).with_columns(pl.col("score").cast(
+        pl.Float64)), result, data / "products.csv", out, champion(trained_home))
+    assert f"wrote {pl.read_csv(out).height} tags of 4 products to {out}" in result.stdout
+
+
+@pytest.mark.slow
+def test_tag_jsonl_to_parquet(trained_home, tmp_path, demo_image):
+    rows = write_products(tmp_path, demo_image)
+    source = tmp_path / "products.jsonl"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                      encoding="utf-8")
+    result = run_cli(trained_home.env, tmp_path, "tag", str(source), "tags.parquet")
+    tags = pl.read_parquet(tmp_path / "tags.parquet")
+    check_tag_file(tags, result, source, tmp_path / "tags.parquet", champion(trained_home))
+    assert tags.schema["score"] == pl.Float64
+
+
+@pytest.mark.slow
+def test_eval_on_warehouse_labels_prints_a_table_per_tag_type(trained_home, tmp_path,
+                                                              catalog_sample):
+    result = run_cli(trained_home.env, tmp_path, "eval", "--model", "champion",
+                     str(catalog_sample))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{TAGGER} v{champion(trained_home)} (champion) on "
+                               f"{catalog_sample}: 80 products, ")
+    header = next(line for line in lines if line.startswith("| scope |"))
+    assert header.startswith("| scope | micro_precision | micro_recall | micro_f1 | macro_f1 |")
+    rows = table_rows(result.stdout, header)
+    scopes = [row["scope"] for row in rows]
+    assert scopes[-1] == "all" and "category" in scopes
+    assert set(scopes) - {"all"} <= set(TAG_TYPES)
+    for row in rows:
+        assert row["n_samples"].isdigit() and int(row["n_samples"]) <= 80
+        for name in ("micro_precision", "micro_recall", "micro_f1", "macro_f1", "samples_f1",
+                     "p_at_1", "p_at_3", "p_at_5", "ndcg_at_5"):
+            assert row[name] == "n/a" or 0.0 <= float(row[name]) <= 1.0, row
+        p, r = float(row["micro_precision"]), float(row["micro_recall"])
+        assert float(row["micro_f1"]) == pytest.approx(2 * p * r / (p + r) if p + r else 0.0,
+                                                       abs=2e-4)
+    assert rows[-1]["n_samples"] == "80"
+
+
+@pytest.mark.slow
+def test_eval_of_the_models_own_tags_is_perfect(trained_home, tmp_path, catalog_sample):
+    """Labels equal to the tagger's own tags give precision, recall and F1 of exactly 1."""
+    tagged = run_cli(trained_home.env, tmp_path, "tag", str(catalog_sample), "own.parquet",
+                     "--no-refiner", "--no-explain")
+    assert tagged.returncode == 0, tagged.stderr
+    tags = pl.read_parquet(tmp_path / "own.parquet")
+    assert set(tags["source"]) == {"model"} and tags["explanation"].null_count() == tags.height
+    labels = tags.group_by("product_id").agg(
+        pl.format("{}/{}:{}", "tag_type", "facet", "tag").str.join("|").alias("tags"))
+    products = pl.read_csv(catalog_sample, infer_schema=False).drop("tags")
+    products.join(labels, on="product_id", how="left").write_csv(tmp_path / "own.csv")
+    result = run_cli(trained_home.env, tmp_path, "eval", "own.csv", "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["version"] == champion(trained_home) and out["products"] == 80
+    assert out["unknown_labels"] == 0 and out["labels"] == tags.height
+    assert set(out["metrics"]) - {"all"} <= set(TAG_TYPES) and "category" in out["metrics"]
+    overall = out["metrics"]["all"]
+    assert overall["micro_precision"] == overall["micro_recall"] == overall["micro_f1"] == 1.0
+    assert overall["macro_f1"] == 1.0
+
+
+@pytest.fixture
+def registry_copy(trained_home, tmp_path) -> dict[str, str]:
+    """An environment whose MLflow store is a copy of the trained home's, with a second
+    version of the tagger registered from the champion's source."""
+    home = tmp_path / "home"
+    (home / "mlflow").mkdir(parents=True)
+    shutil.copy(trained_home.home / "mlflow" / "mlflow.db", home / "mlflow" / "mlflow.db")
+    uri = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    current = client.get_model_version_by_alias(TAGGER, "champion")
+    client.create_model_version(TAGGER, current.source, run_id=current.run_id)
+    return {**trained_home.env, **home_env(home)}
+
+
+@pytest.mark.slow
+def test_promote_and_rollback_move_champion_and_record_why(registry_copy, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'home' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    old = str(client.get_model_version_by_alias(TAGGER, "champion").version)
+    new = str(max(int(v.version) for v in client.search_model_versions(f"name = '{TAGGER}'")))
+
+    result = run_cli(registry_copy, tmp_path, "promote", new, "--reason", "better on shoes",
+                     "--actor", "alice")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{TAGGER} champion: v{old} -> v{new}"
+    version = client.get_model_version_by_alias(TAGGER, "champion")
+    assert str(version.version) == new
+    assert version.tags["champion.set_by"] == "alice"
+    assert version.tags["champion.reason"] == "better on shoes"
+
+    result = run_cli(registry_copy, tmp_path, "rollback", "--reason", "shoes got worse",
+                     "--actor", "bob")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{TAGGER} champion: v{new} -> v{old}"
+    version = client.get_model_version_by_alias(TAGGER, "champion")
+    assert str(version.version) == old
+    assert version.tags["champion.set_by"] == "bob"
+    assert version.tags["champion.reason"] == f"rollback from v{new}: shoes got worse"
+
+
+@pytest.mark.slow
+def test_promote_unknown_alias_or_version_lists_what_exists(registry_copy, tmp_path):
+    result = run_cli(registry_copy, tmp_path, "promote", "foo", "--reason", "x")
+    assert result.returncode == 1
+    assert last_error(result).startswith(f"error: model {TAGGER} has no alias 'foo' "
+                                         "(aliases: ")
+    assert "champion" in last_error(result)
+    result = run_cli(registry_copy, tmp_path, "promote", "999", "--reason", "x")
+    assert result.returncode == 1
+    assert last_error(result).startswith(f"error: model {TAGGER} has no version '999' "
+                                         "(versions: 1, ")
+
+
+@pytest.mark.slow
+def test_doctor_passes_on_the_trained_home(trained_home, tmp_path):
+    result = run_cli(trained_home.env, tmp_path, "doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    checks = {line[6:].split(":")[0]: line[:4].strip() for line in lines[:-1]}
+    assert checks == {"project home": "OK", "warehouse": "OK", "MLflow tracking": "OK",
+                      "tagger model": "OK", "refiner model": checks["refiner model"],
+                      "Dagster instance": "OK", "pseudonym key": "OK",
+                      "landing folders": "OK"}
+    assert checks["refiner model"] in {"OK", "WARN"}
+    assert f"{TAGGER} champion is v{champion(trained_home)}; it loads" in result.stdout
+    assert lines[-1].startswith("8 checks: 0 failed")
+
+
+@pytest.mark.slow
+def test_doctor_fails_on_an_empty_home_and_creates_nothing(trained_home, tmp_path):
+    home = tmp_path / "nothing"
+    env = {**trained_home.env, **home_env(home)}
+    env.pop("TAG_PIPELINE_PSEUDONYM_KEY")
+    result = run_cli(env, tmp_path, "doctor")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert f"FAIL  project home: {home} does not exist -> run `tag-pipeline init`" \
+           " (or set TAG_PIPELINE_HOME)" in lines
+    assert f"FAIL  warehouse: no DuckDB file at {home / 'warehouse.duckdb'}" in result.stdout
+    assert f"FAIL  MLflow tracking: no sqlite store at {home / 'mlflow' / 'mlflow.db'}" \
+        in result.stdout
+    assert f"FAIL  Dagster instance: {home / 'dagster' / 'dagster.yaml'} does not exist" \
+        in result.stdout
+    assert "FAIL  pseudonym key:" in result.stdout
+    assert not home.exists()
+
+    assert run_cli(env, tmp_path, "init").returncode == 0
+    key = home / "secrets" / "pseudonym.key"
+    key.chmod(0o644)
+    result = run_cli(env, tmp_path, "doctor")
+    assert result.returncode == 1
+    assert f"FAIL  pseudonym key: key file {key} has mode 644; others can read it -> " \
+           f"chmod 600 {key}" in result.stdout.splitlines()
+    assert "OK    Dagster instance:" in result.stdout
+    assert "OK    landing folders:" in result.stdout
+
+
+@pytest.mark.slow
+def test_bad_input_fails_with_one_line_naming_it(trained_home, tmp_path):
+    env = trained_home.env
+    result = run_cli(env, tmp_path, "tag", "missing.csv", "out.csv")
+    assert result.returncode == 1
+    assert last_error(result) == f"error: input file {tmp_path / 'missing.csv'} does not exist"
+
+    (tmp_path / "products.csv").write_text("product_id,title\np1,Red Shirt\n,Blue Shirt\n",
+                                           encoding="utf-8")
+    (tmp_path / "out.csv").write_text("old\n", encoding="utf-8")
+    result = run_cli(env, tmp_path, "tag", "products.csv", "out.csv")
+    assert result.returncode == 1
+    assert last_error(result) == (f"error: input file {tmp_path / 'products.csv'} row 2: "
+                                  "product_id is empty")
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8") == "old\n"
+
+    result = run_cli(env, tmp_path, "tag", "products.csv", "out.xlsx")
+    assert last_error(result) == (f"error: {tmp_path / 'out.xlsx'}: unknown file type "
+                                  "'.xlsx'; use one of .csv, .jsonl, .ndjson, .parquet")
+
+    (tmp_path / "notitle.jsonl").write_text('{"product_id": "p1"}\n', encoding="utf-8")
+    result = run_cli(env, tmp_path, "eval", "notitle.jsonl")
+    assert result.returncode == 1
+    assert last_error(result).startswith(f"error: input file {tmp_path / 'notitle.jsonl'} "
+                                         "lacks column(s) ['title', 'tags']")
+
+    result = run_cli(env, tmp_path, "suggest", "--title", "Red Shirt", "--model", "foo")
+    assert result.returncode == 1
+    assert last_error(result).startswith(f"error: model {TAGGER} has no alias 'foo' "
+                                         "(aliases: ")
+
+
+@pytest.mark.slow
+def test_console_script_errors_are_one_line_and_an_exit_code(trained_home, tmp_path):
+    result = run_script(trained_home.env, tmp_path, "tag", "missing.csv", "out.csv")
+    assert result.returncode == 1
+    assert last_error(result) == f"error: input file {tmp_path / 'missing.csv'} does not exist"
+    result = run_script(trained_home.env, tmp_path, "promote")
+    assert result.returncode == 2  # argparse: a usage error
+    assert "the following arguments are required: version, --reason" in result.stderr
+
+
+def tiny_space() -> LabelSpace:
+    return LabelSpace(heads=(
+        Head("category_l1", "softmax", "category", ("category_l1",),
+             (TagClass("category_l1", "Apparel", 5), TagClass("category_l1", "Shoes", 5)), 10),
+        Head("attribute", "sigmoid", "attribute", ("color", "material"),
+             (TagClass("color", "Blue", 3), TagClass("material", "Blue", 3),
+              TagClass("color", "Red", 3)), 10),
+    ), rare_tags=(), min_support=3, n_train=10)
+
+
+def test_labels_parse_with_and_without_facets_and_count_unknown_tags():
+    batch = pl.DataFrame({"product_id": ["a", "b", "c"],
+                          "tags": ["category:Apparel|attribute/color:Blue| attribute:Red ",
+                                   "category:Hats|style:Solid", None]})
+    known, unknown = parse_labels(batch, tiny_space(), "f.csv")
+    assert sorted(known.rows()) == [("a", "attribute", "color", "Blue"),
+                                    ("a", "attribute", "color", "Red"),
+                                    ("a", "category", "category_l1", "Apparel")]
+    assert unknown == 2
+
+
+@pytest.mark.parametrize(("tags", "message"), [
+    ("Apparel", "f.csv row 7 (product a): tag entry 'Apparel' is not 'tag_type:tag'"),
+    ("colour:Blue", "f.csv row 7 (product a): unknown tag type 'colour' (tag types: "),
+    ("attribute:Blue", "f.csv row 7 (product a): tag attribute:Blue is in facets "
+                       "['color', 'material']; write it as attribute/<facet>:Blue"),
+])
+def test_bad_label_entries_name_the_row(tags, message):
+    batch = pl.DataFrame({"product_id": ["a"], "tags": [tags]})
+    with pytest.raises(InputFileError) as error:
+        parse_labels(batch, tiny_space(), "f.csv", first_row=7)
+    assert message in str(error.value)
+
