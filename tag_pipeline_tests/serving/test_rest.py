@@ -220,11 +220,14 @@ def test_served_equals_in_process_champion(served: pd.DataFrame, rows: pd.DataFr
                                            trained_home: ProjectHome, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", trained_home.tracking_uri)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    # Earlier tests in the session may have pointed the mlflow module's registry elsewhere.
     mlflow.set_tracking_uri(trained_home.tracking_uri)
+    mlflow.set_registry_uri(trained_home.tracking_uri)
     try:
         local = mlflow.pyfunc.load_model(MODEL_URI).predict(rows)
     finally:
         mlflow.set_tracking_uri(None)  # unset again; the restored environment decides
+        mlflow.set_registry_uri(None)
     assert len(local) > 0
     pd.testing.assert_frame_equal(served.drop(columns="score"),
                                   local[OUTPUT_COLUMNS].drop(columns="score"))
