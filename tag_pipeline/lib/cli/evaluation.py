@@ -116,7 +116,7 @@ def evaluate_file(bundle: TaggerBundle, path: Path, batch_size: int = 512) -> Fi
     """
     from tag_pipeline.lib.models.bundle import model_inputs
     from tag_pipeline.lib.models.labels import encode_labels
-    from tag_pipeline.lib.models.training import _metrics_by_scope
+    from tag_pipeline.lib.models.training import metrics_by_scope
 
     space = bundle.space
     ids: list[pl.Series] = []
@@ -145,7 +145,7 @@ def evaluate_file(bundle: TaggerBundle, path: Path, batch_size: int = 512) -> Fi
                              "than one row")
     truth = encode_labels(pl.concat(labels), product_ids, space)
     by_head = {name: np.concatenate(parts) for name, parts in scores.items()}
-    by_scope = _metrics_by_scope(truth, by_head, bundle.thresholds, space)
+    by_scope = metrics_by_scope(truth, by_head, bundle.thresholds, space)
     metrics = {"all": by_scope["all"]}
     metrics.update({scope.removeprefix("type:"): values for scope, values in by_scope.items()
                     if scope.startswith("type:")})

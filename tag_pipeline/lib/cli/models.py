@@ -107,20 +107,10 @@ def tag_products(models: Models, products: pl.DataFrame, *, explain: bool = True
     Returns:
         Columns ``TAG_COLUMNS``: one row per (product, tag), products in input order.
     """
-    from tag_pipeline.lib.models.bundle import tag_frame
-    from tag_pipeline.lib.models.explain import explain_tags
-    from tag_pipeline.lib.models.refiner import refined_tags
+    from tag_pipeline.lib.tags.tagging import tag_products as tag_batch
 
-    if models.refiner is not None:
-        tags = refined_tags(models.refiner, models.bundle, products)
-    else:
-        tags = tag_frame(models.bundle, products).with_columns(source=pl.lit("model"))
-    if explain and tags.height:
-        tags = explain_tags(models.bundle, products, tags, top_k=explanation_words,
-                            max_words=explanation_max_words)
-    else:
-        tags = tags.with_columns(explanation=pl.lit(None, pl.Utf8))
-    return tags.with_columns(
-        tagger_version=pl.lit(models.tagger_version, pl.Utf8),
-        refiner_version=pl.lit(models.refiner_version, pl.Utf8),
-    ).select(list(TAG_COLUMNS))
+    return tag_batch(models.bundle, products, models.refiner,
+                     tagger_version=models.tagger_version,
+                     refiner_version=models.refiner_version, explain=explain,
+                     explanation_words=explanation_words,
+                     explanation_max_words=explanation_max_words)

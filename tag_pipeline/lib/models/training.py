@@ -147,7 +147,7 @@ def train_model(features: FeatureSet, config: object,
                          config=config, history=history, epoch_seconds=epoch_seconds)
 
 
-def _metrics_by_scope(truth: dict[str, np.ndarray], scores: dict[str, np.ndarray],
+def metrics_by_scope(truth: dict[str, np.ndarray], scores: dict[str, np.ndarray],
                       thresholds: dict[str, np.ndarray], space: LabelSpace,
                       rows: np.ndarray | None = None) -> dict[str, dict[str, float]]:
     """Metrics overall ('all'), per tag type ('type:<t>') and per head ('head:<h>')."""
@@ -212,14 +212,14 @@ def evaluate_on_test(trained: TrainedTagger, features: FeatureSet,
     baseline_seconds = time.perf_counter() - started
     with_image = test["image_path"].is_not_null().to_numpy()
     results = {
-        "tagger": {"all": _metrics_by_scope(truth, tagger_scores, trained.thresholds, space)},
-        "baseline": {"all": _metrics_by_scope(truth, baseline_test, baseline_thresholds, space)},
+        "tagger": {"all": metrics_by_scope(truth, tagger_scores, trained.thresholds, space)},
+        "baseline": {"all": metrics_by_scope(truth, baseline_test, baseline_thresholds, space)},
     }
     # A text-only catalog has no image subset: report none rather than a made-up number.
     if with_image.any():
-        results["tagger"]["images"] = _metrics_by_scope(
+        results["tagger"]["images"] = metrics_by_scope(
             truth, tagger_scores, trained.thresholds, space, with_image)
-        results["baseline"]["images"] = _metrics_by_scope(
+        results["baseline"]["images"] = metrics_by_scope(
             truth, baseline_test, baseline_thresholds, space, with_image)
     return Evaluation(results=results, n_test=test.height,
                       n_test_images=int(with_image.sum()), baseline_seconds=baseline_seconds)

@@ -76,6 +76,36 @@ def _ensure_model_tables(con: duckdb.DuckDBPyConnection) -> None:
                 "tagged_at TIMESTAMP)")
 
 
+def tag_products(bundle: TaggerBundle, products: pl.DataFrame, refiner: Refiner | None = None,
+                 *, tagger_version: str, refiner_version: str | None = None,
+                 explain: bool = True, explanation_words: int = 2,
+                 explanation_max_words: int = 16) -> pl.DataFrame:
+    """The ``model_tags`` rows of a batch of products: the refiner's tags when one is given,
+    else the tagger's, with explanations (word occlusion) and the model versions.
+
+    Args:
+        products: product_id, title; optional description and image_path (null: no image).
+    """
+    from tag_pipeline.lib.models.bundle import tag_frame
+    from tag_pipeline.lib.models.explain import explain_tags
+
+    if refiner is not None:
+        from tag_pipeline.lib.models.refiner import refined_tags
+
+        tags = refined_tags(refiner, bundle, products)
+    else:
+        tags = tag_frame(bundle, products).with_columns(source=pl.lit("model"))
+    if explain and tags.height:
+        tags = explain_tags(bundle, products, tags, top_k=explanation_words,
+                            max_words=explanation_max_words)
+    else:
+        tags = tags.with_columns(explanation=pl.lit(None, pl.Utf8))
+    return tags.with_columns(
+        tagger_version=pl.lit(tagger_version, pl.Utf8),
+        refiner_version=pl.lit(refiner_version, pl.Utf8),
+    ).select(list(_MODEL_TAG_COLUMNS))
+
+
 def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
                 refiner: Refiner | None = None, *, tagger_version: str,
                 refiner_version: str | None = None, sql_root: Path,
@@ -105,9 +135,6 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
             costs about one forward pass.
         progress: Called after every batch with (products done, products to tag).
     """
-    from tag_pipeline.lib.models.bundle import tag_frame
-    from tag_pipeline.lib.models.explain import explain_tags
-
     if refiner is not None and refiner_version is None:
         raise ValueError("tag_catalog: a refiner needs its refiner_version")
     if batch_size < 1:
@@ -131,21 +158,10 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
     done = model_tags = refiner_tags = explained = 0
     for batch in batches:
         products = pl.from_arrow(batch)
-        if refiner is not None:
-            from tag_pipeline.lib.models.refiner import refined_tags
-
-            tags = refined_tags(refiner, bundle, products)
-        else:
-            tags = tag_frame(bundle, products).with_columns(source=pl.lit("model"))
-        if explain and tags.height:
-            tags = explain_tags(bundle, products, tags, top_k=explanation_words,
-                                max_words=explanation_max_words)
-        else:
-            tags = tags.with_columns(explanation=pl.lit(None, pl.Utf8))
-        tags = tags.with_columns(
-            tagger_version=pl.lit(tagger_version, pl.Utf8),
-            refiner_version=pl.lit(refiner_version, pl.Utf8),
-        ).select(list(_MODEL_TAG_COLUMNS))
+        tags = tag_products(bundle, products, refiner, tagger_version=tagger_version,
+                            refiner_version=refiner_version, explain=explain,
+                            explanation_words=explanation_words,
+                            explanation_max_words=explanation_max_words)
         con.register("_tag_batch", tags.to_arrow())
         try:
             con.execute(f"INSERT INTO {_STAGING_TABLE} SELECT * FROM _tag_batch")
