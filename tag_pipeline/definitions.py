@@ -6,7 +6,11 @@ from typing import Any
 import dagster as dg
 
 from tag_pipeline.defs.automation.failures import run_failure_sensor
-from tag_pipeline.defs.automation.schedules import retag_job_schedule, retrain_job_schedule
+from tag_pipeline.defs.automation.schedules import (
+    retag_job_schedule,
+    retrain_job_schedule,
+    sales_daily_schedule,
+)
 from tag_pipeline.defs.automation.sensors import (
     catalog_files_sensor,
     champion_alias_sensor,
@@ -15,7 +19,12 @@ from tag_pipeline.defs.automation.sensors import (
 )
 from tag_pipeline.defs.cleaning.assets import cleaning_sql_assets, image_checks
 from tag_pipeline.defs.cleaning.checks import cleaning_checks
-from tag_pipeline.defs.events.assets import behaviour_sql_assets, raw_feedback, raw_sales
+from tag_pipeline.defs.events.assets import (
+    behaviour_sql_assets,
+    raw_feedback,
+    raw_sales,
+    sales_daily,
+)
 from tag_pipeline.defs.events.checks import events_checks
 from tag_pipeline.defs.features.assets import product_features
 from tag_pipeline.defs.features.checks import features_checks
@@ -78,6 +87,13 @@ feedback_job = _asset_job(
     "(rejected tags leave, added tags are pinned, accepted tags gain confidence).",
 )
 
+# Partitioned apart: the unpartitioned sales_job and its sensor never carry a partition key.
+sales_daily_job = _asset_job(
+    "sales_daily_job", ("sales_history",),
+    "Rewrite one UTC day of sales_daily (units, order lines, revenue, buyers per product) "
+    "from raw_sales; backfill a range of days after late sales files.",
+)
+
 retrain_job = _asset_job(
     "retrain_job", ("features", "model", "refiner", "tags"),
     "Rebuild the features, retrain the tagger and the refiner through their gates, "
@@ -91,13 +107,14 @@ def build_definitions(resources: Mapping[str, Any]) -> dg.Definitions:
         assets=[raw_products, image_checks, catalog_profile_rules, *cleaning_sql_assets,
                 *labels_sql_assets, product_features, tag_model, tag_model_evaluation,
                 tag_refiner, product_tags, product_tags_export, *tags_sql_assets,
-                raw_sales, raw_feedback, *behaviour_sql_assets],
+                raw_sales, raw_feedback, *behaviour_sql_assets, sales_daily],
         asset_checks=[*ingest_checks, *cleaning_checks, *labels_checks, *features_checks,
                       *refiner_checks, *tags_checks, *events_checks],
         jobs=[catalog_job, model_job, tags_job, retag_job, retrain_job, sales_job,
-              feedback_job, promote_model_job,
+              feedback_job, sales_daily_job, promote_model_job,
               rollback_model_job, restore_tags_job],
-        schedules=[retag_job_schedule, retrain_job_schedule],
+        schedules=[retag_job_schedule, retrain_job_schedule,
+                   sales_daily_schedule(sales_daily_job)],
         sensors=[catalog_files_sensor, landing_sensor("sales", "sales_job"),
                  landing_sensor("feedback", "feedback_job"), champion_alias_sensor,
                  feedback_retrain_sensor, run_failure_sensor],

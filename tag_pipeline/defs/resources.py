@@ -133,6 +133,23 @@ class RetrainPolicyResource(dg.ConfigurableResource):
 
 LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"
 
+# The first day of the daily sales partitions (partitions are fixed when definitions load).
+DEFAULT_SALES_HISTORY_START = "2025-01-01"
+
+
+def sales_history_start() -> str:
+    """The first day (YYYY-MM-DD) of ``sales_daily``'s partitions:
+    ``TAG_PIPELINE_SALES_HISTORY_START``, default 2025-01-01."""
+    from datetime import date
+
+    value = os.environ.get("TAG_PIPELINE_SALES_HISTORY_START") or DEFAULT_SALES_HISTORY_START
+    try:
+        date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"TAG_PIPELINE_SALES_HISTORY_START={value!r} is not a YYYY-MM-DD "
+                         "date") from exc
+    return value
+
 
 def project_home() -> Path:
     """The project home folder (``TAG_PIPELINE_HOME``, default ``./.tag_pipeline``)."""

@@ -7,7 +7,12 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.policies import OWNERS
-from tag_pipeline.defs.resources import CatalogResource, PseudonymResource
+from tag_pipeline.defs.resources import (
+    SQL_ROOT,
+    CatalogResource,
+    PseudonymResource,
+    sales_history_start,
+)
 from tag_pipeline.defs.sql_models import sql_model_assets
 from tag_pipeline.lib.warehouse import count_rows, preview
 
@@ -20,6 +25,7 @@ def _event_asset(kind: str, group: str, description: str) -> dg.AssetsDefinition
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                catalog: CatalogResource, pseudonyms: PseudonymResource) -> dg.MaterializeResult:
         from tag_pipeline.lib.events import ingest_events
+        from tag_pipeline.lib.events.daily import days_loaded_by_run
 
         folder = Path(catalog.landing_dir) / kind
         folder.mkdir(parents=True, exist_ok=True)
@@ -36,7 +42,14 @@ def _event_asset(kind: str, group: str, description: str) -> dg.AssetsDefinition
             rejects = con.table("event_rejects").filter(f"kind = '{kind}'").aggregate(
                 "reason, count(*) AS n", "reason").pl()
             table_preview = preview(con, table)
+            days = days_loaded_by_run(con, context.run_id) if kind == "sales" else []
+        # The daily partitions of sales_daily these rows fall in (backfill them if past).
+        day_metadata = {"order_days_loaded": len(days),
+                        "first_order_day": str(days[0]) if days else "",
+                        "last_order_day": str(days[-1]) if days else ""} if kind == "sales" \
+            else {}
         return dg.MaterializeResult(metadata={
+            **day_metadata,
             "dagster/row_count": rows,
             "files_seen": len(report.files),
             "rows_loaded_this_run": report.rows_loaded,
@@ -58,3 +71,37 @@ raw_feedback = _event_asset(
     "landing/feedback (append-only, each file once); user ids pseudonymised at ingest.")
 
 behaviour_sql_assets = sql_model_assets(("behaviour",))
+
+# One partition per UTC calendar day; the daily schedule fills yesterday, a backfill any range.
+sales_daily_partitions = dg.DailyPartitionsDefinition(start_date=sales_history_start(),
+                                                      timezone="UTC")
+
+
+@dg.asset(group_name="sales_history", owners=OWNERS, kinds={"duckdb", "sql"},
+          partitions_def=sales_daily_partitions, deps=["raw_sales"],
+          metadata={"sql_file": dg.MetadataValue.path("dbt_like_sql/writes/sales_daily.sql")})
+def sales_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource
+                ) -> dg.MaterializeResult:
+    """Units, order lines, revenue and buyers per product for one UTC day of raw_sales, each
+    order line counted once as the behaviour models count it; a day's rows are replaced in
+    one transaction, so re-running a day (after late files) leaves its current totals."""
+    from datetime import date
+
+    from tag_pipeline.lib.events.daily import sales_day_preview, write_sales_day
+
+    day = date.fromisoformat(context.partition_key)
+    with duckdb.get_connection() as con:
+        written = write_sales_day(con, SQL_ROOT, day, run_id=context.run_id)
+        top = sales_day_preview(con, day)
+    context.log.info(f"sales_daily {day}: {written.products:,} products, {written.units:,} "
+                     f"units, {written.order_lines:,} order lines (replaced "
+                     f"{written.replaced_rows:,} rows)")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": written.products,
+        "units": written.units,
+        "order_lines": written.order_lines,
+        "revenue": round(written.revenue, 2),
+        "buyers": written.buyers,
+        "replaced_rows": written.replaced_rows,
+        "top_products": dg.MetadataValue.md(top),
+    })

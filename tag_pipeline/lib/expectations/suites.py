@@ -391,7 +391,21 @@ def behaviour_tags_suite() -> list[ExpectationSpec]:
             _unique_together(["product_id", "tag_type", "tag"], "each tag once per product")]
 
 
+def sales_daily_suite() -> list[ExpectationSpec]:
+    """One day's sales per product: each product once, positive units and lines, revenue and
+    buyers >= 0, no more buyers than order lines."""
+    return [_not_null("sales_date"), _not_null("product_id"),
+            _unique_together(["sales_date", "product_id"], "each product once per day"),
+            _at_least("units", 1), _at_least("order_lines", 1), _at_least("revenue", 0),
+            _at_least("buyers", 0),
+            ExpectationSpec("ExpectColumnPairValuesAToBeGreaterThanB",
+                            {"column_A": "order_lines", "column_B": "buyers",
+                             "or_equal": True},
+                            "no more buyers than order lines")]
+
+
 SUITES: dict[str, Callable[[], list[ExpectationSpec]]] = {
+    "sales_daily": sales_daily_suite,
     "raw_sales": raw_sales_suite,
     "raw_feedback": raw_feedback_suite,
     "sales_by_product_period": sales_by_product_period_suite,
@@ -421,6 +435,7 @@ SUITES: dict[str, Callable[[], list[ExpectationSpec]]] = {
 }
 
 ID_COLUMNS: dict[str, list[str]] = {
+    "sales_daily": ["sales_date", "product_id"],
     "raw_sales": ["source_file", "source_line"],
     "raw_feedback": ["source_file", "source_line"],
     "sales_by_product_period": ["product_id", "month"],
