@@ -12,6 +12,8 @@ from tag_pipeline.lib.models.labels import build_label_space, encode_labels, sam
 from tag_pipeline.lib.models.scoring import apply_thresholds, evaluate_heads
 from tag_pipeline.lib.models.tagger import (
     MaskedMaxPooling1D,
+    PresentImages,
+    ScatterImageFeatures,
     TaggerConfig,
     ZeroMaskedSteps,
     build_tagger,
@@ -68,6 +70,38 @@ def test_model_masks_the_image_branch(catalog):
     # with mask 0 the pixels cannot matter
     for name in a:
         np.testing.assert_allclose(a[name], b[name], atol=1e-6)
+
+
+def test_cnn_runs_on_photos_only_and_puts_features_back_in_their_rows(catalog):
+    images = np.arange(4 * 2 * 2 * 3, dtype="float32").reshape(4, 2, 2, 3)
+    mask = np.array([[0.0], [1.0], [0.0], [1.0]], "float32")
+    present = np.asarray(PresentImages()([images, mask]))
+    np.testing.assert_array_equal(present, images[[1, 3]])
+    features = np.array([[1.0, 2.0], [3.0, 4.0]], "float32")
+    np.testing.assert_array_equal(np.asarray(ScatterImageFeatures()([features, mask])),
+                                  [[0, 0], [1, 2], [0, 0], [3, 4]])
+    # no photo in the batch: row 0 goes through (never an empty batch), its features zeroed
+    none = np.zeros((3, 1), "float32")
+    assert np.asarray(PresentImages()([images[:3], none])).shape == (1, 2, 2, 3)
+    np.testing.assert_array_equal(
+        np.asarray(ScatterImageFeatures()([np.ones((1, 2), "float32"), none])), np.zeros((3, 2)))
+
+    # In the model: a photo's scores do not depend on which other rows of its batch have
+    # photos, and training on batches without any photo keeps batch norm finite.
+    _, _, space, _ = catalog
+    model = build_tagger(space, TINY)
+    rng = np.random.default_rng(1)
+    tokens = rng.integers(1, 50, size=(4, TINY.seq_len)).astype("int32")
+    photos = rng.random((4, 16, 16, 3)).astype("float32")
+    mixed = model({"tokens": tokens, "image": photos, "image_mask": mask}, training=False)
+    alone = model({"tokens": tokens[[1, 3]], "image": photos[[1, 3]],
+                   "image_mask": mask[[1, 3]]}, training=False)
+    for name in mixed:
+        np.testing.assert_allclose(np.asarray(mixed[name])[[1, 3]], alone[name], atol=1e-6)
+    model({"tokens": tokens, "image": np.zeros_like(photos), "image_mask": np.zeros((4, 1),
+           "float32")}, training=True)
+    bn = model.get_layer("bn0")
+    assert all(np.isfinite(np.asarray(w)).all() for w in bn.weights)
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ Architecture (Keras 3 functional)::
 
     tokens -> Embedding(mask_zero) -+-> Bidirectional(LSTM) ------------.
                                     '-> Conv1D k=1,2,3 -> masked max ---+- concat "text_features"
-    image -> [Conv-BN-ReLU-MaxPool] x3 -> GlobalAveragePooling * mask ---+- concat -> Dropout
+    image -> photos only -> [Conv-BN-ReLU-MaxPool] x3 -> GAP -> rows ---+- concat -> Dropout
     image_mask ---------------------------------------------------------'   -> Dense "fused"
                                                                             -> Dropout -> heads
 
@@ -16,11 +16,14 @@ is a learned bag of word and word-piece n-grams: on short product titles the tag
 carried by which words occur, which the TF-IDF baseline reads directly and an LSTM alone
 learns slowly.
 
-An imageless product has a zero image and mask 0, so its image features are exactly zero and
-its tags come from the text; the mask is also an input of the fused layer so the model can
-shift its biases when no photo exists. Batch-norm statistics see the zero images too; that
-only shifts the normalisation, the same way in training (batch statistics) and inference
-(moving averages of the same mix).
+The CNN runs on the photos only: ``PresentImages`` takes the rows of the batch whose image
+mask is 1, and ``ScatterImageFeatures`` puts their features back in place, with exact zeros
+for products without a photo (most products in real catalogs; the CNN is most of a step's
+cost, so a catalog with a quarter of its products photographed trains about twice as fast as
+with the CNN on every row). Batch-norm statistics therefore come from real photos only. A
+batch without any photo sends one zero image through the CNN (its features are then zeroed),
+so batch norm never normalises an empty batch. The image mask is also an input of the fused
+layer so the model can shift its biases when no photo exists.
 
 Class imbalance: softmax heads are weighted per row by tempered class weights and masked where
 the facet is unknown (``labels.sample_weights``); sigmoid heads use a binary cross-entropy in
@@ -48,6 +51,8 @@ from tag_pipeline.lib.models.scoring import apply_thresholds, scores_to_tags, tu
 __all__ = [
     "MaskedMaxPooling1D",
     "PositiveWeightedBinaryCrossentropy",
+    "PresentImages",
+    "ScatterImageFeatures",
     "TaggerConfig",
     "ZeroMaskedSteps",
     "apply_thresholds",
@@ -208,6 +213,52 @@ class MaskedMaxPooling1D(layers.Layer):
         return (sequence_shape[0], sequence_shape[-1])
 
 
+def _present_indices(mask: Any) -> Any:
+    """Row indices of a batch whose image mask is on; row 0 alone when none is, so the
+    image layers never see an empty batch (batch-norm statistics of nothing are NaN)."""
+    present = ops.greater(mask[:, 0], 0.5)
+    first = ops.equal(ops.arange(ops.shape(mask)[0]), 0)
+    present = ops.logical_or(present, ops.logical_and(ops.logical_not(ops.any(present)), first))
+    return ops.nonzero(present)[0]
+
+
+@keras.saving.register_keras_serializable(package="tag_pipeline")
+class PresentImages(layers.Layer):
+    """The images of the rows whose mask is on, so the CNN runs on real photos only.
+
+    Called on ``[images (batch, h, w, c), mask (batch, 1)]``; the output has one row per
+    present image (see ``_present_indices``). ``ScatterImageFeatures`` puts the CNN's
+    features back in their rows. In most catalogs most products have no photo, and the CNN is
+    most of a training step's cost.
+    """
+
+    def call(self, inputs: Any) -> Any:
+        images, mask = inputs
+        return ops.take(images, _present_indices(mask), axis=0)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
+        return (None, *input_shape[0][1:])
+
+
+@keras.saving.register_keras_serializable(package="tag_pipeline")
+class ScatterImageFeatures(layers.Layer):
+    """Image features of the present rows (``PresentImages``) back in their batch rows,
+    times the mask: exact zeros for products without an image.
+
+    Called on ``[features (present, f), mask (batch, 1)]``.
+    """
+
+    def call(self, inputs: Any) -> Any:
+        features, mask = inputs
+        index = ops.expand_dims(_present_indices(mask), -1)
+        shape = (ops.shape(mask)[0], ops.shape(features)[-1])
+        scattered = ops.scatter(index, features, shape)
+        return scattered * ops.cast(mask, scattered.dtype)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
+        return (input_shape[1][0], input_shape[0][-1])
+
+
 def text_branch(tokens: Any, config: TaggerConfig) -> Any:
     """The text features of ``tokens`` (the output of layer ``text_features``): the BiLSTM's
     output and the pooled n-grams, concatenated."""
@@ -241,14 +292,14 @@ def build_tagger(space: LabelSpace, config: TaggerConfig) -> keras.Model:
 
     text = text_branch(tokens, config)
 
-    x = image
+    x = PresentImages(name="present_images")([image, image_mask])
     for i, filters in enumerate(config.cnn_filters):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
         x = layers.BatchNormalization(name=f"bn{i}")(x)
         x = layers.ReLU(name=f"relu{i}")(x)
         x = layers.MaxPooling2D(name=f"pool{i}")(x)
     x = layers.GlobalAveragePooling2D(name="image_gap")(x)
-    image_features = layers.Multiply(name="masked_image")([x, image_mask])
+    image_features = ScatterImageFeatures(name="masked_image")([x, image_mask])
 
     joined = layers.Concatenate(name="joined")([text, image_features, image_mask])
     joined = layers.Dropout(config.dropout, name="joined_dropout")(joined)
