@@ -74,6 +74,12 @@ bench: setup
 	bash bench/materialize_demo.sh
 	$(BIN)/python bench/train_myntra.py
 	$(BIN)/python bench/pyfunc_throughput.py
+	$(BIN)/python bench/train_refiner.py
+	$(BIN)/python bench/explain_throughput.py
+	$(BIN)/python bench/product_tags_write.py
+	$(BIN)/python bench/feedback_apply.py
+	$(BIN)/python bench/sales_behaviour.py
+	$(BIN)/python bench/daily_retag.py
 
 clean:
 	rm -rf $(TAG_PIPELINE_HOME)
