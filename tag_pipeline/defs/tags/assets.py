@@ -53,8 +53,7 @@ def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
         load_refiner,
         load_tagger,
     )
-    from tag_pipeline.lib.tags.store import write_product_tags
-    from tag_pipeline.lib.tags.tagging import candidate_view, tag_catalog
+    from tag_pipeline.lib.tags.tagging import refresh_product_tags, tag_catalog
 
     mlflow.activate()
     client = mlflow.client()
@@ -81,8 +80,11 @@ def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
                             explain=config.explain, explanation_words=config.explanation_words,
                             explanation_max_words=config.explanation_max_words,
                             progress=progress)
-        view = candidate_view(con, SQL_ROOT, config.include_catalog_tags)
-        result = write_product_tags(con, view, run_id=context.run_id, at=datetime.now(UTC))
+        refresh = refresh_product_tags(con, SQL_ROOT,
+                                       include_catalog_tags=config.include_catalog_tags,
+                                       run_id=context.run_id, at=datetime.now(UTC),
+                                       full=config.full_retag)
+        result = refresh.write
         model_rows = count_rows(con, "model_tags")
         by_source = counts_by(con, "product_tags", "source")
         by_type = counts_by(con, "product_tags", "tag_type")
@@ -116,6 +118,10 @@ def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
         "refiner_applied": refiner is not None,
         "refiner_decision": reason,
         "write_seconds": round(result.seconds, 2),
+        # Products whose candidate tags were rebuilt: those whose inputs changed, or all.
+        "products_rebuilt": (refresh.rebuilt_products if refresh.rebuilt_products is not None
+                             else result.products),
+        "incremental_write": refresh.rebuilt_products is not None,
         **{f"source.{k}": v for k, v in by_source.items()},
         **{f"tag_type.{k}": v for k, v in by_type.items()},
         "preview": dg.MetadataValue.md(tags_preview),

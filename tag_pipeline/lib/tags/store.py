@@ -31,6 +31,7 @@ import polars as pl
 import pyarrow as pa
 
 from tag_pipeline.lib.sql import load_statement, quote_ident
+from tag_pipeline.lib.tags.incremental import forget_inputs
 
 SQL_ROOT = Path(__file__).resolve().parents[3] / "dbt_like_sql"
 
@@ -198,9 +199,12 @@ def restore_tags(con: duckdb.DuckDBPyConnection, *, to_run_id: str, run_id: str,
                          {"product_tag_history": HISTORY_TABLE})
     con.execute(f"CREATE OR REPLACE TEMP TABLE {restored} AS {sql}")
     try:
-        return write_product_tags(con, restored, run_id=run_id, at=at)
+        result = write_product_tags(con, restored, run_id=run_id, at=at)
     finally:
         con.execute(f"DROP TABLE IF EXISTS temp.{restored}")
+    # The restored tags no longer follow from the recorded inputs: rebuild all next time.
+    forget_inputs(con)
+    return result
 
 
 def export_product_tags(con: duckdb.DuckDBPyConnection, directory: Path) -> dict[str, int]:

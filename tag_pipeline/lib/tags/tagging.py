@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from tag_pipeline.lib.tags.feedback import (
     FeedbackError,
     feedback_inputs,
 )
+from tag_pipeline.lib.tags.store import TagWriteResult, write_product_tags
 
 if TYPE_CHECKING:
     from tag_pipeline.lib.models.bundle import TaggerBundle
@@ -227,3 +229,42 @@ def candidate_view(con: duckdb.DuckDBPyConnection, sql_root: Path,
                            "accept_floor": float(accept_floor)}, refs)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {CANDIDATES_VIEW} AS {body}")
     return CANDIDATES_VIEW
+
+
+@dataclass(frozen=True)
+class TagRefresh:
+    """What one ``refresh_product_tags`` wrote, and over how many products it rebuilt the
+    candidates (None: every product)."""
+
+    write: TagWriteResult
+    rebuilt_products: int | None
+
+
+def refresh_product_tags(con: duckdb.DuckDBPyConnection, sql_root: Path, *,
+                         include_catalog_tags: bool, run_id: str, at: datetime,
+                         full: bool = False) -> TagRefresh:
+    """Rebuild the candidate tags of the products whose inputs changed since the last refresh
+    and write them into ``product_tags`` (see ``incremental``); every product when ``full``,
+    on the first refresh, or when the settings, the taxonomy or the candidate SQL changed.
+
+    Args:
+        con: The warehouse connection; it must not be inside a transaction.
+        sql_root: The ``dbt_like_sql`` folder.
+        include_catalog_tags: Whether the catalog's own tags are candidates.
+        run_id: The run writing.
+        at: When the write happens.
+        full: Rebuild and write every product's candidates.
+    """
+    from tag_pipeline.lib.tags import incremental
+
+    settings = (f"include_catalog_tags={int(include_catalog_tags)};"
+                f"accept_floor={DEFAULT_ACCEPT_FLOOR!r}")
+    scope = incremental.changed_scope(con, sql_root, settings)
+    if full:
+        scope = None
+    view = candidate_view(con, sql_root, include_catalog_tags, scope=scope)
+    write = write_product_tags(con, view, run_id=run_id, at=at, scope=scope)
+    rebuilt = None if scope is None else int(
+        con.execute(f"SELECT count(*) FROM {scope}").fetchone()[0])
+    incremental.record_inputs(con, sql_root, settings)
+    return TagRefresh(write=write, rebuilt_products=rebuilt)
