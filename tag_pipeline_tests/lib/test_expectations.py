@@ -236,7 +236,14 @@ def behaviour_tags() -> pd.DataFrame:
                          "evidence": ["60 units", "40 units in 2026-11"]})
 
 
+def sales_daily() -> pd.DataFrame:
+    return pd.DataFrame({"sales_date": pd.to_datetime(["2026-11-11", "2026-11-11"]),
+                         "product_id": ["P1", "P2"], "units": [6, 1], "order_lines": [3, 1],
+                         "revenue": [60.0, 0.0], "buyers": [2, 0]})
+
+
 VALID: dict[str, Callable[[], pd.DataFrame]] = {
+    "sales_daily": sales_daily,
     "product_tags": product_tags,
     "model_tags": model_tags,
     "product_tag_history": product_tag_history,
@@ -317,6 +324,10 @@ DEFECTS = [
         "raw_sales", lambda: set_cell(raw_sales(), 0, "user_key", "alice@example.com"),
         "ExpectColumnValueLengthsToEqual", "user_key", {"source_file": "s.csv", "source_line": 1},
         id="raw_sales-raw-user-id"),
+    pytest.param(
+        "sales_daily", lambda: set_cell(sales_daily(), 1, "buyers", 4),
+        "ExpectColumnPairValuesAToBeGreaterThanB", "order_lines,buyers",
+        {"product_id": "P2"}, id="sales_daily-more-buyers-than-lines"),
     pytest.param(
         "raw_feedback", lambda: set_cell(raw_feedback(), 1, "action", "like"),
         "ExpectColumnValuesToBeInSet", "action", {"source_file": "f.csv", "source_line": 2},
