@@ -11,10 +11,11 @@ from tag_pipeline.lib.sql import quote_ident
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """True when ``table`` exists in the current schema."""
+    """True when ``table`` is a table (not a view, not a temporary table) of the main schema
+    of the connection's current database."""
     row = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-    ).fetchone()
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary "
+        "AND table_name = ? AND database_name = current_database()", [table]).fetchone()
     return bool(row and row[0])
 
 

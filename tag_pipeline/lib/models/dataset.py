@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import tensorflow as tf
 
-from tag_pipeline.lib.models.images import make_image_loader
+from tag_pipeline.lib.models.images import DecodedImages, make_image_loader
 from tag_pipeline.lib.models.labels import output_name
 from tag_pipeline.lib.models.text import product_texts
 
@@ -24,7 +24,8 @@ def make_dataset(products: pl.DataFrame,
                  batch_size: int = 64,
                  shuffle: bool = False,
                  seed: int = 42,
-                 sample_weights: Mapping[str, np.ndarray] | None = None) -> tf.data.Dataset:
+                 sample_weights: Mapping[str, np.ndarray] | None = None,
+                 images: DecodedImages | None = None) -> tf.data.Dataset:
     """Batches of model inputs, with targets and weights when labels are given.
 
     Only strings, paths and label arrays are held in memory; images are read from disk by the
@@ -40,6 +41,10 @@ def make_dataset(products: pl.DataFrame,
         shuffle: Reshuffle the products every epoch (for training).
         seed: Shuffle seed.
         sample_weights: Weights per head name (``sample_weights``); required with labels.
+        images: The products' images decoded once (``DecodedImages`` of their image paths, in
+            frame order), for a dataset read many times (training epochs); batches then
+            gather pixels from it instead of decoding every image on every pass. The arrays
+            are the same either way.
 
     Returns:
         A dataset of ``({"tokens", "image", "image_mask"}, {output: y}, {output: weight})``,
@@ -49,10 +54,17 @@ def make_dataset(products: pl.DataFrame,
     if "image_path" not in products.columns:
         raise ValueError(f"products frame lacks column 'image_path'; has {products.columns}")
     n = products.height
-    columns: dict[str, object] = {
-        "text": np.array(product_texts(products), dtype=object),
-        "image_path": np.array(products["image_path"].fill_null("").to_list(), dtype=object),
-    }
+    columns: dict[str, object] = {"text": np.array(product_texts(products), dtype=object)}
+    if images is None:
+        columns["image_path"] = np.array(products["image_path"].fill_null("").to_list(),
+                                         dtype=object)
+    else:
+        if len(images.slots) != n or images.image_size != image_size:
+            raise ValueError(f"decoded images are for {len(images.slots)} products of size "
+                             f"{images.image_size}; the frame has {n} products, size "
+                             f"{image_size}")
+        columns["slot"] = images.slots
+        columns["image_mask"] = images.mask
     if encoded_labels is not None:
         if sample_weights is None:
             raise ValueError("make_dataset got labels without sample_weights; pass "
@@ -70,22 +82,27 @@ def make_dataset(products: pl.DataFrame,
     if shuffle:
         ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
     load_image = make_image_loader(image_size)
+    shape = (image_size, image_size, 3)
 
     def per_product(row: dict) -> dict:
         image, mask = load_image(row["image_path"])
-        out = {"text": row["text"], "image": image, "image_mask": mask}
-        if "y" in row:
-            out["y"], out["w"] = row["y"], row["w"]
-        return out
+        return {**{k: v for k, v in row.items() if k != "image_path"},
+                "image": image, "image_mask": mask}
+
+    def gather(slots: tf.Tensor) -> tf.Tensor:
+        pixels = tf.numpy_function(images.batch, [slots], tf.float32, stateful=False)
+        return tf.ensure_shape(pixels, (None, *shape))
 
     def per_batch(batch: dict) -> dict | tuple:
-        x = {"tokens": tokenizer(batch["text"]), "image": batch["image"],
+        image = batch["image"] if images is None else gather(batch["slot"])
+        x = {"tokens": tokenizer(batch["text"]), "image": image,
              "image_mask": batch["image_mask"]}
         if "y" in batch:
             return x, batch["y"], batch["w"]
         return x
 
-    ds = (ds.map(per_product, num_parallel_calls=tf.data.AUTOTUNE)
-          .batch(batch_size)
+    if images is None:
+        ds = ds.map(per_product, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = (ds.batch(batch_size)
           .map(per_batch, num_parallel_calls=tf.data.AUTOTUNE))
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -9,6 +9,7 @@ nothing else ever sees. The baseline is trained in the same call on the same spl
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -111,6 +112,7 @@ def train_model(features: FeatureSet, config: object,
     import tensorflow as tf
 
     from tag_pipeline.lib.models.dataset import make_dataset
+    from tag_pipeline.lib.models.images import DecodedImages
     from tag_pipeline.lib.models.tagger import predict_scores, train_tagger
     from tag_pipeline.lib.models.text import learn_vocabulary, make_tokenizer, product_texts
 
@@ -120,12 +122,13 @@ def train_model(features: FeatureSet, config: object,
     tokenizer = make_tokenizer(vocab, config.seq_len)
     space = features.space
 
-    def dataset(frame: pl.DataFrame, split: str, shuffle: bool):
+    def dataset(frame: pl.DataFrame, split: str, shuffle: bool, images: DecodedImages):
         targets = features.targets[split]
         return make_dataset(frame, targets, tokenizer, image_size=config.image_size,
                             batch_size=config.batch_size, shuffle=shuffle, seed=config.seed,
                             sample_weights=sample_weights(targets, space,
-                                                          config.class_weight_power))
+                                                          config.class_weight_power),
+                            images=images)
 
     epoch_seconds: list[float] = []
     last = [time.perf_counter()]
@@ -137,11 +140,18 @@ def train_model(features: FeatureSet, config: object,
         if on_epoch_end is not None:
             on_epoch_end(epoch, {**logs, "seconds": epoch_seconds[-1]})
 
-    model, history = train_tagger(dataset(train, "train", True), dataset(val, "val", False),
-                                  space, config, on_epoch_end=epoch_end)
-    val_scores = predict_scores(
-        model, make_dataset(val, None, tokenizer, image_size=config.image_size,
-                            batch_size=512), space)
+    # every epoch reads both splits: decode their photos once, into files that go with the
+    # folder (the input pipeline then gathers pixels instead of decoding JPEGs each epoch)
+    with tempfile.TemporaryDirectory(prefix="tag_pipeline_images_") as folder:
+        train_images = DecodedImages(train["image_path"].to_list(), config.image_size, folder)
+        val_images = DecodedImages(val["image_path"].to_list(), config.image_size, folder)
+        last[0] = time.perf_counter()
+        model, history = train_tagger(dataset(train, "train", True, train_images),
+                                      dataset(val, "val", False, val_images),
+                                      space, config, on_epoch_end=epoch_end)
+        val_scores = predict_scores(
+            model, make_dataset(val, None, tokenizer, image_size=config.image_size,
+                                batch_size=512, images=val_images), space)
     thresholds = tune_thresholds(val_scores, features.targets["val"], space)
     return TrainedTagger(model=model, space=space, vocab=vocab, thresholds=thresholds,
                          config=config, history=history, epoch_seconds=epoch_seconds)

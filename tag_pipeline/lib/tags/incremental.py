@@ -25,6 +25,7 @@ from pathlib import Path
 import duckdb
 
 from tag_pipeline.lib.sql import quote_ident
+from tag_pipeline.lib.warehouse import table_exists
 
 INPUTS_TABLE = "product_tag_inputs"
 INPUTS_META_TABLE = "product_tag_inputs_settings"
@@ -44,19 +45,13 @@ _CANDIDATE_SQL = ("tag_candidates", "product_tag_candidates", "feedback_events",
                   "feedback_state", "feedback_in_scope", "feedback_raw_in_scope")
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
-        "AND table_schema = 'main'", [table]).fetchone()[0] > 0
-
-
 def settings_key(con: duckdb.DuckDBPyConnection, sql_root: Path, settings: str) -> str:
     """A digest of ``settings``, the taxonomy and the candidate SQL's text."""
     digest = hashlib.sha256(settings.encode())
     for name in _CANDIDATE_SQL:
         path = sql_root / "writes" / f"{name}.sql"
         digest.update(path.read_bytes() if path.is_file() else b"-")
-    if _exists(con, "tag_taxonomy"):
+    if table_exists(con, "tag_taxonomy"):
         taxonomy = con.execute(
             "SELECT coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR, count(*) FROM tag_taxonomy t"
         ).fetchone()
@@ -69,7 +64,7 @@ def changed_scope(con: duckdb.DuckDBPyConnection, sql_root: Path, settings: str)
     name of a temporary table of the products to rebuild, or None when every product must be
     (no fingerprints yet, or another settings key)."""
     parts = [f"SELECT {expr} AS product_id, hash(t)::HUGEINT AS h FROM {quote_ident(table)} t"
-             for table, expr in _PARTS if _exists(con, table)]
+             for table, expr in _PARTS if table_exists(con, table)]
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {_CURRENT} AS
         SELECT product_id, sum(h) AS fingerprint, count(*) AS n_rows
@@ -78,7 +73,7 @@ def changed_scope(con: duckdb.DuckDBPyConnection, sql_root: Path, settings: str)
         GROUP BY product_id
     """)
     key = settings_key(con, sql_root, settings)
-    if not (_exists(con, INPUTS_TABLE) and _exists(con, INPUTS_META_TABLE)):
+    if not (table_exists(con, INPUTS_TABLE) and table_exists(con, INPUTS_META_TABLE)):
         return None
     stored = con.execute(f"SELECT settings_key FROM {INPUTS_META_TABLE}").fetchall()
     if stored != [(key,)]:
@@ -91,7 +86,7 @@ def changed_scope(con: duckdb.DuckDBPyConnection, sql_root: Path, settings: str)
            OR n.fingerprint <> o.fingerprint OR n.n_rows <> o.n_rows
     """)
     # Products with current tags but no inputs left at all (not even a fingerprint).
-    if _exists(con, "product_tags"):
+    if table_exists(con, "product_tags"):
         con.execute(f"""
             INSERT INTO {SCOPE_TABLE}
             SELECT DISTINCT t.product_id FROM product_tags t

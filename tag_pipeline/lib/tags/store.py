@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from tag_pipeline.lib.sql import load_statement, quote_ident
 from tag_pipeline.lib.tags.incremental import forget_inputs
+from tag_pipeline.lib.warehouse import table_exists
 
 SQL_ROOT = Path(__file__).resolve().parents[3] / "dbt_like_sql"
 
@@ -221,7 +222,7 @@ def export_product_tags(con: duckdb.DuckDBPyConnection, directory: Path) -> dict
         TagStoreError: product_tags does not exist.
     """
     directory = Path(directory)
-    if not _exists(con, TAGS_TABLE):
+    if not table_exists(con, TAGS_TABLE):
         raise TagStoreError(f"export_product_tags: table {TAGS_TABLE} does not exist")
     directory.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex[:12]
@@ -409,7 +410,7 @@ def _check_scope(con: duckdb.DuckDBPyConnection, scope: str) -> None:
 
 def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, schema: dict[str, str]) -> None:
     """Create ``table`` if missing; refuse one whose columns are not ``schema``'s."""
-    if not _exists(con, table):
+    if not table_exists(con, table):
         columns = ", ".join(f"{quote_ident(c)} {t}" for c, t in schema.items())
         con.execute(f"CREATE TABLE {table} ({columns})")
         return
@@ -422,13 +423,6 @@ def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, schema: dict[str, 
                             f"(column, type): {wrong}")
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    row = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' "
-        f"AND table_name = {_literal(table)} AND database_name = current_database()").fetchone()
-    return bool(row[0])
-
-
 def _is_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     row = con.execute("SELECT count(*) FROM duckdb_views() "
                       f"WHERE view_name = {_literal(name)} AND NOT internal").fetchone()
@@ -438,7 +432,7 @@ def _is_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 def _write_seq_of(con: duckdb.DuckDBPyConnection, *, run_id: str | None,
                   at: datetime | None) -> int | None:
     """The write_seq of the write a run id or a time names (None: no write at or before it)."""
-    known = _exists(con, WRITES_TABLE)
+    known = table_exists(con, WRITES_TABLE)
     if run_id is not None:
         row = con.execute(f"SELECT max(write_seq) FROM {WRITES_TABLE} "
                           f"WHERE run_id = {_literal(run_id)}").fetchone() if known else (None,)
