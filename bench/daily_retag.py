@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,7 +51,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SQL_ROOT, peak_rss_mb, report  # noqa: E402
+from _common import SQL_ROOT, peak_rss_mb, report, write_generated_catalog  # noqa: E402
 
 from tag_pipeline.lib.catalog.chain import run_catalog_chain  # noqa: E402
 from tag_pipeline.lib.catalog.profile import load_profile  # noqa: E402
@@ -126,14 +125,7 @@ def build_warehouse(tmp: Path, path: Path, args: argparse.Namespace) -> dict[str
     seconds: dict[str, float] = {}
     landing = tmp / "landing"
     started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-c",
-         "import sys; from pathlib import Path; "
-         "from tag_pipeline.lib.catalog.demo import write_scaled_catalog; "
-         "write_scaled_catalog(Path(sys.argv[1]), int(sys.argv[2]))",
-         str(landing / "demo"), str(args.products)],
-        check=True,
-    )
+    write_generated_catalog(landing / "demo", args.products)
     seconds["generate"] = time.perf_counter() - started
     con = connect(path, args)
     started = time.perf_counter()

@@ -11,7 +11,6 @@ ingest over DuckDB pays.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SQL_ROOT, peak_rss_mb, report  # noqa: E402
+from _common import SQL_ROOT, peak_rss_mb, report, write_generated_catalog  # noqa: E402
 
 from tag_pipeline.lib.catalog.chain import run_catalog_chain  # noqa: E402
 from tag_pipeline.lib.catalog.profile import load_profile  # noqa: E402
@@ -37,14 +36,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tp_bench_") as tmp:
         landing = Path(tmp) / "landing"
         started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-c",
-             "import sys; from pathlib import Path; "
-             "from tag_pipeline.lib.catalog.demo import write_scaled_catalog; "
-             "write_scaled_catalog(Path(sys.argv[1]), int(sys.argv[2]))",
-             str(landing / "demo"), str(args.rows)],
-            check=True,
-        )
+        write_generated_catalog(landing / "demo", args.rows)
         generated = time.perf_counter() - started
         csv_files = sorted((landing / "demo").glob("*.csv"))
         size_mb = sum(f.stat().st_size for f in csv_files) / 1e6

@@ -31,6 +31,7 @@ from tag_pipeline.lib.models.labels import sample_weights as weights_for
 from tag_pipeline.lib.models.pyfunc import log_tagger
 from tag_pipeline.lib.models.tagger import (
     TaggerConfig,
+    scores_to_tags,
     train_tagger,
     tune_thresholds,
 )
@@ -199,6 +200,13 @@ def test_tag_frame_reads_raw_rows(loaded, images):
     assert_same_tags(rows_of(no_image, "0"), rows_of(tags, "4"))
     # streaming in small batches changes nothing
     assert_same_tags(tag_frame(loaded, products, batch_size=2), tags)
+    # the rows, in order, are scores_to_tags of the same scores (heads in model order, best
+    # score first within a head)
+    listed = scores_to_tags(loaded.scores(model_inputs(loaded, products)), loaded.thresholds,
+                            loaded.space)
+    assert tags.rows() == [(str(i), tag, tag_type, facet, score)
+                           for i, product in enumerate(listed)
+                           for tag_type, facet, tag, score in product]
 
     empty = tag_frame(loaded, products.head(0))
     assert empty.height == 0 and empty.schema == pl.Schema(TAG_SCHEMA)

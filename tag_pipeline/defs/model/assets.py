@@ -17,9 +17,9 @@ from tag_pipeline.lib.warehouse import markdown_table, read_table
 
 class TagModelConfig(dg.Config):
     """Tagger hyper-parameters (see ``TaggerConfig``). The defaults keep the demo fast; for a
-    real catalog such as myntra use epochs=20, patience=3 (early stopping ends training, the
-    learning rate drops after lr_patience epochs without progress), and seq_len=32 when
-    products have titles only."""
+    real catalog such as myntra use epochs=20, patience=2, batch_size=128,
+    learning_rate=0.003 (early stopping ends training, the learning rate drops after
+    lr_patience epochs without progress), and seq_len=32 when products have titles only."""
 
     epochs: int = 8
     batch_size: int = 64

@@ -44,7 +44,7 @@ import tensorflow as tf
 
 from tag_pipeline.lib.models.images import read_image
 from tag_pipeline.lib.models.labels import LabelSpace
-from tag_pipeline.lib.models.scoring import scores_to_tags
+from tag_pipeline.lib.models.scoring import given_tags, space_classes
 from tag_pipeline.lib.models.tagger import TaggerConfig
 from tag_pipeline.lib.models.text import RESERVED_TOKENS, make_tokenizer, product_texts
 
@@ -406,7 +406,9 @@ def tag_frame(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int = 51
     frame = _products(products)
     if frame.height >= COMPILE_MIN_ROWS:
         bundle.compile()
-    columns: dict[str, list] = {name: [] for name in TAG_SCHEMA}
+    classes = pl.DataFrame(space_classes(bundle.space), orient="row",
+                           schema={"tag_type": pl.Utf8, "facet": pl.Utf8, "tag": pl.Utf8})
+    parts: list[pl.DataFrame] = []
     batches = _batches(frame, batch_size)
     # One worker prepares the next batch (Pillow and the tokenizer release the GIL) while
     # the model scores the current one.
@@ -414,16 +416,16 @@ def tag_frame(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int = 51
         chunk = next(batches, None)
         pending = pool.submit(model_inputs, bundle, chunk) if chunk is not None else None
         while pending is not None:
-            ids = chunk["product_id"].to_list()
+            ids = chunk["product_id"]
             x = pending.result()
             chunk = next(batches, None)
             pending = pool.submit(model_inputs, bundle, chunk) if chunk is not None else None
-            batch_tags = scores_to_tags(bundle.scores(x), bundle.thresholds, bundle.space)
-            for pid, tags in zip(ids, batch_tags, strict=True):
-                for tag_type, facet, tag, score in tags:
-                    columns["product_id"].append(pid)
-                    columns["tag"].append(tag)
-                    columns["tag_type"].append(tag_type)
-                    columns["facet"].append(facet)
-                    columns["score"].append(score)
-    return pl.DataFrame(columns, schema=TAG_SCHEMA)
+            rows, cls, values = given_tags(bundle.scores(x), bundle.thresholds, bundle.space)
+            parts.append(pl.concat([
+                pl.DataFrame({"product_id": ids.gather(rows)}),
+                classes.select(pl.all().gather(cls)),
+                pl.DataFrame({"score": values.astype(np.float64)}),
+            ], how="horizontal"))
+    if not parts:
+        return pl.DataFrame(schema=TAG_SCHEMA)
+    return pl.concat(parts).select(list(TAG_SCHEMA)).cast(TAG_SCHEMA)

@@ -88,19 +88,44 @@ def apply_thresholds(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, 
     return decisions
 
 
+def given_tags(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, np.ndarray],
+               space: LabelSpace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tags given, as parallel arrays ``(row, class, score)``.
+
+    ``class`` indexes the classes of all heads in model order (``space_classes``). Rows come
+    in product order; within a product, heads in model order and best score first.
+    """
+    decisions = apply_thresholds(scores, thresholds, space)
+    rows, classes, values, heads = [], [], [], []
+    offset = 0
+    for index, head in enumerate(space.heads):
+        r, c = np.nonzero(decisions[head.name])
+        rows.append(r)
+        classes.append(c + offset)
+        values.append(np.asarray(scores[head.name])[r, c])
+        heads.append(np.full(len(r), index))
+        offset += head.size
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    row, cls, value, head_index = (np.concatenate(a) for a in (rows, classes, values, heads))
+    order = np.lexsort((-value, head_index, row))
+    return row[order], cls[order], value[order]
+
+
+def space_classes(space: LabelSpace) -> list[tuple[str, str, str]]:
+    """(tag_type, facet, tag) of every class of every head, in model order."""
+    return [(head.tag_type, cls.facet, cls.tag) for head in space.heads for cls in head.classes]
+
+
 def scores_to_tags(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, np.ndarray],
                    space: LabelSpace) -> list[list[tuple[str, str, str, float]]]:
     """Tags given to each product as (tag_type, facet, tag, score), heads in model order."""
-    decisions = apply_thresholds(scores, thresholds, space)
     n = len(next(iter(scores.values()))) if scores else 0
     tags: list[list[tuple[str, str, str, float]]] = [[] for _ in range(n)]
-    for head in space.heads:
-        s = np.asarray(scores[head.name])
-        rows, cols = np.nonzero(decisions[head.name])
-        order = np.lexsort((-s[rows, cols], rows))
-        for r, c in zip(rows[order].tolist(), cols[order].tolist(), strict=True):
-            cls = head.classes[c]
-            tags[r].append((head.tag_type, cls.facet, cls.tag, float(s[r, c])))
+    labels = space_classes(space)
+    rows, classes, values = given_tags(scores, thresholds, space)
+    for r, c, v in zip(rows.tolist(), classes.tolist(), values.tolist(), strict=True):
+        tags[r].append((*labels[c], float(v)))
     return tags
 
 
