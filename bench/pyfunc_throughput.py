@@ -183,6 +183,8 @@ def main() -> None:
         *[(name, f"{rate:,.0f} products/s") for name, rate in rates.items()],
         ("text shortcut", "on: imageless rows skip the CNN" if bundle.uses_text_shortcut
                           else "off: every row runs the whole model"),
+        ("folded batch norms", "on: image rows run the CNN with folded batch norms"
+                               if bundle.uses_folded_cnn else "off: the model as trained"),
         ("tags per product", f"{tags.height / 1000:.1f}"),
         ("peak RSS", f"{peak_rss_mb():,.0f} MB"),
     ])

@@ -31,6 +31,7 @@ from tag_pipeline.lib.models.labels import sample_weights as weights_for
 from tag_pipeline.lib.models.pyfunc import log_tagger
 from tag_pipeline.lib.models.tagger import (
     TaggerConfig,
+    fold_batch_norm,
     scores_to_tags,
     train_tagger,
     tune_thresholds,
@@ -173,11 +174,15 @@ def test_inference_preprocessing_equals_training_pipeline(loaded, images):
     for name in expected:
         np.testing.assert_array_equal(got[name], expected[name].numpy())
     assert got["image_mask"].ravel()[[0, 1, 8, 16, 17]].tolist() == [1.0, 0.0, 1.0, 0.0, 0.0]
-    # imageless rows skip the CNN; their scores still equal the whole model's
-    assert loaded.uses_text_shortcut
+    # imageless rows skip the CNN, rows with an image go through the CNN with its batch norms
+    # folded into the convolutions; the scores of both still equal the whole model's
+    assert loaded.uses_text_shortcut and loaded.uses_folded_cnn
     scores, whole = loaded.scores(got), loaded.model(got, training=False)
     for head in loaded.space.heads:
         np.testing.assert_allclose(scores[head.name], whole[head.output_name], rtol=0, atol=1e-6)
+    folded = fold_batch_norm(loaded.model, loaded.space, loaded.config)
+    assert not [layer.name for layer in folded.layers if layer.name.startswith("bn")]
+    assert folded.count_params() < loaded.model.count_params()
 
 
 def test_tag_frame_reads_raw_rows(loaded, images):

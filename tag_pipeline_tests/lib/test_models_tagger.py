@@ -17,6 +17,7 @@ from tag_pipeline.lib.models.tagger import (
     TaggerConfig,
     ZeroMaskedSteps,
     build_tagger,
+    fold_batch_norm,
     predict_scores,
     scores_to_tags,
     train_tagger,
@@ -215,3 +216,35 @@ def test_text_features_and_the_imageless_shortcut(catalog, ngram_filters):
     scores = bundle.scores(x)
     for head in space.heads:
         np.testing.assert_allclose(scores[head.name], whole[head.output_name], atol=1e-6)
+
+
+def test_folding_batch_norm_keeps_the_scores(catalog):
+    """Batch norms with far-from-initial statistics fold into their convolutions: same scores
+    (up to float rounding) from a model without bn layers; a model lacking them cannot fold."""
+    _, _, space, _ = catalog
+    model = build_tagger(space, TINY)
+    rng = np.random.default_rng(5)
+    for i in range(len(TINY.cnn_filters)):
+        bn = model.get_layer(f"bn{i}")
+        gamma, beta, mean, var = (w.shape for w in bn.get_weights())
+        bn.set_weights([rng.uniform(0.5, 2.0, gamma), rng.normal(0, 0.5, beta),
+                        rng.normal(0, 0.5, mean), rng.uniform(0.2, 3.0, var)])
+    folded = fold_batch_norm(model, space, TINY)
+    assert not any(layer.name.startswith("bn") for layer in folded.layers)
+    x = {"tokens": rng.integers(1, 50, (6, TINY.seq_len)).astype("int32"),
+         "image": rng.random((6, 16, 16, 3)).astype("float32"),
+         "image_mask": np.array([[1], [1], [0], [1], [0], [1]], "float32")}
+    whole, fast = model(x, training=False), folded(x, training=False)
+    for name in whole:
+        np.testing.assert_allclose(fast[name], whole[name], rtol=0, atol=1e-5)
+    # a wrong fold would show: without the batch norms' statistics the scores differ
+    plain = build_tagger(space, TINY)
+    plain.set_weights(model.get_weights())
+    for i in range(len(TINY.cnn_filters)):
+        plain.get_layer(f"bn{i}").set_weights(build_tagger(space, TINY).get_layer(
+            f"bn{i}").get_weights())
+    changed = plain(x, training=False)
+    assert any(not np.allclose(changed[n], whole[n], atol=1e-3) for n in whole)
+    with pytest.raises(ValueError):
+        fold_batch_norm(keras.Model(model.inputs, model.outputs), space,
+                        TaggerConfig.from_dict({**TINY.to_dict(), "cnn_filters": [4, 4, 4, 4]}))
