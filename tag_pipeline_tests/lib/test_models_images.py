@@ -76,5 +76,5 @@ def test_images_decoded_once_give_the_arrays_of_decoding_every_pass(tmp_path):
                 for name in y1:
                     np.testing.assert_array_equal(y1[name].numpy(), y2[name].numpy())
                     np.testing.assert_array_equal(w1[name].numpy(), w2[name].numpy())
-    with pytest.raises(ValueError, match="decoded images are for 18 products"):
+    with pytest.raises(ValueError, match="decoded images are for 30 products"):
         make_dataset(products.head(3), None, tokenizer, 8, 5, images=decoded)
