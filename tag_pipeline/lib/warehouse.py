@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
 import polars as pl
 
 from tag_pipeline.lib.sql import quote_ident
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run the block's statements in one transaction: committed at the end, rolled back (and
+    the error raised again) if anything in it fails, so readers never see half of it."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 
 from tag_pipeline.lib.sql import quote_ident
-from tag_pipeline.lib.warehouse import table_exists
+from tag_pipeline.lib.warehouse import table_exists, transaction
 
 INPUTS_TABLE = "product_tag_inputs"
 INPUTS_META_TABLE = "product_tag_inputs_settings"
@@ -100,15 +100,10 @@ def record_inputs(con: duckdb.DuckDBPyConnection, sql_root: Path, settings: str)
     """Keep the fingerprints taken by ``changed_scope`` as those of the written tags (call
     after the write has committed)."""
     key = settings_key(con, sql_root, settings)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f"CREATE OR REPLACE TABLE {INPUTS_TABLE} AS SELECT * FROM {_CURRENT}")
         con.execute(f"CREATE OR REPLACE TABLE {INPUTS_META_TABLE} AS "
                     "SELECT ?::VARCHAR AS settings_key, now()::TIMESTAMP AS recorded_at", [key])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     con.execute(f"DROP TABLE IF EXISTS temp.{_CURRENT}")
     con.execute(f"DROP TABLE IF EXISTS temp.{SCOPE_TABLE}")
 

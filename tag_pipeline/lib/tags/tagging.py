@@ -29,6 +29,7 @@ from tag_pipeline.lib.tags.feedback import (
     feedback_inputs,
 )
 from tag_pipeline.lib.tags.store import TagWriteResult, write_product_tags
+from tag_pipeline.lib.warehouse import transaction
 
 if TYPE_CHECKING:
     from tag_pipeline.lib.models.bundle import TaggerBundle
@@ -179,17 +180,12 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
     # Old tags of re-tagged products and of products no longer in the catalog go; new come.
     stale = (f"product_id IN (SELECT product_id FROM {_TODO_TABLE}) OR product_id NOT IN "
              "(SELECT product_id FROM cleaned_products)")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f"DELETE FROM {MODEL_TAGS_TABLE} WHERE {stale}")
         con.execute(f"INSERT INTO {MODEL_TAGS_TABLE} SELECT * FROM {_STAGING_TABLE}")
         con.execute(f"DELETE FROM {MODEL_PRODUCTS_TABLE} WHERE {stale}")
         con.execute(f"INSERT INTO {MODEL_PRODUCTS_TABLE} SELECT product_id, input_hash, ?, ?, "
                     f"now()::TIMESTAMP FROM {_TODO_TABLE}", [tagger_version, refiner_version])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     con.execute(f"DROP TABLE {_STAGING_TABLE}")
     con.execute(f"DROP TABLE {_TODO_TABLE}")
     return TaggingStats(products=done, catalog_products=int(catalog), model_tags=model_tags,
