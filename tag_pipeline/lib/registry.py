@@ -1,11 +1,12 @@
 """The MLflow model registry as the single source of truth for which model tags the catalog.
 
 Every trained model becomes a version of a registered model with alias ``challenger``. The
-gate promotes it to ``champion`` only if it beats the current champion on the same test split
-by the primary metric (or there is no champion). An engineer may overrule the gate
-(``promote``) or go back (``rollback``). Each alias move is written on the version as tags:
-who, why, when and which version it replaced, so the history can be read from MLflow alone
-and a rollback knows where to go.
+gate promotes it to ``champion`` only if it beats the strong baseline trained in the same run
+on the same split (a model that loses to it is never promoted, not even when there is no
+champion yet) and the current champion on the same test split, by the primary metric. An
+engineer may overrule the gate (``promote``) or go back (``rollback``). Each alias move is
+written on the version as tags: who, why, when and which version it replaced, so the history
+can be read from MLflow alone and a rollback knows where to go.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class PromotionDecision:
     champion_score: float | None
     metric: str
     reason: str
+    baseline_score: float | None = None
 
 
 def ensure_registered_model(client: MlflowClient, name: str) -> None:
@@ -94,27 +96,39 @@ def move_alias(client: MlflowClient, name: str, alias: str, version: str, *, act
 def decide_promotion(client: MlflowClient, name: str, candidate_version: str,
                      candidate_score: float, metric: str,
                      champion_score: float | None = None,
-                     min_improvement: float = 0.0) -> PromotionDecision:
+                     min_improvement: float = 0.0,
+                     baseline_score: float | None = None) -> PromotionDecision:
     """Should the candidate replace the champion?
 
-    ``champion_score`` must be the champion measured on the same test split as the
-    candidate; when omitted the score recorded on the champion version is used.
+    ``baseline_score`` is the in-run baseline on the same test split: a candidate that does not
+    beat it is refused whatever the champion. ``champion_score`` must be the champion measured
+    on the same test split as the candidate; when omitted the score recorded on the champion
+    version is used.
     """
     champion = alias_version(client, name, CHAMPION)
+    if baseline_score is not None and not candidate_score > baseline_score:
+        return PromotionDecision(
+            False, candidate_version, candidate_score, champion, champion_score, metric,
+            f"{metric} {candidate_score:.4f} does not beat the baseline {baseline_score:.4f} "
+            "(TF-IDF + LinearSVC, same split)", baseline_score)
     if champion is None:
         return PromotionDecision(True, candidate_version, candidate_score, None, None, metric,
-                                 "no champion yet")
+                                 "no champion yet" + (
+                                     f"; beats the baseline {baseline_score:.4f}"
+                                     if baseline_score is not None else ""), baseline_score)
     if champion_score is None:
         champion_score = version_metric(client, name, champion, metric)
     if champion_score is None:
         return PromotionDecision(True, candidate_version, candidate_score, champion, None,
-                                 metric, f"champion v{champion} has no recorded {metric}")
+                                 metric, f"champion v{champion} has no recorded {metric}",
+                                 baseline_score)
     better = candidate_score > champion_score + min_improvement
     verdict = "beats" if better else "does not beat"
     return PromotionDecision(
         better, candidate_version, candidate_score, champion, champion_score, metric,
         f"{metric} {candidate_score:.4f} {verdict} champion v{champion} {champion_score:.4f}"
         + (f" by more than {min_improvement}" if min_improvement else ""),
+        baseline_score,
     )
 
 
@@ -128,6 +142,8 @@ def record_decision(client: MlflowClient, name: str, decision: PromotionDecision
         "gate.champion_score": "" if decision.champion_score is None
         else f"{decision.champion_score:.6f}",
         "gate.reason": decision.reason,
+        "gate.baseline_score": "" if decision.baseline_score is None
+        else f"{decision.baseline_score:.6f}",
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, decision.candidate_version, key, value)

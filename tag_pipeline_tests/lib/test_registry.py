@@ -79,3 +79,28 @@ def test_errors_name_model_and_version(client):
     move_alias(client, NAME, CHAMPION, "2", actor="x", reason="first")
     with pytest.raises(RegistryError, match="replaced no earlier version"):
         rollback(client, NAME, actor="x", reason="y")
+
+
+def test_a_loser_to_the_baseline_is_refused_even_without_a_champion(client):
+    assert alias_version(client, NAME, CHAMPION) is None
+    decision = decide_promotion(client, NAME, "1", 0.50, "micro_f1", baseline_score=0.55)
+    assert not decision.promote
+    assert "does not beat the baseline 0.5500" in decision.reason
+    record_decision(client, NAME, decision)
+    tags = client.get_model_version(NAME, "1").tags
+    assert tags["gate.promoted"] == "false"
+    assert tags["gate.baseline_score"] == "0.550000"
+    # a tie is no win either
+    assert not decide_promotion(client, NAME, "1", 0.55, "micro_f1",
+                                baseline_score=0.55).promote
+
+
+def test_a_winner_over_the_baseline_is_promoted_without_a_champion(client):
+    decision = decide_promotion(client, NAME, "3", 0.60, "micro_f1", baseline_score=0.55)
+    assert decision.promote
+    assert decision.reason == "no champion yet; beats the baseline 0.5500"
+    # with a champion, the baseline is the first bar and the champion the second
+    move_alias(client, NAME, CHAMPION, "3", actor="t", reason="t")
+    beaten = decide_promotion(client, NAME, "1", 0.58, "micro_f1", champion_score=0.60,
+                              baseline_score=0.55)
+    assert not beaten.promote and "does not beat champion v3" in beaten.reason

@@ -1,10 +1,14 @@
 """Features: the hash split, the label space and the rows the tagger trains on."""
 
+import json
+
 import dagster as dg
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.policies import OWNERS
+from tag_pipeline.defs.resources import CatalogResource
+from tag_pipeline.lib.models.catalog_features import columns_to_json
 from tag_pipeline.lib.models.training import build_features
 from tag_pipeline.lib.warehouse import markdown_table, read_table, replace_table, table_exists
 
@@ -19,12 +23,16 @@ class ProductFeaturesConfig(dg.Config):
 @dg.asset(group_name="features", owners=OWNERS, deps=["cleaned_products", "product_labels"],
           kinds={"duckdb", "python"})
 def product_features(context: dg.AssetExecutionContext, config: ProductFeaturesConfig,
-                     duckdb: DuckDBResource) -> dg.MaterializeResult:
-    """Products with their train/val/test split and the label space decided on train."""
+                     duckdb: DuckDBResource, catalog: CatalogResource) -> dg.MaterializeResult:
+    """Products with their train/val/test split, feature words and the label space decided
+    on train."""
+    feature_columns = catalog.load_profile().features
     with duckdb.get_connection() as con:
         products = read_table(con, "cleaned_products",
-                              ["product_id", "title", "description", "image_path"])
-        labels = read_table(con, "product_labels", ["product_id", "tag", "tag_type", "facet"])
+                              ["product_id", "title", "description", "image_path",
+                               "tag_fields"])
+        labels = read_table(con, "product_labels",
+                            ["product_id", "tag", "tag_type", "facet", "level", "parent"])
         if table_exists(con, "raw_feedback"):
             # Shoppers' feedback teaches the next model: adds and accepts become labels,
             # rejected labels are dropped (an absent tag is a negative).
@@ -33,10 +41,12 @@ def product_features(context: dg.AssetExecutionContext, config: ProductFeaturesC
             adjustments = feedback_label_adjustments(con)
             labels = apply_to_labels(labels, adjustments)
             context.log.info(f"feedback label adjustments: {adjustments.height}")
-        features = build_features(products, labels, config.min_support, config.split_salt)
+        features = build_features(products, labels, config.min_support, config.split_salt,
+                                  feature_columns=feature_columns)
         replace_table(con, "product_features", features.products)
-        replace_table(con, "label_space",
-                      pl.DataFrame({"space_json": [features.space.to_json()]}))
+        replace_table(con, "label_space", pl.DataFrame({
+            "space_json": [features.space.to_json()],
+            "features_json": [json.dumps(columns_to_json(feature_columns))]}))
     heads = pl.DataFrame([{"head": h.name, "kind": h.kind, "tags": h.size,
                            "labelled_train": h.n_labeled} for h in features.space.heads])
     rare = pl.DataFrame([{"tag": r.tag, "facet": r.facet, "support": r.support}
@@ -49,6 +59,8 @@ def product_features(context: dg.AssetExecutionContext, config: ProductFeaturesC
         **features.counts(),
         "heads": len(features.space.heads),
         "rare_tags": len(features.space.rare_tags),
+        "feature_columns": ", ".join(f.name for f in feature_columns) or "none",
+        "taxonomy_paths": sum(len(t.paths) for t in getattr(features.space, "taxonomies", ())),
         "heads_table": dg.MetadataValue.md(markdown_table(heads)),
         "rare_tags_table": dg.MetadataValue.md(markdown_table(rare.head(30))),
     })

@@ -1,6 +1,7 @@
 """The tagger: trained and tracked in MLflow, then measured on the test split beside the
 baseline and promoted through the registry gate."""
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -9,58 +10,76 @@ import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.policies import OWNERS
-from tag_pipeline.defs.resources import MlflowResource
+from tag_pipeline.defs.resources import CatalogResource, MlflowResource
 from tag_pipeline.lib.models.labels import LabelSpace
 from tag_pipeline.lib.models.training import FeatureSet
 from tag_pipeline.lib.warehouse import markdown_table, read_table
 
 
 class TagModelConfig(dg.Config):
-    """Tagger hyper-parameters (see ``TaggerConfig``). The defaults keep the demo fast; for a
-    real catalog such as myntra use epochs=20, patience=2, batch_size=128,
-    learning_rate=0.003 (early stopping ends training, the learning rate drops after
-    lr_patience epochs without progress), and seq_len=32 when products have titles only."""
+    """Tagger hyper-parameters (see ``TaggerConfig``, which holds the defaults). A setting
+    left unset (null) comes from the catalog profile's ``training:`` section, else from
+    ``TaggerConfig``; a setting given here overrides both. The shipped profiles carry the
+    settings that measured best for their catalog."""
 
-    epochs: int = 8
-    batch_size: int = 64
-    embedding_dim: int = 64
-    lstm_units: int = 64
-    ngram_sizes: list[int] = [1, 2, 3]
-    ngram_filters: int = 64
-    seq_len: int = 48
-    image_size: int = 64
-    vocab_size: int = 8000
-    learning_rate: float = 2e-3
-    lr_patience: int = 1
-    lr_factor: float = 0.3
-    patience: int = 2
-    seed: int = 42
+    epochs: int | None = None
+    batch_size: int | None = None
+    embedding_dim: int | None = None
+    lstm_units: int | None = None
+    ngram_sizes: list[int] | None = None
+    ngram_filters: int | None = None
+    seq_len: int | None = None
+    image_size: int | None = None
+    vocab_size: int | None = None
+    learning_rate: float | None = None
+    lr_patience: int | None = None
+    lr_factor: float | None = None
+    patience: int | None = None
+    seed: int | None = None
+    fuse_linear: bool | None = None
+    linear_c: float | None = None
+    fusion_macro_weight: float | None = None
 
 
 class TagModelEvaluationConfig(dg.Config):
-    """The promotion gate: the challenger must beat the champion on this test metric."""
+    """The promotion gate: the challenger must beat the in-run baseline and the champion on
+    this test metric."""
 
     primary_metric: str = "micro_f1"
     min_improvement: float = 0.0
 
 
+def tagger_settings(profile_training: dict, config: TagModelConfig) -> dict:
+    """The hyper-parameters of a training run: the profile's, overridden by the run config."""
+    given = {k: v for k, v in config.model_dump().items() if v is not None}
+    return {**profile_training, **given}
+
+
 def load_feature_set(duckdb: DuckDBResource) -> FeatureSet:
-    """The stored split, labels and label space (written by product_features)."""
+    """The stored split, labels, label space and feature columns (from product_features)."""
+    from tag_pipeline.lib.models.catalog_features import columns_from_json
+
     with duckdb.get_connection() as con:
         products = read_table(con, "product_features")
-        labels = read_table(con, "product_labels", ["product_id", "tag", "tag_type", "facet"])
-        space = LabelSpace.from_json(read_table(con, "label_space")["space_json"][0])
-    return FeatureSet.from_stored(products, labels, space)
+        labels = read_table(con, "product_labels",
+                            ["product_id", "tag", "tag_type", "facet", "level", "parent"])
+        stored = read_table(con, "label_space")
+    space = LabelSpace.from_json(stored["space_json"][0])
+    feature_columns = (columns_from_json(json.loads(stored["features_json"][0]))
+                       if "features_json" in stored.columns else ())
+    return FeatureSet.from_stored(products, labels, space, feature_columns)
 
 
 @dg.asset(group_name="model", owners=OWNERS, deps=["product_features"],
           kinds={"tensorflow", "keras", "mlflow"})
 def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
-              duckdb: DuckDBResource, mlflow: MlflowResource) -> dg.MaterializeResult:
-    """Train the CNN + BiLSTM tagger, log it to MLflow and register it as the challenger."""
+              duckdb: DuckDBResource, mlflow: MlflowResource,
+              catalog: CatalogResource) -> dg.MaterializeResult:
+    """Train the fused tagger (CNN + BiLSTM and linear n-gram backends), log it to MLflow and
+    register it as the challenger."""
     import mlflow as mlflow_lib
 
-    from tag_pipeline.lib.models.bundle import TaggerBundle, save_bundle
+    from tag_pipeline.lib.models.bundle import save_bundle
     from tag_pipeline.lib.models.pyfunc import log_tagger
     from tag_pipeline.lib.models.tagger import TaggerConfig
     from tag_pipeline.lib.models.tracking import (
@@ -73,7 +92,14 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
     from tag_pipeline.lib.registry import CHALLENGER, ensure_registered_model, move_alias
 
     features = load_feature_set(duckdb)
-    tagger_config = TaggerConfig(**config.model_dump())
+    settings = tagger_settings(catalog.load_profile().training, config)
+    try:
+        tagger_config = TaggerConfig(**settings)
+    except TypeError as exc:
+        raise ValueError(f"catalog profile {catalog.profile!r}: key 'training' or the run "
+                         f"config of tag_model has a setting TaggerConfig does not know: "
+                         f"{exc}") from exc
+    context.log.info(f"tagger settings: {tagger_config.to_dict()}")
     client = mlflow.client()
     mlflow_lib.set_tracking_uri(mlflow.tracking_uri)
     mlflow_lib.set_registry_uri(mlflow.registry_uri or mlflow.tracking_uri)
@@ -94,10 +120,7 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
 
         trained = train_model(features, tagger_config, on_epoch_end=on_epoch_end)
         with tempfile.TemporaryDirectory(prefix="tagger_") as tmp:
-            bundle_dir = save_bundle(
-                TaggerBundle(model=trained.model, space=trained.space, vocab=trained.vocab,
-                             thresholds=trained.thresholds, config=tagger_config),
-                Path(tmp) / "bundle")
+            bundle_dir = save_bundle(trained.bundle(), Path(tmp) / "bundle")
             curve = plot_training_curve(trained.history, Path(tmp) / "training_curve.png")
             mlflow_lib.log_artifact(str(curve))
             curve_markdown = png_markdown(curve, "training curve")
@@ -105,6 +128,9 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
                 mlflow_lib.log_artifact(str(bundle_dir / part), artifact_path="tagger")
             example = features.split("val").head(3).select(
                 "product_id", "title", "description", "image_path").to_pandas()
+            for column in trained.feature_columns:
+                # the raw feature values the served model reads, as an export has them
+                example[column.name] = None
             info = log_tagger(bundle_dir, name="model", input_example=example)
         ensure_registered_model(client, name)
         version = str(mlflow_lib.register_model(info.model_uri, name).version)
@@ -128,7 +154,21 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
                                    2),
         "best_val_loss": round(best, 4),
         "vocabulary_size": len(trained.vocab),
+        "linear_backend_seconds": round(trained.linear_seconds, 1),
+        "feature_columns": ", ".join(c.name for c in trained.feature_columns) or "none",
+        **({"fusion": dg.MetadataValue.md(fusion_table(trained.fusion))}
+           if trained.fusion is not None else {}),
     })
+
+
+def fusion_table(fusion) -> str:
+    """Per head: the CNN + BiLSTM's weight, the prior adjustment and the validation
+    objectives of the fused head and of each backend alone, as Markdown."""
+    rows = [{"head": name, "cnn_bilstm weight": h.weight, "prior power": h.prior_power,
+             "val objective fused": round(h.objective, 4),
+             **{f"val objective {b}": round(v, 4) for b, v in h.backend_objectives.items()}}
+            for name, h in fusion.heads.items()]
+    return markdown_table(pl.DataFrame(rows))
 
 
 def _registry_tagger(name: str, version: str):
@@ -138,16 +178,15 @@ def _registry_tagger(name: str, version: str):
     from tag_pipeline.lib.models.training import TrainedTagger
 
     python_model = mlflow_lib.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
-    bundle = python_model.bundle
-    return TrainedTagger(model=bundle.model, space=bundle.space, vocab=bundle.vocab,
-                         thresholds=bundle.thresholds, config=bundle.config, history={})
+    return TrainedTagger.from_bundle(python_model.bundle)
 
 
 @dg.asset(group_name="model", owners=OWNERS, deps=["tag_model"],
           kinds={"mlflow", "scikitlearn"})
 def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEvaluationConfig,
                          duckdb: DuckDBResource, mlflow: MlflowResource) -> dg.MaterializeResult:
-    """Test-split metrics of the challenger and the baseline; promote it if it wins."""
+    """Test-split metrics of the challenger, its backends and the baseline; promote it if it
+    beats the baseline and the champion."""
     import mlflow as mlflow_lib
 
     from tag_pipeline.lib.models.tracking import (
@@ -156,7 +195,7 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
         plot_model_vs_baseline,
         png_markdown,
     )
-    from tag_pipeline.lib.models.training import evaluate_on_test, score_products
+    from tag_pipeline.lib.models.training import BASELINE, TAGGER, evaluate_on_test
     from tag_pipeline.lib.registry import (
         CHALLENGER,
         CHAMPION,
@@ -179,28 +218,34 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
     trained = _registry_tagger(name, challenger)
     evaluation = evaluate_on_test(trained, features)
     metric = config.primary_metric
-    score = evaluation.metric("tagger", "all", "all", metric)
+    score = evaluation.metric(TAGGER, "all", "all", metric)
+    baseline_score = evaluation.metric(BASELINE, "all", "all", metric)
     champion = alias_version(client, name, CHAMPION)
     champion_score = None
     if champion is not None and champion != challenger:
-        champion_tagger = _registry_tagger(name, champion)
-        champion_eval = evaluate_on_test(
-            champion_tagger, features,
-            tagger_scores=score_products(champion_tagger, features.split("test")))
-        champion_score = champion_eval.metric("tagger", "all", "all", metric)
+        champion_eval = evaluate_on_test(_registry_tagger(name, champion), features)
+        champion_score = champion_eval.metric(TAGGER, "all", "all", metric)
     client.set_model_version_tag(name, challenger, f"test.{metric}", f"{score:.6f}")
+    client.set_model_version_tag(name, challenger, f"test.baseline.{metric}",
+                                 f"{baseline_score:.6f}")
     if champion == challenger:
         promoted, decision_reason = False, "challenger is already the champion"
     else:
         decision = decide_promotion(client, name, challenger, score, metric,
                                     champion_score=champion_score,
-                                    min_improvement=config.min_improvement)
+                                    min_improvement=config.min_improvement,
+                                    baseline_score=baseline_score)
         record_decision(client, name, decision)
         promoted, decision_reason = decision.promote, decision.reason
         if decision.promote:
             move_alias(client, name, CHAMPION, challenger, actor="promotion gate",
                        reason=decision.reason)
-    context.log.info(f"promotion of v{challenger}: {promoted} ({decision_reason})")
+    verdict = (f"v{challenger} promoted to {CHAMPION}: {decision_reason}" if promoted
+               else f"v{challenger} NOT promoted: {decision_reason}")
+    facets = evaluation.facet_table("all")
+    context.log.info(f"{verdict}\ntest split, {evaluation.n_test} products "
+                     f"(tagger vs its backends and the baseline):\n"
+                     f"{markdown_table(facets, max_chars=40)}")
 
     metrics = flat_metrics(evaluation)
     run_id = client.get_model_version(name, challenger).run_id
@@ -208,29 +253,38 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
     with tempfile.TemporaryDirectory(prefix="evaluation_") as tmp:
         table_path = Path(tmp) / "test_metrics.csv"
         table.write_csv(table_path)
+        facets_path = Path(tmp) / "test_facets.csv"
+        facets.write_csv(facets_path)
         plot = plot_model_vs_baseline(evaluation, Path(tmp) / "model_vs_baseline.png")
         plot_markdown = png_markdown(plot, "tagger vs baseline")
         with mlflow_lib.start_run(run_id=run_id):
             mlflow_lib.log_metrics(metrics)
             mlflow_lib.log_artifact(str(table_path))
+            mlflow_lib.log_artifact(str(facets_path))
             mlflow_lib.log_artifact(str(plot))
-    summary = table.filter(~pl.col("scope").str.starts_with("head:")).select(
-        "model", "subset", "scope", "micro_f1", "macro_f1", "samples_f1", "p_at_1", "p_at_5",
-        "ndcg_at_5").with_columns(pl.col(pl.Float64).round(4))
+    results = (f"**{verdict}**\n\nTest split, {evaluation.n_test} products "
+               f"({evaluation.n_test_images} with a photo): accuracy (single-valued facets), "
+               "micro-F1 and macro-F1 of the served tagger, each of its parts and the "
+               "baseline (TF-IDF + LinearSVC, same split, same inputs).\n\n"
+               + markdown_table(facets, max_chars=40))
+    images = ("\n\n" + markdown_table(evaluation.facet_table("images"), max_chars=40)
+              if evaluation.n_test_images else "")
     version_url = mlflow.model_version_url(name, challenger)
     return dg.MaterializeResult(metadata={
+        "results": dg.MetadataValue.md(results),
+        "decision": verdict,
+        "promoted": promoted,
         "model_version": challenger,
         **({"model_version_url": dg.MetadataValue.url(version_url)} if version_url else {}),
         "champion_version": alias_version(client, name, CHAMPION) or "",
-        "promoted": promoted,
-        "decision": decision_reason,
         f"challenger_{metric}": round(score, 4),
+        f"baseline_{metric}": round(baseline_score, 4),
         **({f"champion_{metric}": round(champion_score, 4)} if champion_score is not None
            else {}),
         "test_products": evaluation.n_test,
         "test_products_with_image": evaluation.n_test_images,
         "baseline_seconds": round(evaluation.baseline_seconds, 1),
+        **({"results_photographed": dg.MetadataValue.md(images)} if images else {}),
         **{metric_key(k): round(v, 4) for k, v in metrics.items()},
-        "results": dg.MetadataValue.md(markdown_table(summary, max_chars=20)),
         "model_vs_baseline": dg.MetadataValue.md(plot_markdown),
     })

@@ -305,6 +305,10 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, load_i
             value_params.extend(x for pair in spec.value_map.items() for x in pair)
         else:
             values.append(col(spec.columns[0]))
+    for feature in profile.features:
+        # the feature columns' raw values travel with the tag fields (feature:<name>)
+        keys.append(feature.field_key)
+        values.append(col(feature.column))
     if keys:
         tag_expr = f"map(?::VARCHAR[], [{', '.join(values)}]::VARCHAR[])"
         params.append(keys)

@@ -14,6 +14,12 @@ tags, each with its tag type and shape. Shapes:
 - ``lexicon``: tags mined from the title and description with a term list per tag
   (``Slim Fit: [slim fit, 修身]``).
 
+Structured columns the models read as inputs are listed under ``features:`` (``column``,
+optional ``name`` (default: the column) and ``kind``: ``categorical`` (default) or ``numeric``,
+e.g. a price; see ``models.catalog_features``). The recommended training settings of the
+catalog go under ``training:`` (``TaggerConfig`` names; ``model_job`` uses them unless its
+run config says otherwise).
+
 Every error names the profile, the key and, where there is one, the column at fault.
 """
 
@@ -25,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tag_pipeline.lib.models.catalog_features import FEATURE_KINDS, FeatureColumn
 
 TAG_TYPES = ("category", "attribute", "scene", "style")
 SHAPES = ("plain", "multi", "path", "levels", "key_value", "lexicon")
@@ -94,6 +102,8 @@ class CatalogProfile:
     generator: str | None = None
     cleaning: CleaningSettings = CleaningSettings()
     description: str = ""
+    features: tuple[FeatureColumn, ...] = ()
+    training: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id_from_line(self) -> bool:
@@ -109,6 +119,7 @@ class CatalogProfile:
                 cols.append(c)
         for spec in self.tags:
             cols.extend(spec.columns)
+        cols.extend(f.column for f in self.features if f.column)
         return list(dict.fromkeys(cols))
 
     def column_origin(self, column: str) -> str:
@@ -123,6 +134,9 @@ class CatalogProfile:
         for i, spec in enumerate(self.tags):
             if column in spec.columns:
                 return f"tags[{i}] ({spec.name})"
+        for i, feature in enumerate(self.features):
+            if feature.column == column:
+                return f"features[{i}] ({feature.name})"
         return "columns"
 
     def matching_files(self) -> list[Path]:
@@ -331,6 +345,12 @@ def parse_profile(data: dict[str, Any], source_path: Path,
     if dupes:
         raise ProfileError(f"profile {name!r}: key 'tags' has duplicate names {sorted(dupes)}")
 
+    features = _parse_features(data.get("features"), name)
+    training = data.get("training") or {}
+    if not isinstance(training, dict) or not all(isinstance(k, str) for k in training):
+        raise ProfileError(f"profile {name!r}: key 'training' must be a mapping of tagger "
+                           "settings (TaggerConfig names)")
+
     cleaning_raw = data.get("cleaning") or {}
     try:
         cleaning = CleaningSettings(**cleaning_raw)
@@ -362,7 +382,44 @@ def parse_profile(data: dict[str, Any], source_path: Path,
         generator=source.get("generator"),
         cleaning=cleaning,
         description=str(data.get("description", "")),
+        features=features,
+        training=dict(training),
     )
+
+
+def _parse_features(raw: Any, profile: str) -> tuple[FeatureColumn, ...]:
+    """The ``features`` list: ``{column, name?, kind?}`` per structured input column."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ProfileError(f"profile {profile!r}: key 'features' must be a list of "
+                           "{column, name, kind} mappings")
+    out = []
+    for i, entry in enumerate(raw):
+        where = f"features[{i}]"
+        if isinstance(entry, str):
+            entry = {"column": entry}
+        if not isinstance(entry, dict) or not isinstance(entry.get("column"), str):
+            raise ProfileError(f"profile {profile!r}: key '{where}' needs a 'column' (the "
+                               "source column's name)")
+        unknown = sorted(set(entry) - {"column", "name", "kind"})
+        if unknown:
+            raise ProfileError(f"profile {profile!r}: key '{where}' has unknown key(s) "
+                               f"{unknown}; allowed are column, name, kind")
+        kind = entry.get("kind", "categorical")
+        if kind not in FEATURE_KINDS:
+            raise ProfileError(f"profile {profile!r}: key '{where}.kind' is {kind!r}; "
+                               f"expected one of {FEATURE_KINDS}")
+        feature_name = str(entry.get("name", entry["column"]))
+        try:
+            out.append(FeatureColumn(name=feature_name, kind=kind, column=entry["column"]))
+        except ValueError as exc:
+            raise ProfileError(f"profile {profile!r}: key '{where}.name': {exc}") from exc
+    names = [f.name for f in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ProfileError(f"profile {profile!r}: key 'features' has duplicate names {dupes}")
+    return tuple(out)
 
 
 def shipped_profiles_dir() -> Path:

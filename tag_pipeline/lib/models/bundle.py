@@ -7,7 +7,12 @@ A bundle folder holds everything needed to tag products the way the model was ev
 - ``label_space.json``: the heads and their classes (``LabelSpace.to_json``);
 - ``thresholds.json``: ``{head name: [threshold per class]}`` (``scoring.tune_thresholds``);
 - ``config.json``: the hyper-parameters (``TaggerConfig.to_dict``), of which inference needs
-  ``seq_len`` and ``image_size``.
+  ``seq_len`` and ``image_size``;
+- optional, for the fused tagger (``fusion``): ``linear.joblib`` (the calibrated linear n-gram
+  backend, ``baseline.BaselineTagger``), ``fusion.json`` (per-head fusion settings and each
+  backend's own thresholds, for the ablation) and ``inputs.json`` (the feature columns the
+  models read, ``catalog_features``). ``thresholds.json`` then holds the thresholds of the
+  fused scores. A bundle without them is the CNN + BiLSTM alone.
 
 ``tag_frame`` preprocesses with the functions the training pipeline (``make_dataset``) maps:
 ``product_texts`` through the bundle's tokenizer, and ``images.read_image``, the reader behind
@@ -45,6 +50,14 @@ import numpy as np
 import polars as pl
 import tensorflow as tf
 
+from tag_pipeline.lib.models.baseline import BaselineTagger, baseline_scores
+from tag_pipeline.lib.models.catalog_features import (
+    FeatureColumn,
+    columns_from_json,
+    columns_to_json,
+    with_feature_text,
+)
+from tag_pipeline.lib.models.fusion import CNN, LINEAR, Fusion, fuse
 from tag_pipeline.lib.models.images import read_image
 from tag_pipeline.lib.models.labels import LabelSpace
 from tag_pipeline.lib.models.scoring import given_tags, space_classes
@@ -57,6 +70,9 @@ SPACE_FILE = "label_space.json"
 THRESHOLDS_FILE = "thresholds.json"
 CONFIG_FILE = "config.json"
 BUNDLE_FILES = (MODEL_FILE, VOCAB_FILE, SPACE_FILE, THRESHOLDS_FILE, CONFIG_FILE)
+LINEAR_FILE = "linear.joblib"
+FUSION_FILE = "fusion.json"
+INPUTS_FILE = "inputs.json"
 
 # Input columns of tag_frame; only title is required.
 INPUT_COLUMNS = ("product_id", "title", "description", "image_path", "image_bytes")
@@ -145,6 +161,12 @@ class TaggerBundle:
     vocab: list[str]
     thresholds: dict[str, np.ndarray]
     config: TaggerConfig
+    # the fused tagger's linear backend and fusion (None: the CNN + BiLSTM alone)
+    linear: BaselineTagger | None = None
+    fusion: Fusion | None = None
+    # each backend's own thresholds {backend: {head: thresholds}}, for the ablation
+    backend_thresholds: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    feature_columns: tuple[FeatureColumn, ...] = ()
     _tokenizer: Any = field(default=None, init=False, repr=False)
     _run: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _batches: int = field(default=0, init=False, repr=False)
@@ -229,11 +251,37 @@ class TaggerBundle:
 
     def scores(self, x: dict[str, Any]) -> dict[str, np.ndarray]:
         """Scores per head name for one batch of model inputs (``tokens``, ``image``,
-        ``image_mask``, as ``model_inputs`` or ``make_dataset`` give them).
+        ``image_mask``, and for a fused tagger ``linear``, as ``model_inputs`` gives them):
+        the fused scores when the bundle has a fusion, else the CNN + BiLSTM's."""
+        return self.combine(self.backend_scores(x))
 
-        Products without an image skip the CNN (see ``_text_forward``); the others go
-        through the whole model.
-        """
+    def combine(self, backends: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """The bundle's scores from its backends' scores (``backend_scores``)."""
+        if self.fusion is None:
+            return backends[CNN]
+        return fuse(self.fusion, backends, self.space)
+
+    def linear_scores(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
+        """The linear backend's calibrated scores of products (title, description and the
+        feature words, see ``model_inputs``)."""
+        if self.linear is None:
+            raise ValueError("this tagger bundle has no linear backend")
+        return baseline_scores(self.linear, frame)
+
+    def backend_scores(self, x: dict[str, Any]) -> dict[str, dict[str, np.ndarray]]:
+        """``{backend: {head: scores}}`` for one batch: the CNN + BiLSTM's, and the linear
+        backend's (``x["linear"]``) when the bundle fuses."""
+        backends = {CNN: self._cnn_scores(x)}
+        if self.fusion is not None:
+            if "linear" not in x:
+                raise ValueError("a fused tagger bundle needs the linear backend's scores in "
+                                 "the inputs (key 'linear'): build them with model_inputs")
+            backends[LINEAR] = x["linear"]
+        return backends
+
+    def _cnn_scores(self, x: dict[str, Any]) -> dict[str, np.ndarray]:
+        """The CNN + BiLSTM's scores. Products without an image skip the CNN (see
+        ``_text_forward``); the others go through the whole model."""
         run = self._functions()
         tokens = np.asarray(x["tokens"], np.int32)
         mask = np.asarray(x["image_mask"], np.float32)
@@ -289,6 +337,13 @@ def _check_bundle(bundle: TaggerBundle, where: str) -> None:
     if bad:
         raise ValueError(f"{where}: vocabulary tokens must be non-empty single lines, "
                          f"got {bad[:3]!r}")
+    if (bundle.fusion is None) != (bundle.linear is None):
+        raise ValueError(f"{where}: a fused bundle needs both its linear backend and its "
+                         "fusion settings")
+    if bundle.fusion is not None:
+        bundle.fusion.check(bundle.space, where)
+        if bundle.linear.space != bundle.space:
+            raise ValueError(f"{where}: the linear backend was trained on another label space")
 
 
 def save_bundle(bundle: TaggerBundle, directory: Path) -> Path:
@@ -309,6 +364,20 @@ def save_bundle(bundle: TaggerBundle, directory: Path) -> Path:
         json.dumps(thresholds, ensure_ascii=False, indent=1), encoding="utf-8")
     (directory / CONFIG_FILE).write_text(
         json.dumps(bundle.config.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+    if bundle.feature_columns:
+        (directory / INPUTS_FILE).write_text(json.dumps(
+            {"feature_columns": columns_to_json(bundle.feature_columns)}, indent=1),
+            encoding="utf-8")
+    if bundle.fusion is not None:
+        import joblib
+
+        joblib.dump(bundle.linear, directory / LINEAR_FILE)
+        backend_thresholds = {
+            b: {h: [float(t) for t in np.asarray(v).ravel()] for h, v in thr.items()}
+            for b, thr in bundle.backend_thresholds.items()}
+        (directory / FUSION_FILE).write_text(json.dumps(
+            {**bundle.fusion.to_dict(), "backend_thresholds": backend_thresholds},
+            ensure_ascii=False, indent=1), encoding="utf-8")
     return directory
 
 
@@ -357,14 +426,42 @@ def load_bundle(directory: Path | str) -> TaggerBundle:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"tagger bundle file {directory / CONFIG_FILE}: {exc}") from exc
     model = keras.models.load_model(directory / MODEL_FILE, compile=False)
+    feature_columns: tuple[FeatureColumn, ...] = ()
+    if (directory / INPUTS_FILE).is_file():
+        try:
+            feature_columns = columns_from_json(
+                read_json(directory / INPUTS_FILE).get("feature_columns"))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"tagger bundle file {directory / INPUTS_FILE}: {exc}") from exc
+    linear = fusion = None
+    backend_thresholds: dict[str, dict[str, np.ndarray]] = {}
+    if (directory / FUSION_FILE).is_file():
+        import joblib
+
+        if not (directory / LINEAR_FILE).is_file():
+            raise FileNotFoundError(f"tagger bundle folder {directory} has {FUSION_FILE} but "
+                                    f"lacks {LINEAR_FILE}")
+        raw_fusion = read_json(directory / FUSION_FILE)
+        try:
+            fusion = Fusion.from_dict(raw_fusion)
+            backend_thresholds = {
+                b: {h: np.asarray(v, np.float64) for h, v in thr.items()}
+                for b, thr in raw_fusion.get("backend_thresholds", {}).items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"tagger bundle file {directory / FUSION_FILE}: {exc!r}") from exc
+        linear = joblib.load(directory / LINEAR_FILE)
     bundle = TaggerBundle(model=model, space=space, vocab=vocab, thresholds=thresholds,
-                          config=config)
+                          config=config, linear=linear, fusion=fusion,
+                          backend_thresholds=backend_thresholds,
+                          feature_columns=feature_columns)
     _check_bundle(bundle, f"tagger bundle folder {directory}")
     return bundle
 
 
-def _products(products: pl.DataFrame) -> pl.DataFrame:
-    """The input columns of ``tag_frame``, checked, typed and with defaults filled in."""
+def _products(products: pl.DataFrame,
+              feature_columns: tuple[FeatureColumn, ...] = ()) -> pl.DataFrame:
+    """The input columns of ``tag_frame``, checked, typed and with defaults filled in; with
+    feature columns, their raw values (null where absent) and the feature words."""
     if "title" not in products.columns:
         raise ValueError(f"products frame lacks the required column 'title'; "
                          f"has {products.columns}")
@@ -387,7 +484,17 @@ def _products(products: pl.DataFrame) -> pl.DataFrame:
         columns[name] = series.cast(pl.Utf8).alias(name)
     if columns["product_id"].null_count():
         raise ValueError("products column 'product_id' has null values")
-    return pl.DataFrame(columns)
+    for feature in feature_columns:
+        if feature.name in products.columns:
+            columns[feature.name] = products[feature.name].cast(pl.Utf8).alias(feature.name)
+        elif "tag_fields" in products.columns:
+            columns["tag_fields"] = products["tag_fields"]
+    frame = pl.DataFrame(columns)
+    if feature_columns:
+        frame = with_feature_text(frame, feature_columns)
+        if "tag_fields" in frame.columns:
+            frame = frame.drop("tag_fields")
+    return frame
 
 
 def model_inputs(bundle: TaggerBundle, products: pl.DataFrame) -> dict[str, np.ndarray]:
@@ -398,7 +505,7 @@ def model_inputs(bundle: TaggerBundle, products: pl.DataFrame) -> dict[str, np.n
         products: Frame with title and optionally description, image_path, image_bytes (see
             ``tag_frame``).
     """
-    frame = _products(products)
+    frame = _products(products, bundle.feature_columns)
     size = bundle.config.image_size
     image = np.zeros((frame.height, size, size, 3), np.float32)
     mask = np.zeros((frame.height, 1), np.float32)
@@ -408,7 +515,10 @@ def model_inputs(bundle: TaggerBundle, products: pl.DataFrame) -> dict[str, np.n
         source = io.BytesIO(blob) if blob else path
         if source:
             image[i], mask[i, 0] = read_image(source, size)
-    return {"tokens": bundle.tokenize(product_texts(frame)), "image": image, "image_mask": mask}
+    x = {"tokens": bundle.tokenize(product_texts(frame)), "image": image, "image_mask": mask}
+    if bundle.linear is not None:
+        x["linear"] = bundle.linear_scores(frame)
+    return x
 
 
 def _batches(frame: pl.DataFrame, batch_size: int) -> Iterator[pl.DataFrame]:
@@ -436,7 +546,7 @@ def tag_frame(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int = 51
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    frame = _products(products)
+    frame = _products(products, bundle.feature_columns)
     if frame.height >= COMPILE_MIN_ROWS:
         bundle.compile()
     classes = pl.DataFrame(space_classes(bundle.space), orient="row",

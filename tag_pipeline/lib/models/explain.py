@@ -45,7 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from tag_pipeline.lib.models.bundle import COMPILE_MIN_ROWS, TaggerBundle, model_inputs
+from tag_pipeline.lib.models.bundle import COMPILE_MIN_ROWS, TaggerBundle, _products, model_inputs
+from tag_pipeline.lib.models.catalog_features import FEATURE_TEXT_COLUMN
 from tag_pipeline.lib.models.text import MAX_DESCRIPTION_CHARS, product_texts
 
 EXPLANATION_SEPARATOR = " | "
@@ -174,6 +175,8 @@ class _Chunk:
     variant_product: np.ndarray  # (variants,) product row of each variant
     variant_word: np.ndarray  # (variants,) word column of each variant
     variant_tokens: np.ndarray  # (variants, seq_len) token ids
+    # the linear backend's scores of each variant, for a fused tagger
+    variant_linear: dict[str, np.ndarray] | None = None
 
 
 def _prepare(bundle: TaggerBundle, products: pl.DataFrame, max_words: int) -> _Chunk:
@@ -197,11 +200,21 @@ def _prepare(bundle: TaggerBundle, products: pl.DataFrame, max_words: int) -> _C
             var_descriptions.append(occluded_description)
     variants = pl.DataFrame({"title": var_titles, "description": var_descriptions},
                             schema={"title": pl.Utf8, "description": pl.Utf8})
+    inputs = model_inputs(bundle, products)
+    if bundle.feature_columns:
+        # the feature words are no words of the text: a variant keeps its product's
+        words_of = _products(products, bundle.feature_columns)[FEATURE_TEXT_COLUMN]
+        variants = variants.with_columns(words_of.gather(var_product).alias(FEATURE_TEXT_COLUMN)
+                                         if var_product else
+                                         pl.lit("", pl.Utf8).alias(FEATURE_TEXT_COLUMN))
     tokens = (bundle.tokenize(product_texts(variants)) if variants.height
               else np.zeros((0, bundle.config.seq_len), np.int32))
-    return _Chunk(inputs=model_inputs(bundle, products), words=words, overlap=overlap,
+    linear = (bundle.linear_scores(variants) if bundle.linear is not None and variants.height
+              else None)
+    return _Chunk(inputs=inputs, words=words, overlap=overlap,
                   variant_product=np.asarray(var_product, np.int64),
-                  variant_word=np.asarray(var_word, np.int64), variant_tokens=tokens)
+                  variant_word=np.asarray(var_word, np.int64), variant_tokens=tokens,
+                  variant_linear=linear)
 
 
 def _score_chunk(bundle: TaggerBundle, chunk: _Chunk, batch_size: int
@@ -212,14 +225,21 @@ def _score_chunk(bundle: TaggerBundle, chunk: _Chunk, batch_size: int
     original = {name: s.astype(np.float64) for name, s in bundle.scores(x).items()}
     vp = chunk.variant_product
     # A variant with the original's tokens scores exactly the original: support 0, not run.
-    changed = np.flatnonzero((chunk.variant_tokens != x["tokens"][vp]).any(axis=1))
+    changed = (chunk.variant_tokens != x["tokens"][vp]).any(axis=1)
+    if chunk.variant_linear is not None:
+        # the linear backend reads the text itself, not the tokens: a changed text changes it
+        changed |= np.stack([(np.abs(chunk.variant_linear[name] - x["linear"][name][vp]) > 0
+                              ).any(axis=1) for name in chunk.variant_linear]).any(axis=0)
+    changed = np.flatnonzero(changed)
     variant = {name: s[vp].copy() for name, s in original.items()}
     for start in range(0, len(changed), batch_size):
         rows = changed[start:start + batch_size]
         products = vp[rows]
-        out = bundle.scores({"tokens": chunk.variant_tokens[rows],
-                             "image": x["image"][products],
-                             "image_mask": x["image_mask"][products]})
+        batch = {"tokens": chunk.variant_tokens[rows], "image": x["image"][products],
+                 "image_mask": x["image_mask"][products]}
+        if chunk.variant_linear is not None:
+            batch["linear"] = {name: s[rows] for name, s in chunk.variant_linear.items()}
+        out = bundle.scores(batch)
         for name, s in out.items():
             variant[name][rows] = s
     row_of = np.full(chunk.words.shape, -1, np.int64)

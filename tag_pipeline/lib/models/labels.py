@@ -14,6 +14,12 @@ Heads are decided on the training split only:
 
 Tags that occur only outside the training split are unknown to the space; ``encode_labels``
 leaves them out (the tagger cannot predict them).
+
+When the labels carry ``level`` (1 = top) and ``parent`` (the tag one level up, same product
+and tag type), chains of single-valued facets (``masterCategory > subCategory >
+articleType``) become ``Taxonomy`` entries of the space: their softmax heads, top level
+first, and the class paths seen in training, which ``scoring.apply_thresholds`` decodes
+jointly so a product's levels always form a path of the taxonomy.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ SOFTMAX = "softmax"
 SIGMOID = "sigmoid"
 TAG_TYPES = ("category", "attribute", "scene", "style")
 LABEL_COLUMNS = ("product_id", "tag", "tag_type", "facet")
+HIERARCHY_COLUMNS = ("level", "parent")
+NO_CLASS = -1  # a level a taxonomy path does not reach
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,46 @@ class Head:
 
 
 @dataclass(frozen=True)
+class Taxonomy:
+    """A chain of softmax heads, one per level of a hierarchy, and its valid class paths.
+
+    Attributes:
+        tag_type: Tag type of every head of the chain.
+        heads: Softmax head names, top level first.
+        paths: Valid paths as class indices into each head's classes, ``NO_CLASS`` (-1) for
+            the levels a path does not reach. No path is a strict prefix of another: a node
+            with children in training always continues, a node without ends its path.
+    """
+
+    tag_type: str
+    heads: tuple[str, ...]
+    paths: tuple[tuple[int, ...], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.heads) < 2:
+            raise ValueError(f"taxonomy of {self.tag_type!r} needs at least 2 heads, got "
+                             f"{list(self.heads)}")
+        if not self.paths:
+            raise ValueError(f"taxonomy {list(self.heads)} has no paths")
+        for path in self.paths:
+            depth = path_depth(path)
+            if (len(path) != len(self.heads) or depth == 0
+                    or any(c < 0 for c in path[:depth])
+                    or any(c != NO_CLASS for c in path[depth:])):
+                raise ValueError(f"taxonomy {list(self.heads)} has path {list(path)}; a path "
+                                 f"has one class index per head, {NO_CLASS} only after its "
+                                 "last level")
+
+
+def path_depth(path: Sequence[int]) -> int:
+    """Number of levels a taxonomy path reaches (its entries before the first ``NO_CLASS``)."""
+    for depth, c in enumerate(path):
+        if c == NO_CLASS:
+            return depth
+    return len(path)
+
+
+@dataclass(frozen=True)
 class LabelSpace:
     """Heads, their classes and the rare tags left out, as decided on the training split."""
 
@@ -81,6 +129,7 @@ class LabelSpace:
     rare_tags: tuple[RareTag, ...]
     min_support: int
     n_train: int
+    taxonomies: tuple[Taxonomy, ...] = ()
 
     @property
     def head_names(self) -> list[str]:
@@ -109,8 +158,14 @@ class LabelSpace:
             for h in data["heads"]
         )
         rare = tuple(RareTag(**r) for r in data["rare_tags"])
+        # label spaces written before taxonomies existed have no key: no hierarchy
+        taxonomies = tuple(
+            Taxonomy(tag_type=x["tag_type"], heads=tuple(x["heads"]),
+                     paths=tuple(tuple(int(c) for c in p) for p in x["paths"]))
+            for x in data.get("taxonomies", [])
+        )
         return cls(heads=heads, rare_tags=rare, min_support=int(data["min_support"]),
-                   n_train=int(data["n_train"]))
+                   n_train=int(data["n_train"]), taxonomies=taxonomies)
 
 
 def output_name(head_name: str) -> str:
@@ -137,7 +192,9 @@ def build_label_space(labels: pl.DataFrame, train_ids: Iterable[str] | pl.Series
     """Decide the heads from the labels of the training products.
 
     Args:
-        labels: Frame with product_id, tag, tag_type and facet (other columns are ignored).
+        labels: Frame with product_id, tag, tag_type and facet; with ``level`` and ``parent``
+            as well, chains of softmax heads become taxonomies (see ``find_taxonomies``).
+            Other columns are ignored.
         train_ids: Ids of the products in the training split (with or without labels).
         min_support: Fewest training products a tag needs to get an output column.
 
@@ -190,8 +247,111 @@ def build_label_space(labels: pl.DataFrame, train_ids: Iterable[str] | pl.Series
         raise ValueError(f"head names {[h.name for h in heads]} collide once made Keras-safe")
     rare_tags = tuple(RareTag(tag=r["tag"], tag_type=r["tag_type"], facet=r["facet"],
                               support=int(r["support"])) for r in rare.iter_rows(named=True))
+    taxonomies = (find_taxonomies(labels, ids, heads)
+                  if all(c in labels.columns for c in HIERARCHY_COLUMNS) else ())
     return LabelSpace(heads=heads, rare_tags=rare_tags, min_support=min_support,
-                      n_train=ids.len())
+                      n_train=ids.len(), taxonomies=taxonomies)
+
+
+def _hierarchy_rows(labels: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
+    missing = [c for c in (*LABEL_COLUMNS, *HIERARCHY_COLUMNS) if c not in labels.columns]
+    if missing:
+        raise ValueError(f"labels frame lacks column(s) {missing} needed for taxonomies; "
+                         f"has {labels.columns}")
+    try:
+        frame = labels.select(*LABEL_COLUMNS, pl.col("level").cast(pl.Int64),
+                              pl.col("parent").cast(pl.Utf8))
+    except pl.exceptions.InvalidOperationError as err:
+        raise ValueError(f"labels column 'level' must hold integers: {err}") from err
+    return frame.filter(pl.col("product_id").is_in(ids.implode())).unique()
+
+
+def _facet_chains(rows: pl.DataFrame) -> list[tuple[str, list[str]]]:
+    """(tag_type, facets top-down) for every chain of facets linked by parent tags."""
+    child = rows.filter((pl.col("level") > 1) & pl.col("parent").is_not_null())
+    above = rows.select("product_id", "tag_type", pl.col("tag").alias("parent"),
+                        pl.col("facet").alias("parent_facet"),
+                        (pl.col("level") + 1).alias("level"))
+    edges = (child.join(above, on=["product_id", "tag_type", "parent", "level"], how="inner")
+             .group_by("tag_type", "facet", "parent_facet").len()
+             # ties go to the facet first by name, so the chains do not depend on row order
+             .sort("len", "tag_type", "facet", "parent_facet",
+                   descending=[True, False, False, False]))
+    parent_of: dict[tuple[str, str], str] = {}
+    for tag_type, facet, parent_facet, _ in edges.iter_rows():
+        parent_of.setdefault((tag_type, facet), parent_facet)
+    # a facet continued by several child facets follows the one most rows link to it
+    child_of: dict[tuple[str, str], str] = {}
+    for tag_type, facet, parent_facet, _ in edges.iter_rows():
+        if parent_of[(tag_type, facet)] == parent_facet:
+            child_of.setdefault((tag_type, parent_facet), facet)
+    chains = []
+    for tag_type, root in sorted(set(child_of) - set(parent_of)):
+        facets = [root]
+        while (tag_type, facets[-1]) in child_of and child_of[(tag_type, facets[-1])] not in facets:
+            facets.append(child_of[(tag_type, facets[-1])])
+        chains.append((tag_type, facets))
+    return chains
+
+
+def _valid_paths(rows: pl.DataFrame, heads: Sequence[Head]) -> tuple[tuple[int, ...], ...]:
+    """Class paths of the training products through ``heads``, strict prefixes left out."""
+    classes = pl.DataFrame(
+        [(h.tag_type, c.facet, c.tag, level, col) for level, h in enumerate(heads)
+         for col, c in enumerate(h.classes)],
+        schema={"tag_type": pl.Utf8, "facet": pl.Utf8, "tag": pl.Utf8, "chain_level": pl.Int64,
+                "col": pl.Int64}, orient="row")
+    hits = rows.join(classes, on=["tag_type", "facet", "tag"], how="inner")
+    if hits.is_empty():
+        return ()
+    products, row = np.unique(hits["product_id"].to_numpy(), return_inverse=True)
+    grid = np.full((len(products), len(heads)), NO_CLASS, dtype=np.int64)
+    grid[row.reshape(-1), hits["chain_level"].to_numpy()] = hits["col"].to_numpy()
+    # a path stops at the first level without a supported class (rare tag, or none)
+    grid[np.cumprod(grid >= 0, axis=1) == 0] = NO_CLASS
+    found = {tuple(int(c) for c in p) for p in np.unique(grid, axis=0) if p[0] >= 0}
+    prefixes = {p[:d] + (NO_CLASS,) * (len(p) - d) for p in found for d in range(1, path_depth(p))}
+    return tuple(sorted(found - prefixes))
+
+
+def find_taxonomies(labels: pl.DataFrame, train_ids: Iterable[str] | pl.Series,
+                    heads: Sequence[Head]) -> tuple[Taxonomy, ...]:
+    """Chains of softmax heads linked by parent tags, with their paths in training.
+
+    A facet at level ``i > 1`` is the child of the level ``i - 1`` facet of the same tag type
+    that holds its rows' parent tags on the same product (the facet most rows point to). The
+    edges are followed top-down; a chain stops before its first facet without a softmax head.
+    Its paths are those of the training products: per product the class per level, up to the
+    first level where the product has no supported class; paths that are a strict prefix of
+    another are left out. Levels no path reaches are cut off, and a chain is kept with 2
+    levels or more.
+
+    Args:
+        labels: Frame with product_id, tag, tag_type, facet, level and parent.
+        train_ids: Ids of the products in the training split.
+        heads: The heads of the label space, decided on the same split.
+
+    Returns:
+        One taxonomy per chain, ordered by tag type and top facet.
+    """
+    ids = pl.Series("product_id", list(train_ids), dtype=pl.Utf8).unique()
+    rows = _hierarchy_rows(labels, ids)
+    softmax = {(h.tag_type, h.facets[0]): h for h in heads if h.kind == SOFTMAX}
+    taxonomies = []
+    for tag_type, facets in _facet_chains(rows):
+        chain: list[Head] = []
+        for facet in facets:
+            if (tag_type, facet) not in softmax:
+                break
+            chain.append(softmax[(tag_type, facet)])
+        paths = _valid_paths(rows, chain) if len(chain) >= 2 else ()
+        # levels no training path reaches (their parents' tags all rare) are left out
+        depth = max((path_depth(p) for p in paths), default=0)
+        if depth >= 2:
+            taxonomies.append(Taxonomy(tag_type=tag_type,
+                                       heads=tuple(h.name for h in chain[:depth]),
+                                       paths=tuple(p[:depth] for p in paths)))
+    return tuple(taxonomies)
 
 
 def _class_index(space: LabelSpace) -> pl.DataFrame:

@@ -56,10 +56,12 @@ def _missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def pandas_to_products(frame: pd.DataFrame) -> pl.DataFrame:
-    """The input columns of ``tag_frame`` from a pandas frame (NaN and NA become null)."""
+def pandas_to_products(frame: pd.DataFrame, feature_names: tuple[str, ...] = ()
+                       ) -> pl.DataFrame:
+    """The input columns of ``tag_frame`` from a pandas frame (NaN and NA become null), with
+    the raw values of the model's feature columns (``feature_names``) as strings."""
     columns: dict[str, pl.Series] = {}
-    for name in (c.name for c in INPUT_SCHEMA.inputs):
+    for name in [*(c.name for c in INPUT_SCHEMA.inputs), *feature_names]:
         if name not in frame.columns:
             continue
         values = [None if _missing(v) else v for v in frame[name].tolist()]
@@ -99,7 +101,19 @@ class TaggerModel(mlflow.pyfunc.PythonModel):
         """Columns product_id, tag, tag_type, facet, score; see ``bundle.tag_frame``."""
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
-        return tags_to_pandas(tag_frame(self.bundle, pandas_to_products(model_input)))
+        return tags_to_pandas(tag_frame(self.bundle, pandas_to_products(
+            model_input, feature_names(self.bundle))))
+
+
+def feature_names(bundle: TaggerBundle) -> tuple[str, ...]:
+    """The input columns of the bundle's feature columns (``year``, ``price`` ...)."""
+    return tuple(c.name for c in bundle.feature_columns)
+
+
+def input_schema(names: tuple[str, ...] = ()) -> Schema:
+    """``INPUT_SCHEMA`` with an optional string column per feature column."""
+    return Schema([*INPUT_SCHEMA.inputs,
+                   *(ColSpec(DataType.string, name, required=False) for name in names)])
 
 
 def serving_requirements() -> list[str]:
@@ -117,20 +131,27 @@ def default_input_example() -> pd.DataFrame:
     })
 
 
-def _signature(input_example: pd.DataFrame, output_example: pd.DataFrame) -> ModelSignature:
+def _signature(input_example: pd.DataFrame, output_example: pd.DataFrame,
+               features: tuple[str, ...] = ()) -> ModelSignature:
     """Inferred from the examples, with the input contract ``INPUT_SCHEMA`` made explicit.
 
     Inference alone would make a column required because the example has no null in it, would
     type an all-null column as "any", and would leave out ``image_bytes`` when the example has
     none (MLflow then drops the column before ``predict``).
     """
-    inferred = infer_signature(input_example, output_example)
-    declared = {c.name for c in INPUT_SCHEMA.inputs}
+    schema = input_schema(features)
+    example = input_example.copy()
+    for name in features:
+        # typed as the contract says even when the example has no value
+        example[name] = [None if _missing(v) else str(v) for v in example.get(
+            name, pd.Series([None] * len(example)))]
+    inferred = infer_signature(example, output_example)
+    declared = {c.name for c in schema.inputs}
     undocumented = sorted(set(inferred.inputs.input_names()) - declared)
     if undocumented:
         raise ValueError(f"input example has column(s) {undocumented} the tagger does not "
                          f"read; it reads {sorted(declared)}")
-    return ModelSignature(inputs=INPUT_SCHEMA, outputs=inferred.outputs)
+    return ModelSignature(inputs=schema, outputs=inferred.outputs)
 
 
 def log_tagger(bundle_dir: Path, name: str = "model",
@@ -158,7 +179,13 @@ def log_tagger(bundle_dir: Path, name: str = "model",
         # MLflow's JSON decoding of a binary column fails on null (it base64-decodes every
         # value), so the stored example marks "no bytes" with empty bytes, as REST clients must.
         example["image_bytes"] = [b"" if _missing(v) else v for v in example["image_bytes"]]
-    output = tags_to_pandas(tag_frame(load_bundle(bundle_dir), pandas_to_products(example)))
+    bundle = load_bundle(bundle_dir)
+    names = feature_names(bundle)
+    for name in names:
+        if name not in example.columns:
+            example[name] = None
+        example[name] = [None if _missing(v) else str(v) for v in example[name]]
+    output = tags_to_pandas(tag_frame(bundle, pandas_to_products(example, names)))
     with tempfile.TemporaryDirectory(prefix="tagger_model_") as tmp:
         model_code = Path(tmp) / "tagger_model.py"
         model_code.write_text(_MODEL_CODE, encoding="utf-8")
@@ -167,7 +194,7 @@ def log_tagger(bundle_dir: Path, name: str = "model",
             python_model=model_code,
             artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
             code_paths=[str(Path(tag_pipeline.__file__).resolve().parent)],
-            signature=_signature(example, output),
+            signature=_signature(example, output, names),
             input_example=example,
             pip_requirements=serving_requirements(),
         )

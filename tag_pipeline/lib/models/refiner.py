@@ -83,6 +83,7 @@ from tag_pipeline.lib.models.bundle import (
     model_inputs,
     read_json,
 )
+from tag_pipeline.lib.models.fusion import CNN, LINEAR
 from tag_pipeline.lib.models.labels import (
     SIGMOID,
     SOFTMAX,
@@ -833,7 +834,8 @@ def _feature_model(bundle: TaggerBundle) -> Callable[[dict[str, Any]], dict[str,
 
 def tagger_outputs(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int = 512
                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The tagger's fused embeddings (n, d) and scores per head name, in frame order.
+    """The tagger's fused embeddings (n, d) and scores per head name, in frame order (the
+    fused scores of a fused tagger, the CNN + BiLSTM's otherwise).
 
     Args:
         bundle: The tagger.
@@ -843,7 +845,7 @@ def tagger_outputs(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    frame = _products(products)
+    frame = _products(products, bundle.feature_columns)
     forward = _feature_model(bundle)
     dim = int(bundle.model.get_layer("fused").output.shape[-1])
     embeddings = [np.zeros((0, dim), np.float32)]
@@ -853,10 +855,15 @@ def tagger_outputs(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int
     # reading the next batch's images overlaps with the model (as in tag_frame)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="refiner_inputs") as pool:
         for x in pool.map(lambda c: model_inputs(bundle, c), chunks):
-            out = forward({k: tf.constant(v) for k, v in x.items()})
+            out = forward({k: tf.constant(x[k]) for k in ("tokens", "image", "image_mask")})
             embeddings.append(np.asarray(out["__fused__"], np.float32))
-            for head in bundle.space.heads:
-                scores[head.name].append(np.asarray(out[head.output_name], np.float32))
+            # a fused tagger's refiner refines the fused scores
+            backends = {CNN: {h.name: np.asarray(out[h.output_name], np.float32)
+                              for h in bundle.space.heads}}
+            if "linear" in x:
+                backends[LINEAR] = x["linear"]
+            for name, value in bundle.combine(backends).items():
+                scores[name].append(np.asarray(value, np.float32))
     return np.concatenate(embeddings), {k: np.concatenate(v) for k, v in scores.items()}
 
 
@@ -874,7 +881,7 @@ def refined_tags(refiner: Refiner, bundle: TaggerBundle, products: pl.DataFrame
         raise ValueError("the refiner was trained on another label space than the tagger "
                          f"bundle's (heads {refiner.space.head_names} vs "
                          f"{bundle.space.head_names})")
-    frame = _products(products)
+    frame = _products(products, bundle.feature_columns)
     embeddings, scores = tagger_outputs(bundle, frame)
     tagger_dec = apply_thresholds(scores, bundle.thresholds, bundle.space)
     refined = refine_scores(refiner, embeddings, scores)

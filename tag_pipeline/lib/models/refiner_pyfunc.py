@@ -25,6 +25,7 @@ from tag_pipeline.lib.models.pyfunc import (
     _missing,
     _signature,
     default_input_example,
+    feature_names,
     pandas_to_products,
     serving_requirements,
     tags_to_pandas,
@@ -77,7 +78,8 @@ class RefinerModel(mlflow.pyfunc.PythonModel):
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
         return tags_to_pandas(refined_tags(self.refiner, self.bundle,
-                                           pandas_to_products(model_input)))
+                                           pandas_to_products(model_input,
+                                                              feature_names(self.bundle))))
 
 
 def log_refiner(refiner_dir: Path, tagger_bundle_dir: Path, name: str = "model",
@@ -106,8 +108,14 @@ def log_refiner(refiner_dir: Path, tagger_bundle_dir: Path, name: str = "model",
     if "image_bytes" in example.columns:
         # as in log_tagger: MLflow's JSON decoding of a binary column fails on null
         example["image_bytes"] = [b"" if _missing(v) else v for v in example["image_bytes"]]
-    output = tags_to_pandas(refined_tags(load_refiner(refiner_dir), load_bundle(tagger_bundle_dir),
-                                         pandas_to_products(example)))
+    bundle = load_bundle(tagger_bundle_dir)
+    names = feature_names(bundle)
+    for name in names:
+        if name not in example.columns:
+            example[name] = None
+        example[name] = [None if _missing(v) else str(v) for v in example[name]]
+    output = tags_to_pandas(refined_tags(load_refiner(refiner_dir), bundle,
+                                         pandas_to_products(example, names)))
     with tempfile.TemporaryDirectory(prefix="refiner_model_") as tmp:
         model_code = Path(tmp) / "refiner_model.py"
         model_code.write_text(_MODEL_CODE, encoding="utf-8")
@@ -117,7 +125,7 @@ def log_refiner(refiner_dir: Path, tagger_bundle_dir: Path, name: str = "model",
             artifacts={BUNDLE_ARTIFACT: str(tagger_bundle_dir),
                        REFINER_ARTIFACT: str(refiner_dir)},
             code_paths=[str(Path(tag_pipeline.__file__).resolve().parent)],
-            signature=_signature(example, output),
+            signature=_signature(example, output, names),
             input_example=example,
             pip_requirements=serving_requirements(),
         )

@@ -12,6 +12,11 @@ Decisions per head kind:
   positive in the validation split keeps 0.5.
 - softmax heads: the arg-max class is given when its score reaches the confidence floor
   (default 0, i.e. always); the "thresholds" of a softmax head are that floor per class.
+- the softmax heads of a taxonomy (category levels, ``LabelSpace.taxonomies``) are decoded
+  jointly: each product gets the valid path with the highest probability in the tree whose
+  levels are the heads' scores renormalised over the children of the chosen parent, so its
+  levels always form a path seen in training. The floor applies per level: a chosen class
+  under its floor gives no tag at that level nor below.
 """
 
 from __future__ import annotations
@@ -21,10 +26,13 @@ from collections.abc import Mapping
 import numpy as np
 
 from tag_pipeline.lib.metrics import evaluate
-from tag_pipeline.lib.models.labels import SIGMOID, SOFTMAX, LabelSpace
+from tag_pipeline.lib.models.labels import NO_CLASS, SIGMOID, SOFTMAX, LabelSpace, Taxonomy
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 DEFAULT_THRESHOLD = 0.5
+# added to every score before renormalising, so children that all score 0 share their
+# parent's probability evenly instead of dividing 0 by 0
+_SCORE_EPS = 1e-12
 
 
 def _best_thresholds(scores: np.ndarray, truth: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -68,9 +76,69 @@ def tune_thresholds(scores: Mapping[str, np.ndarray], y_true: Mapping[str, np.nd
     return thresholds
 
 
+def _checked_paths(taxonomy: Taxonomy, space: LabelSpace) -> np.ndarray:
+    """The taxonomy's paths as an int array (n paths, n levels), checked against the space."""
+    heads = {h.name: h for h in space.heads}
+    paths = np.asarray(taxonomy.paths, dtype=np.int64).reshape(len(taxonomy.paths), -1)
+    for level, name in enumerate(taxonomy.heads):
+        if name not in heads or heads[name].kind != SOFTMAX:
+            raise ValueError(f"taxonomy {list(taxonomy.heads)} names {name!r}, which is not a "
+                             f"softmax head of the label space (heads: {space.head_names})")
+        if paths[:, level].max() >= heads[name].size:
+            raise ValueError(f"taxonomy {list(taxonomy.heads)} has a path with class "
+                             f"{int(paths[:, level].max())} of head {name!r}, which has "
+                             f"{heads[name].size} classes")
+    return paths
+
+
+def _decode_taxonomy(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, np.ndarray],
+                     taxonomy: Taxonomy, space: LabelSpace) -> dict[str, np.ndarray]:
+    """Decisions of a taxonomy's heads: the most probable valid path per product."""
+    paths = _checked_paths(taxonomy, space)
+    level_scores = [np.asarray(scores[name], dtype=np.float64) + _SCORE_EPS
+                    for name in taxonomy.heads]
+    n = len(level_scores[0])
+    log_p = np.zeros((n, len(paths)))
+    for level, s in enumerate(level_scores):
+        cls = paths[:, level]
+        reach = cls >= 0
+        if not reach.any():
+            continue
+        # a node is a path prefix; its children are the classes the valid paths take below it
+        _, node = np.unique(paths[reach, :level], axis=0, return_inverse=True)
+        node = node.reshape(-1)
+        children = np.zeros((s.shape[1], int(node.max()) + 1))
+        children[cls[reach], node] = 1.0
+        totals = s @ children
+        log_p[:, reach] += np.log(s[:, cls[reach]]) - np.log(totals[:, node])
+    chosen = paths[log_p.argmax(axis=1)] if n else np.zeros((0, len(taxonomy.heads)), np.int64)
+    rows = np.arange(n)
+    alive = np.ones(n, dtype=bool)
+    decisions = {}
+    for level, name in enumerate(taxonomy.heads):
+        s = np.asarray(scores[name])
+        thr = np.asarray(thresholds[name])
+        cls = chosen[:, level]
+        has = cls != NO_CLASS
+        alive[has] &= s[rows[has], cls[has]] >= thr[cls[has]]
+        alive &= has
+        out = np.zeros_like(s, dtype=np.uint8)
+        out[rows[alive], cls[alive]] = 1
+        decisions[name] = out
+    return decisions
+
+
 def apply_thresholds(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, np.ndarray],
-                     space: LabelSpace) -> dict[str, np.ndarray]:
-    """0/1 decisions per head (uint8 arrays shaped like the scores)."""
+                     space: LabelSpace, hierarchical: bool = True) -> dict[str, np.ndarray]:
+    """0/1 decisions per head (uint8 arrays shaped like the scores).
+
+    Args:
+        scores: Scores per head.
+        thresholds: Thresholds per head (``tune_thresholds``).
+        space: The label space.
+        hierarchical: Decode the heads of each of the space's taxonomies jointly (a valid
+            path per product); when False every softmax head takes its own arg-max.
+    """
     decisions = {}
     for head in space.heads:
         s = np.asarray(scores[head.name])
@@ -85,17 +153,55 @@ def apply_thresholds(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, 
             keep = s[rows, top] >= thr[top]
             out[rows[keep], top[keep]] = 1
         decisions[head.name] = out
+    if hierarchical:
+        for taxonomy in space.taxonomies:
+            decisions.update(_decode_taxonomy(scores, thresholds, taxonomy, space))
     return decisions
 
 
+def path_validity(decisions: Mapping[str, np.ndarray], space: LabelSpace) -> float:
+    """Share of products whose category tags form a valid path prefix in every taxonomy.
+
+    A product's tags in a taxonomy are valid when its levels hold one tag each from the top
+    down to some level, none below, and those classes begin a valid path. Products without a
+    tag in any taxonomy head are not counted.
+
+    Returns:
+        The share in [0, 1]; NaN when no product has a tag in a taxonomy head (or the space has
+        no taxonomy).
+    """
+    n = len(next(iter(decisions.values()))) if decisions else 0
+    tagged = np.zeros(n, dtype=bool)
+    valid = np.ones(n, dtype=bool)
+    for taxonomy in space.taxonomies:
+        paths = _checked_paths(taxonomy, space)
+        given = []
+        for name in taxonomy.heads:
+            d = np.asarray(decisions[name]) > 0
+            count = d.sum(axis=1)
+            # -2: several tags at one level, never part of a path
+            given.append(np.where(count == 1, d.argmax(axis=1), np.where(count == 0, NO_CLASS, -2)))
+        codes = np.stack(given, axis=1)
+        prefixes = np.unique(np.concatenate([
+            np.where(np.arange(paths.shape[1]) < d, paths, NO_CLASS)
+            for d in range(1, paths.shape[1] + 1)]), axis=0)
+        prefixes = prefixes[prefixes[:, 0] >= 0]
+        tagged |= (codes != NO_CLASS).any(axis=1)
+        is_prefix = (codes[:, None, :] == prefixes[None, :, :]).all(axis=2).any(axis=1)
+        valid &= is_prefix | (codes == NO_CLASS).all(axis=1)
+    return float(valid[tagged].mean()) if tagged.any() else float("nan")
+
+
 def given_tags(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, np.ndarray],
-               space: LabelSpace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               space: LabelSpace, hierarchical: bool = True
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The tags given, as parallel arrays ``(row, class, score)``.
 
     ``class`` indexes the classes of all heads in model order (``space_classes``). Rows come
-    in product order; within a product, heads in model order and best score first.
+    in product order; within a product, heads in model order and best score first. The score
+    is the head's own score of the class; ``hierarchical`` is passed to ``apply_thresholds``.
     """
-    decisions = apply_thresholds(scores, thresholds, space)
+    decisions = apply_thresholds(scores, thresholds, space, hierarchical=hierarchical)
     rows, classes, values, heads = [], [], [], []
     offset = 0
     for index, head in enumerate(space.heads):
@@ -118,12 +224,13 @@ def space_classes(space: LabelSpace) -> list[tuple[str, str, str]]:
 
 
 def scores_to_tags(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, np.ndarray],
-                   space: LabelSpace) -> list[list[tuple[str, str, str, float]]]:
+                   space: LabelSpace, hierarchical: bool = True
+                   ) -> list[list[tuple[str, str, str, float]]]:
     """Tags given to each product as (tag_type, facet, tag, score), heads in model order."""
     n = len(next(iter(scores.values()))) if scores else 0
     tags: list[list[tuple[str, str, str, float]]] = [[] for _ in range(n)]
     labels = space_classes(space)
-    rows, classes, values = given_tags(scores, thresholds, space)
+    rows, classes, values = given_tags(scores, thresholds, space, hierarchical=hierarchical)
     for r, c, v in zip(rows.tolist(), classes.tolist(), values.tolist(), strict=True):
         tags[r].append((*labels[c], float(v)))
     return tags

@@ -92,6 +92,11 @@ class TaggerConfig:
         head_loss_weights: Loss weight per head name; heads not listed weigh 1.
         class_weight_power: Exponent of the softmax class weights (0 = none, 1 = balanced).
         max_pos_weight: Cap of the positive weight of a sigmoid tag.
+        fuse_linear: Train the linear n-gram backend beside the CNN + BiLSTM and fuse them
+            (``fusion``); off gives the CNN + BiLSTM alone.
+        linear_c: Inverse regularisation of the linear backend's LinearSVCs.
+        fusion_macro_weight: Weight of macro-F1 next to accuracy when the fusion of a softmax
+            head is tuned on validation.
     """
 
     embedding_dim: int = 64
@@ -114,6 +119,9 @@ class TaggerConfig:
     head_loss_weights: dict[str, float] = field(default_factory=dict)
     class_weight_power: float = 0.5
     max_pos_weight: float = 10.0
+    fuse_linear: bool = True
+    linear_c: float = 0.5
+    fusion_macro_weight: float = 0.5
 
     def __post_init__(self) -> None:
         # lists (from JSON, or a Dagster config) become tuples, so equal configs compare equal

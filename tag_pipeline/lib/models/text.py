@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from tag_pipeline.lib.models.catalog_features import FEATURE_TEXT_COLUMN
+
 if TYPE_CHECKING:
     import keras_hub
     import tensorflow as tf
@@ -29,15 +31,22 @@ def product_texts(products: pl.DataFrame,
 
     The tokenizer truncates to ``seq_len`` tokens anyway; cutting characters first keeps long
     descriptions from costing tokenization time. An empty description leaves the title alone.
+    When the frame has feature words (``catalog_features.FEATURE_TEXT_COLUMN``), they follow
+    the title (``title features [SEP] description``), so a long description cannot push them
+    past ``seq_len``.
     """
     missing = [c for c in ("title", "description") if c not in products.columns]
     if missing:
         raise ValueError(f"products frame lacks column(s) {missing}; has {products.columns}")
     description = pl.col("description").fill_null("").str.strip_chars().str.slice(
         0, max_description_chars)
+    title = pl.col("title").fill_null("")
+    if FEATURE_TEXT_COLUMN in products.columns:
+        words = pl.col(FEATURE_TEXT_COLUMN).fill_null("")
+        title = pl.when(words == "").then(title).otherwise(title + " " + words)
     text = (pl.when(description == "")
-            .then(pl.col("title").fill_null(""))
-            .otherwise(pl.col("title").fill_null("") + SEPARATOR + description))
+            .then(title)
+            .otherwise(title + SEPARATOR + description))
     return products.select(text.alias("text"))["text"].to_list()
 
 

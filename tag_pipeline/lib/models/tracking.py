@@ -8,8 +8,8 @@ from pathlib import Path
 from tag_pipeline.lib.models.training import Evaluation
 
 _UNSAFE = re.compile(r"[^\w.\-/ ]")
-HEADLINE = ("micro_f1", "macro_f1", "samples_f1", "micro_precision", "micro_recall", "p_at_1",
-            "p_at_3", "p_at_5", "ndcg_at_5")
+HEADLINE = ("accuracy", "micro_f1", "macro_f1", "samples_f1", "micro_precision",
+            "micro_recall", "p_at_1", "p_at_3", "p_at_5", "ndcg_at_5")
 
 
 def metric_key(*parts: str) -> str:

@@ -1,9 +1,12 @@
-"""Features, training and honest evaluation of the tagger, next to the TF-IDF baseline.
+"""Features, training and honest evaluation of the fused tagger, next to the strong baseline.
 
-The split comes from a hash of the product id; the label space, the vocabulary, the
-baseline and the model learn from the training split only; early stopping and the decision
-thresholds use the validation split; every reported number comes from the test split, which
-nothing else ever sees. The baseline is trained in the same call on the same split.
+The split comes from a hash of the product id; the label space, the vocabulary, both
+backends (the CNN + BiLSTM and the linear n-gram model) and the baseline learn from the
+training split only; early stopping, the linear backend's calibration, the fusion weights,
+the prior adjustment and the decision thresholds use the validation split; every reported
+number comes from the test split, which nothing else ever sees. The baseline (TF-IDF word and
+character n-grams with LinearSVCs, ``baseline``) is trained in the same call on the same split
+and reads the same inputs, feature columns included.
 """
 
 from __future__ import annotations
@@ -17,8 +20,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from tag_pipeline.lib.models.baseline import baseline_scores, train_baseline
+from tag_pipeline.lib.models.baseline import (
+    BaselineTagger,
+    baseline_scores,
+    calibrate,
+    train_baseline,
+)
+from tag_pipeline.lib.models.catalog_features import (
+    FEATURE_TEXT_COLUMN,
+    FeatureColumn,
+    with_feature_text,
+)
+from tag_pipeline.lib.models.fusion import CNN, LINEAR, Fusion, fuse, tune_fusion
 from tag_pipeline.lib.models.labels import (
+    SOFTMAX,
     LabelSpace,
     build_label_space,
     encode_labels,
@@ -35,9 +50,10 @@ PRODUCT_COLUMNS = ["product_id", "title", "description", "image_path"]
 class FeatureSet:
     """Products with their split, the label space and the encoded targets per split."""
 
-    products: pl.DataFrame  # product_id, title, description, image_path, split
+    products: pl.DataFrame  # product_id, title, description, image_path, feature_text, split
     space: LabelSpace
     targets: dict[str, dict[str, np.ndarray]]  # split -> head -> array
+    feature_columns: tuple[FeatureColumn, ...] = ()
 
     def split(self, name: str) -> pl.DataFrame:
         """The products of one split, in the row order of its targets."""
@@ -45,14 +61,19 @@ class FeatureSet:
 
     @classmethod
     def from_stored(cls, products: pl.DataFrame, labels: pl.DataFrame,
-                    space: LabelSpace) -> FeatureSet:
+                    space: LabelSpace,
+                    feature_columns: tuple[FeatureColumn, ...] = ()) -> FeatureSet:
         """Rebuild from the stored product_features rows and label space."""
-        frame = products.select([*PRODUCT_COLUMNS, "split"]).sort("product_id")
+        if FEATURE_TEXT_COLUMN not in products.columns:
+            products = products.with_columns(pl.lit("", pl.Utf8).alias(FEATURE_TEXT_COLUMN))
+        frame = products.select([*PRODUCT_COLUMNS, FEATURE_TEXT_COLUMN, "split"]).sort(
+            "product_id")
         targets = {
             s: encode_labels(labels, frame.filter(pl.col("split") == s)["product_id"], space)
             for s in SPLITS
         }
-        return cls(products=frame, space=space, targets=targets)
+        return cls(products=frame, space=space, targets=targets,
+                   feature_columns=tuple(feature_columns))
 
     def counts(self) -> dict[str, int]:
         """Products per split, and per split with a usable image."""
@@ -63,19 +84,24 @@ class FeatureSet:
 
 
 def build_features(products: pl.DataFrame, labels: pl.DataFrame, min_support: int = 3,
-                   salt: str = "tag_pipeline-v1") -> FeatureSet:
+                   salt: str = "tag_pipeline-v1",
+                   feature_columns: tuple[FeatureColumn, ...] = ()) -> FeatureSet:
     """Split products by id hash, decide the label space on train and encode every split.
 
     Args:
-        products: cleaned products (product_id, title, description, image_path).
-        labels: product_labels (product_id, tag, tag_type, facet).
+        products: cleaned products (product_id, title, description, image_path; with feature
+            columns, their raw values as columns or in the ``tag_fields`` map).
+        labels: product_labels (product_id, tag, tag_type, facet; optionally level and
+            parent, from which the category taxonomy is learned).
         min_support: Tags with fewer training products are reported as rare, not modelled.
         salt: The split's hash salt; changing it reshuffles every product.
+        feature_columns: The profile's feature columns, read by every model as words.
     """
     missing = [c for c in PRODUCT_COLUMNS if c not in products.columns]
     if missing:
         raise ValueError(f"products frame lacks column(s) {missing}")
-    frame = products.select(PRODUCT_COLUMNS).with_columns(
+    products = with_feature_text(products, tuple(feature_columns))
+    frame = products.select([*PRODUCT_COLUMNS, FEATURE_TEXT_COLUMN]).with_columns(
         pl.col("description").fill_null(""),
         split=assign_split(products["product_id"], salt=salt),
     ).sort("product_id")
@@ -89,7 +115,8 @@ def build_features(products: pl.DataFrame, labels: pl.DataFrame, min_support: in
         s: encode_labels(labels, frame.filter(pl.col("split") == s)["product_id"], space)
         for s in SPLITS
     }
-    return FeatureSet(products=frame, space=space, targets=targets)
+    return FeatureSet(products=frame, space=space, targets=targets,
+                      feature_columns=tuple(feature_columns))
 
 
 @dataclass
@@ -103,6 +130,30 @@ class TrainedTagger:
     config: object  # TaggerConfig
     history: dict[str, list[float]]
     epoch_seconds: list[float] = field(default_factory=list)
+    # the fused tagger: the linear backend, the fusion and each backend's own thresholds
+    linear: BaselineTagger | None = None
+    fusion: Fusion | None = None
+    backend_thresholds: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    feature_columns: tuple[FeatureColumn, ...] = ()
+    linear_seconds: float = 0.0
+
+    def bundle(self):  # -> bundle.TaggerBundle (keras is imported only where it is used)
+        """The trained tagger as a bundle (``bundle.save_bundle`` writes it)."""
+        from tag_pipeline.lib.models.bundle import TaggerBundle
+
+        return TaggerBundle(model=self.model, space=self.space, vocab=self.vocab,
+                            thresholds=self.thresholds, config=self.config, linear=self.linear,
+                            fusion=self.fusion, backend_thresholds=self.backend_thresholds,
+                            feature_columns=self.feature_columns)
+
+    @classmethod
+    def from_bundle(cls, bundle) -> TrainedTagger:
+        """A loaded bundle as a trained tagger (no history)."""
+        return cls(model=bundle.model, space=bundle.space, vocab=bundle.vocab,
+                   thresholds=bundle.thresholds, config=bundle.config, history={},
+                   linear=bundle.linear, fusion=bundle.fusion,
+                   backend_thresholds=bundle.backend_thresholds,
+                   feature_columns=bundle.feature_columns)
 
 
 def train_model(features: FeatureSet, config: object,
@@ -152,33 +203,89 @@ def train_model(features: FeatureSet, config: object,
         val_scores = predict_scores(
             model, make_dataset(val, None, tokenizer, image_size=config.image_size,
                                 batch_size=512, images=val_images), space)
-    thresholds = tune_thresholds(val_scores, features.targets["val"], space)
+    y_val = features.targets["val"]
+    cnn_thresholds = tune_thresholds(val_scores, y_val, space)
+    if not getattr(config, "fuse_linear", True):
+        return TrainedTagger(model=model, space=space, vocab=vocab, thresholds=cnn_thresholds,
+                             config=config, history=history, epoch_seconds=epoch_seconds,
+                             feature_columns=features.feature_columns)
+    started = time.perf_counter()
+    linear = train_linear(features, seed=config.seed, c=config.linear_c)
+    linear_val = baseline_scores(linear, val)
+    linear_seconds = time.perf_counter() - started
+    backends = {CNN: val_scores, LINEAR: linear_val}
+    fusion = tune_fusion(backends, y_val, space, macro_weight=config.fusion_macro_weight)
+    thresholds = tune_thresholds(fuse(fusion, backends, space), y_val, space)
     return TrainedTagger(model=model, space=space, vocab=vocab, thresholds=thresholds,
-                         config=config, history=history, epoch_seconds=epoch_seconds)
+                         config=config, history=history, epoch_seconds=epoch_seconds,
+                         linear=linear, fusion=fusion,
+                         backend_thresholds={CNN: cnn_thresholds,
+                                             LINEAR: tune_thresholds(linear_val, y_val, space)},
+                         feature_columns=features.feature_columns,
+                         linear_seconds=linear_seconds)
+
+
+def train_linear(features: FeatureSet, seed: int = 42, c: float = 0.5) -> BaselineTagger:
+    """The linear n-gram model fit on the training split and calibrated on validation (the
+    fused tagger's linear backend, and the baseline: the same recipe, trained apart)."""
+    model = train_baseline(features.split("train"), features.targets["train"], features.space,
+                           seed=seed, c=c)
+    return calibrate(model, features.split("val"), features.targets["val"])
+
+
+def _accuracy(truth: dict[str, np.ndarray], preds: dict[str, np.ndarray],
+              heads: list) -> float:
+    """Share of (product, single-valued facet) cells with a known value whose given tag is
+    that value (no tag given counts as wrong); NaN when no cell is known."""
+    right = known = 0
+    for head in heads:
+        t = np.asarray(truth[head.name]) > 0
+        rows = t.any(axis=1)
+        p = np.asarray(preds[head.name])[rows] > 0
+        right += int((p & t[rows]).any(axis=1).sum())
+        known += int(rows.sum())
+    return right / known if known else float("nan")
 
 
 def metrics_by_scope(truth: dict[str, np.ndarray], scores: dict[str, np.ndarray],
-                      thresholds: dict[str, np.ndarray], space: LabelSpace,
-                      rows: np.ndarray | None = None) -> dict[str, dict[str, float]]:
-    """Metrics overall ('all'), per tag type ('type:<t>') and per head ('head:<h>')."""
+                     thresholds: dict[str, np.ndarray], space: LabelSpace,
+                     rows: np.ndarray | None = None, hierarchical: bool = True
+                     ) -> dict[str, dict[str, float]]:
+    """Metrics overall ('all'), per tag type ('type:<t>') and per head ('head:<h>').
+
+    Every scope also has ``accuracy`` over its single-valued (softmax) facets, NaN where it
+    has none. ``hierarchical`` decodes category levels jointly (``scoring.apply_thresholds``).
+    """
     if rows is not None:
         truth = {k: v[rows] for k, v in truth.items()}
         scores = {k: v[rows] for k, v in scores.items()}
-    preds = apply_thresholds(scores, thresholds, space)
+    preds = apply_thresholds(scores, thresholds, space, hierarchical=hierarchical)
     per_head = evaluate_heads(truth, preds, scores, space)
-    out = {"all": per_head.pop("all")}
-    out.update({f"head:{h}": m for h, m in per_head.items()})
+    softmax = [h for h in space.heads if h.kind == SOFTMAX]
+    out = {"all": {**per_head.pop("all"), "accuracy": _accuracy(truth, preds, softmax)}}
+    for head in space.heads:
+        out[f"head:{head.name}"] = {**per_head[head.name],
+                                    "accuracy": _accuracy(truth, preds, [head])
+                                    if head.kind == SOFTMAX else float("nan")}
     for tag_type in sorted({h.tag_type for h in space.heads}):
         sub = dataclasses.replace(space, heads=tuple(h for h in space.heads
                                                      if h.tag_type == tag_type))
-        out[f"type:{tag_type}"] = evaluate_heads(truth, preds, scores, sub)["all"]
+        out[f"type:{tag_type}"] = {
+            **evaluate_heads(truth, preds, scores, sub)["all"],
+            "accuracy": _accuracy(truth, preds, [h for h in sub.heads if h.kind == SOFTMAX])}
     return out
+
+
+# The tagger as served, and the parts of its ablation (each a row of the evaluation table).
+TAGGER = "tagger"
+BASELINE = "baseline"
+TAGGER_FLAT = "tagger_flat"  # the fused tagger without joint hierarchy decoding
 
 
 @dataclass
 class Evaluation:
-    """Test-split metrics of the tagger and the baseline, on all products and on the image
-    subset: ``results[model][subset][scope][metric]``."""
+    """Test-split metrics of the tagger, the parts of its ablation and the baseline, on all
+    products and on the image subset: ``results[model][subset][scope][metric]``."""
 
     results: dict[str, dict[str, dict[str, dict[str, float]]]]
     n_test: int
@@ -197,47 +304,93 @@ class Evaluation:
         """One number, e.g. ``metric('tagger', 'all', 'all', 'micro_f1')``."""
         return float(self.results[model][subset][scope][name])
 
+    def facet_table(self, subset: str = "all") -> pl.DataFrame:
+        """Per scope (overall, tag type, head): accuracy, micro-F1 and macro-F1 of every
+        model side by side, the tagger first and the baseline last."""
+        models = [m for m in self.results if subset in self.results[m]]
+        ordered = ([TAGGER] + [m for m in models if m not in (TAGGER, BASELINE)]
+                   + [BASELINE])
+        scopes = list(self.results[TAGGER][subset])
+        rows = []
+        for scope in scopes:
+            row: dict[str, object] = {"scope": scope}
+            for metric, short in (("accuracy", "acc"), ("micro_f1", "micro"),
+                                  ("macro_f1", "macro")):
+                for model in ordered:
+                    if model in models:
+                        value = self.results[model][subset][scope].get(metric, float("nan"))
+                        row[f"{short} {model}"] = round(float(value), 4)
+            rows.append(row)
+        return pl.DataFrame(rows)
+
+
+def backend_test_scores(trained: TrainedTagger, products: pl.DataFrame
+                        ) -> dict[str, dict[str, np.ndarray]]:
+    """``{backend: {head: scores}}`` of products: the CNN + BiLSTM's, and for a fused tagger
+    the linear backend's."""
+    out = {CNN: score_products(trained, products)}
+    if trained.linear is not None:
+        out[LINEAR] = baseline_scores(trained.linear, products)
+    return out
+
+
+def tagger_scores_of(trained: TrainedTagger, backends: dict[str, dict[str, np.ndarray]]
+                     ) -> dict[str, np.ndarray]:
+    """The tagger's scores from its backends' (fused when it has a fusion)."""
+    if trained.fusion is None:
+        return backends[CNN]
+    return fuse(trained.fusion, backends, trained.space)
+
 
 def evaluate_on_test(trained: TrainedTagger, features: FeatureSet,
-                     tagger_scores: dict[str, np.ndarray] | None = None,
-                     baseline_seed: int = 42) -> Evaluation:
-    """Score the tagger and a baseline trained on the same training split, on the test split.
+                     baseline_seed: int = 42, baseline_c: float = 0.5) -> Evaluation:
+    """Score the tagger, each of its backends alone and the baseline on the test split.
 
-    The baseline's thresholds are tuned on the validation split too, so both models are
-    scored by the same rules.
+    The baseline (TF-IDF word 1-2 + char_wb 2-5 grams, LinearSVCs) is trained here on the same
+    training split and reads the same inputs; its calibration and thresholds are tuned on the
+    validation split, so every model is scored by the same rules. The baseline's categories
+    are decoded level by level (it has no taxonomy); the tagger's jointly, and the row
+    ``tagger_flat`` shows the fused tagger decoded level by level.
     """
     test = features.split("test")
     if test.is_empty():
         raise ValueError("the test split is empty: too few products to evaluate")
     truth = features.targets["test"]
     space = features.space
-    if tagger_scores is None:
-        tagger_scores = score_products(trained, test)
+    backends = backend_test_scores(trained, test)
+    tagger_scores = tagger_scores_of(trained, backends)
     started = time.perf_counter()
-    baseline = train_baseline(features.split("train"), features.targets["train"], space,
-                              seed=baseline_seed)
-    baseline_val = baseline_scores(baseline, features.split("val"))
-    baseline_thresholds = tune_thresholds(baseline_val, features.targets["val"], space)
+    baseline = train_linear(features, seed=baseline_seed, c=baseline_c)
+    baseline_thresholds = tune_thresholds(baseline_scores(baseline, features.split("val")),
+                                          features.targets["val"], space)
     baseline_test = baseline_scores(baseline, test)
     baseline_seconds = time.perf_counter() - started
     with_image = test["image_path"].is_not_null().to_numpy()
-    results = {
-        "tagger": {"all": metrics_by_scope(truth, tagger_scores, trained.thresholds, space)},
-        "baseline": {"all": metrics_by_scope(truth, baseline_test, baseline_thresholds, space)},
-    }
-    # A text-only catalog has no image subset: report none rather than a made-up number.
-    if with_image.any():
-        results["tagger"]["images"] = metrics_by_scope(
-            truth, tagger_scores, trained.thresholds, space, with_image)
-        results["baseline"]["images"] = metrics_by_scope(
-            truth, baseline_test, baseline_thresholds, space, with_image)
+    # (model, scores, thresholds, hierarchical)
+    models = [(TAGGER, tagger_scores, trained.thresholds, True)]
+    if trained.fusion is not None:
+        models.append((TAGGER_FLAT, tagger_scores, trained.thresholds, False))
+        for backend in (CNN, LINEAR):
+            if backend in trained.backend_thresholds:
+                models.append((backend, backends[backend], trained.backend_thresholds[backend],
+                               False))
+    models.append((BASELINE, baseline_test, baseline_thresholds, False))
+    results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for name, scores, thresholds, hierarchical in models:
+        results[name] = {"all": metrics_by_scope(truth, scores, thresholds, space,
+                                                 hierarchical=hierarchical)}
+        # A text-only catalog has no image subset: report none rather than a made-up number.
+        if with_image.any():
+            results[name]["images"] = metrics_by_scope(truth, scores, thresholds, space,
+                                                       with_image, hierarchical=hierarchical)
     return Evaluation(results=results, n_test=test.height,
                       n_test_images=int(with_image.sum()), baseline_seconds=baseline_seconds)
 
 
 def score_products(trained: TrainedTagger, products: pl.DataFrame,
                    batch_size: int = 512) -> dict[str, np.ndarray]:
-    """Scores per head for products (title, description, image_path), in frame order."""
+    """CNN + BiLSTM scores per head for products (title, description, image_path, feature
+    words), in frame order."""
     from tag_pipeline.lib.models.dataset import make_dataset
     from tag_pipeline.lib.models.tagger import predict_scores
     from tag_pipeline.lib.models.text import make_tokenizer

@@ -156,7 +156,7 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
     catalog = con.execute("SELECT count(*) FROM cleaned_products").fetchone()[0]
     reader = con.cursor()  # a second cursor reads while the first one appends
     batches = reader.execute(
-        f"SELECT product_id, title, description, image_path FROM {_TODO_TABLE} "
+        f"SELECT product_id, title, description, image_path, tag_fields FROM {_TODO_TABLE} "
         "ORDER BY product_id").fetch_record_batch(batch_size)
     done = model_tags = refiner_tags = explained = 0
     for batch in batches:

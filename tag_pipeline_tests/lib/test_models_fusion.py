@@ -1,0 +1,134 @@
+"""Late fusion of the two backends: never below the better backend on validation, by
+construction; prior adjustment; the linear backend's calibration keeps its decisions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tag_pipeline.lib.models.baseline import (
+    baseline_margins,
+    baseline_scores,
+    calibrate,
+    train_baseline,
+)
+from tag_pipeline.lib.models.fusion import (
+    CNN,
+    LINEAR,
+    Fusion,
+    combine_head,
+    fuse,
+    sigmoid_objective,
+    softmax_objective,
+    tune_fusion,
+)
+from tag_pipeline.lib.models.labels import (
+    SIGMOID,
+    SOFTMAX,
+    Head,
+    LabelSpace,
+    TagClass,
+    build_label_space,
+    encode_labels,
+)
+from tag_pipeline_tests.lib.models_data import labels_frame, products_frame
+
+SOFT = Head(name="category:type", kind=SOFTMAX, tag_type="category", facets=("type",),
+            classes=tuple(TagClass("type", t, s) for t, s in
+                          (("Shirts", 60), ("Shoes", 30), ("Ties", 10))), n_labeled=100)
+SIG = Head(name="style", kind=SIGMOID, tag_type="style", facets=("style",),
+           classes=(TagClass("style", "Printed", 20), TagClass("style", "Solid", 30)),
+           n_labeled=50)
+SPACE = LabelSpace(heads=(SOFT, SIG), rare_tags=(), min_support=1, n_train=100)
+
+
+def _noisy(truth: np.ndarray, rng: np.random.Generator, noise: float, softmax: bool
+           ) -> np.ndarray:
+    raw = truth * 2.0 + rng.normal(0, noise, truth.shape)
+    if softmax:
+        e = np.exp(raw - raw.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    return 1 / (1 + np.exp(-(raw - 1.0) * 2))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_fused_validation_objective_is_never_below_either_backend(seed):
+    rng = np.random.default_rng(seed)
+    n = 300
+    cls = rng.choice(3, n, p=[0.6, 0.3, 0.1])
+    y_soft = np.eye(3)[cls]
+    y_soft[rng.random(n) < 0.1] = 0  # unknown facet values
+    y_sig = (rng.random((n, 2)) < [0.2, 0.3]).astype(float)
+    targets = {SOFT.name: y_soft, SIG.name: y_sig}
+    # two backends of different quality, with independent errors
+    backends = {CNN: {SOFT.name: _noisy(y_soft, rng, 1.5, True),
+                      SIG.name: _noisy(y_sig, rng, 1.2, False)},
+                LINEAR: {SOFT.name: _noisy(y_soft, rng, 1.0, True),
+                         SIG.name: _noisy(y_sig, rng, 1.6, False)}}
+    fusion = tune_fusion(backends, targets, SPACE)
+    fused = fuse(fusion, backends, SPACE)
+    soft_fused = softmax_objective(fused[SOFT.name], y_soft, fusion.macro_weight)
+    sig_fused = sigmoid_objective(fused[SIG.name], y_sig)
+    for backend in (CNN, LINEAR):
+        assert soft_fused >= softmax_objective(backends[backend][SOFT.name], y_soft,
+                                               fusion.macro_weight) - 1e-12
+        assert sig_fused >= sigmoid_objective(backends[backend][SIG.name], y_sig) - 1e-12
+        assert fusion.heads[SOFT.name].backend_objectives[backend] <= soft_fused + 1e-12
+    assert fusion.heads[SOFT.name].objective == pytest.approx(soft_fused)
+    assert fusion.heads[SIG.name].objective == pytest.approx(sig_fused)
+    # fused softmax rows stay distributions, sigmoid scores stay in [0, 1]
+    assert np.allclose(fused[SOFT.name].sum(axis=1), 1.0, atol=1e-5)
+    assert ((fused[SIG.name] >= 0) & (fused[SIG.name] <= 1)).all()
+
+
+def test_weights_zero_and_one_give_each_backend_alone():
+    rng = np.random.default_rng(5)
+    a = rng.dirichlet(np.ones(3), 20)
+    b = rng.dirichlet(np.ones(3), 20)
+    assert np.allclose(combine_head(SOFTMAX, a, b, 1.0), a, atol=1e-5)
+    assert np.allclose(combine_head(SOFTMAX, a, b, 0.0), b, atol=1e-5)
+    assert np.allclose(combine_head(SIGMOID, a, b, 0.3), 0.3 * a + 0.7 * b, atol=1e-6)
+
+
+def test_prior_adjustment_lifts_rare_classes():
+    scores = np.array([[0.5, 0.3, 0.2]])
+    log_prior = np.log(np.array([0.6, 0.3, 0.1]))
+    plain = combine_head(SOFTMAX, scores, scores, 0.5)
+    adjusted = combine_head(SOFTMAX, scores, scores, 0.5, 1.0, log_prior)
+    assert plain.argmax() == 0
+    assert adjusted.argmax() == 2  # 0.2 / 0.1 beats 0.5 / 0.6
+
+
+def test_fusion_round_trips_and_checks_its_heads():
+    rng = np.random.default_rng(0)
+    y = {SOFT.name: np.eye(3)[rng.choice(3, 50)], SIG.name: (rng.random((50, 2)) < .3) * 1.0}
+    backends = {b: {SOFT.name: rng.dirichlet(np.ones(3), 50), SIG.name: rng.random((50, 2))}
+                for b in (CNN, LINEAR)}
+    fusion = tune_fusion(backends, y, SPACE)
+    again = Fusion.from_dict(fusion.to_dict())
+    assert again.heads == fusion.heads
+    for head in SPACE.heads:
+        assert np.allclose(fuse(again, backends, SPACE)[head.name],
+                           fuse(fusion, backends, SPACE)[head.name])
+    other = LabelSpace(heads=(SOFT,), rare_tags=(), min_support=1, n_train=100)
+    with pytest.raises(ValueError, match="fusion is for heads"):
+        fusion.check(other, "bundle x")
+    with pytest.raises(ValueError, match=r"needs the scores of backend\(s\) \['linear'\]"):
+        fuse(fusion, {CNN: backends[CNN]}, SPACE)
+
+
+def test_calibration_keeps_the_linear_models_decisions():
+    products, labels = products_frame(), labels_frame()
+    train, val = products[:20], products[20:]
+    space = build_label_space(labels, train["product_id"], min_support=2)
+    model = train_baseline(train, encode_labels(labels, train["product_id"], space), space,
+                           min_df=1)
+    margins = baseline_margins(model, val)
+    calibrated = calibrate(model, val, encode_labels(labels, val["product_id"], space))
+    assert calibrated.calibration  # something was fitted
+    scores = baseline_scores(calibrated, val)
+    for head in space.heads:
+        if head.kind == SOFTMAX and head.name in margins:
+            assert (scores[head.name].argmax(axis=1) == margins[head.name].argmax(axis=1)).all()
+            scale, _ = calibrated.calibration[head.name]
+            assert scale > 0
