@@ -8,7 +8,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from tag_pipeline_tests.integration.test_model_job import TINY, definitions, run
+from tag_pipeline_tests.integration.test_model_job import definitions, run, train_champion
 
 TINY_REFINER = {"epochs": 1, "batch_size": 64, "noise_dim": 4, "hidden_dim": 16,
                 "noise_samples": 2}
@@ -26,7 +26,7 @@ def test_tags_job_tags_every_product_and_retags_idempotently(tmp_path, monkeypat
     (tmp_path / "dagster").mkdir()
     instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))
     assert run(defs, instance, "catalog_job").success
-    assert run(defs, instance, "model_job", {"ops": {"tag_model": {"config": TINY}}}).success
+    train_champion(defs, instance)
 
     first = run(defs, instance, "tags_job",
                 {"ops": {"tag_refiner": {"config": TINY_REFINER}}})

@@ -42,6 +42,8 @@ SMALL_IMAGE_PX = 8
 CATEGORY_SEPARATOR = " > "
 ATTRIBUTE_SEPARATOR = "; "
 OCCASION_SEPARATOR = "|"
+# Percent of products whose title does not name the colour (the photo still shows it).
+_COLOR_UNNAMED_PERCENT = 25
 
 # English canonical name -> (Chinese word, RGB the images are painted with).
 COLORS: dict[str, tuple[str, tuple[int, int, int]]] = {
@@ -453,13 +455,21 @@ def _render(draws: dict[str, np.ndarray], number: np.ndarray, ts: np.ndarray,
         updated_at=_timestamp_expr(),
     )
     c = pl.col
+    # About one title in four does not name the colour: only the photo shows it (as in real
+    # exports), so a text-only model cannot know it and the image backend earns its place.
+    # Derived from the product number, so it draws nothing from the generator.
+    named = (c("_n") * 40503) % 100 >= _COLOR_UNNAMED_PERCENT
+    frame = frame.with_columns(
+        _color_en_t=pl.when(named).then(c("_color_en")).otherwise(pl.lit("")),
+        _color_zh_t=pl.when(named).then(c("_color_zh")).otherwise(pl.lit("")),
+    )
     has_styles = c("_styles_en") != ""
-    title_zh = pl.concat_str([c("_prefix_s"), c("_color_zh"), c("_pattern_zh"),
+    title_zh = pl.concat_str([c("_prefix_s"), c("_color_zh_t"), c("_pattern_zh"),
                               c("_material_zh"), c("_noun_zh_s"), pl.lit(" "), c("_styles_zh")])
-    title_en = pl.concat_str([_opt(c("_brand_in_title"), c("_brand_s"), " "), c("_color_en"),
+    title_en = pl.concat_str([_opt(c("_brand_in_title"), c("_brand_s"), " "), c("_color_en_t"),
                               pl.lit(" "), c("_pattern_en"), pl.lit(" "), c("_material_en"),
                               pl.lit(" "), c("_noun_en_s"), pl.lit(" "), c("_styles_en")])
-    title_mixed = pl.concat_str([c("_brand_s"), pl.lit(" "), c("_color_zh"), pl.lit(" "),
+    title_mixed = pl.concat_str([c("_brand_s"), pl.lit(" "), c("_color_zh_t"), pl.lit(" "),
                                  c("_pattern_en"), pl.lit(" "), c("_noun_en_s"), pl.lit(" "),
                                  c("_noun_zh_s"), pl.lit(" "), c("_styles_zh")])
     desc_en = pl.concat_str([
