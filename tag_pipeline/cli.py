@@ -89,7 +89,42 @@ def _summary(_: argparse.Namespace) -> int:
             sample = con.table("product_tags").filter("explanation IS NOT NULL").select(
                 "product_id, tag, tag_type, score, source, explanation").limit(8).pl()
             print(markdown_table(sample))
+    _print_gate_decisions()
     return 0
+
+
+def _print_gate_decisions(limit: int = 5) -> None:
+    """The registry's latest tagger versions with the gate's decision and figures."""
+    import polars as pl
+
+    from tag_pipeline.defs.resources import build_resources
+    from tag_pipeline.lib.warehouse import markdown_table
+
+    mlflow = build_resources()["mlflow"]
+    name = mlflow.registered_model_name
+    try:
+        client = mlflow.client()
+        versions = client.search_model_versions(f"name = '{name}'")
+        aliases = client.get_registered_model(name).aliases if versions else {}
+    except Exception as error:  # an unreachable or empty registry is reported, not fatal
+        print(f"\nModel registry {mlflow.tracking_uri}: not readable ({error})")
+        return
+    if not versions:
+        print(f"\nModel registry: no version of {name!r} yet; run model_job")
+        return
+    versions = sorted(versions, key=lambda v: int(v.version), reverse=True)[:limit]
+    rows = [{
+        "version": str(v.version),
+        "aliases": ", ".join(sorted(a for a, n in aliases.items() if str(n) == str(v.version))),
+        "metric": v.tags.get("gate.metric", ""),
+        "tagger": v.tags.get("gate.candidate_score", ""),
+        "baseline": v.tags.get("gate.baseline_score", ""),
+        "champion then": v.tags.get("gate.champion_score", ""),
+        "promoted": v.tags.get("gate.promoted", "not evaluated"),
+        "gate's reason": v.tags.get("gate.reason", ""),
+    } for v in versions]
+    print(f"\nModel versions of {name!r} (test split; the gate's decision):")
+    print(markdown_table(pl.DataFrame(rows)))
 
 
 PRODUCT_FILE_HELP = """\

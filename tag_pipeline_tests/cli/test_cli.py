@@ -450,3 +450,21 @@ def test_bad_label_entries_name_the_row(tags, message):
         parse_labels(batch, tiny_space(), "f.csv", first_row=7)
     assert message in str(error.value)
 
+
+
+def test_summary_shows_the_gates_decision_per_model_version(trained_home, tmp_path):
+    result = run_cli(trained_home.env, tmp_path, "summary")
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines()
+                  if line.startswith("| version | aliases |"))
+    rows = table_rows(result.stdout, header)
+    version = str(champion(trained_home))
+    row = next(r for r in rows if r["version"] == version)
+    assert "champion" in row["aliases"]
+    assert row["metric"] == "micro_f1" and 0.0 <= float(row["baseline"]) <= 1.0
+    tagger, baseline = float(row["tagger"]), float(row["baseline"])
+    # the gate's words agree with its figures (a tiny model that tied the baseline was
+    # promoted by hand: the gate still says it did not beat it)
+    assert row["promoted"] == ("true" if tagger > baseline else "false")
+    assert ("beats the baseline" if tagger > baseline else "does not beat the baseline") \
+        in row["gate's reason"]
