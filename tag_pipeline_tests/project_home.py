@@ -75,12 +75,12 @@ def environment(settings: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _promoted(result: dg.ExecuteInProcessResult) -> bool:
+def gate_promoted(result: dg.ExecuteInProcessResult) -> bool:
     evaluation = result.asset_materializations_for_node("tag_model_evaluation")
     return bool(evaluation) and evaluation[0].metadata["promoted"].value is True
 
 
-def _version(result: dg.ExecuteInProcessResult) -> str:
+def model_version(result: dg.ExecuteInProcessResult) -> str:
     return str(result.asset_materializations_for_node("tag_model")[0]
                .metadata["model_version"].value)
 
@@ -105,12 +105,12 @@ def prepare_home(home: Path, *, jobs: tuple[str, ...] = ("catalog_job", "model_j
                     instance=instance, run_config=config.get(job), raise_on_error=False)
                 if not result.success:
                     raise RuntimeError(f"{job} failed while preparing the project home {home}")
-                if job == "model_job" and not _promoted(result):
+                if job == "model_job" and not gate_promoted(result):
                     # The one-epoch model usually ties the in-run baseline, and the gate
                     # refuses a tie; the tests need a champion, so an engineer's overrule
                     # (promote, with a reason) puts it in place, as a user would.
                     promote = {"ops": {"promote_model": {"config": {
-                        "version": _version(result), "actor": "tests",
+                        "version": model_version(result), "actor": "tests",
                         "reason": "tiny test model refused by the baseline gate"}}}}
                     overrule = defs.resolve_job_def("promote_model_job").execute_in_process(
                         instance=instance, run_config=promote, raise_on_error=False)

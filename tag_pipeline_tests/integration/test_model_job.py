@@ -16,6 +16,7 @@ from tag_pipeline.defs.resources import (
     WarehouseResource,
 )
 from tag_pipeline_tests.conftest import SHARED_DATA
+from tag_pipeline_tests.project_home import gate_promoted, model_version
 
 TINY = {"epochs": 1, "batch_size": 64, "embedding_dim": 16, "lstm_units": 8, "seq_len": 24,
         "image_size": 32, "vocab_size": 2000}
@@ -46,12 +47,9 @@ def train_champion(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
     """model_job with the tiny model; promoted by hand (with a reason) if the gate refused it."""
     result = run(defs, instance, "model_job", {"ops": {"tag_model": {"config": TINY}}})
     assert result.success
-    if result.asset_materializations_for_node("tag_model_evaluation")[0] \
-            .metadata["promoted"].value is not True:
-        version = result.asset_materializations_for_node("tag_model")[0] \
-            .metadata["model_version"].value
+    if not gate_promoted(result):
         promote = {"ops": {"promote_model": {"config": {
-            "version": str(version), "actor": "tests", "reason": "tiny test model"}}}}
+            "version": model_version(result), "actor": "tests", "reason": "tiny test model"}}}}
         assert run(defs, instance, "promote_model_job", promote).success
 
 
