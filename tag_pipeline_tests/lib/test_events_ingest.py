@@ -269,6 +269,27 @@ def test_every_line_is_accounted_for(con, tmp_path):
         ("a.csv", 37, 14, 37, 14), ("b.jsonl", 26, 5, 26, 5)]
 
 
+@pytest.mark.parametrize("kind", ["sales", "feedback"])
+@pytest.mark.parametrize("where", ["start", "end"])
+def test_one_badly_quoted_line_costs_only_itself(con, tmp_path, kind, where):
+    # the dialect comes from the loader, the columns from the header: no sniffing of data
+    # lines, so an unclosed quote in the first 20,000 lines no longer loses the whole file
+    n = 25_500
+    if kind == "sales":
+        header, line = SALES, "O{i},P1,1,2.5,2026-11-11,u{i}"
+    else:
+        header, line = FEEDBACK, "P1,color: Red,accept,u{i},2026-11-11,"
+    lines = [line.format(i=i) for i in range(n)]
+    lines.insert(0 if where == "start" else n, '"P0","unclosed,"confirm","u",""')
+    write(tmp_path / "in", "a.csv", csv(header, *lines))
+    report = ingest_events(con, kind, tmp_path / "in", key=KEY, loaded_at=T0)
+    (f,) = report.files
+    assert (f.rows_loaded, f.rows_rejected) == (n, 1)
+    bad_line = 2 if where == "start" else n + 2
+    assert rows(con, "SELECT source_line, reason FROM event_rejects") == [
+        (bad_line, "malformed_line")]
+
+
 def test_raw_user_ids_reach_no_table(con, tmp_path):
     folder = tmp_path / "in"
     write(folder, "a.csv", csv(SALES, *[f"O{i},P1,{i % 3},1,2026-11-11,{u}"

@@ -72,6 +72,35 @@ def test_malformed_lines_and_invalid_utf8_are_quarantined_with_line(write_catalo
         ("P1", 2), ("P4", 5)]
 
 
+BAD_QUOTE = '"M0","Unclosed quote shirt,"Apparel","red",""'
+
+
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_one_badly_quoted_line_costs_only_itself_wherever_it_sits(write_catalog, con, where):
+    # DuckDB's dialect sniffing reads the first ~20,000 lines: a bad line there used to make
+    # the whole file unreadable. The columns now come from the header, the dialect from the
+    # profile, so the line is quarantined as itself at any position.
+    n = 26_000
+    at = {"start": 1, "middle": n // 2, "end": n}[where]
+    lines = [GOOD.replace("P1", f"P{i}") for i in range(1, n + 1)]
+    lines.insert(at - 1, BAD_QUOTE)
+    profile = write_catalog({"big.csv": csv_text(*lines)})
+    report = ingest_catalog(con, profile, T0)
+    assert report.rows_loaded == n and report.rows_rejected == 1
+    bad_line = at + 1  # the header is line 1
+    assert rows(con, "SELECT source_line, error_type FROM raw_product_rejects") == [
+        (bad_line, "malformed_line")]
+    # every other line is loaded with its own line number
+    loaded = {r[0] for r in rows(con, "SELECT source_line FROM raw_products")}
+    assert loaded == set(range(2, n + 3)) - {bad_line}
+
+
+def test_a_header_without_names_is_a_profile_error_naming_the_file(write_catalog, con):
+    profile = write_catalog({"a.csv": "\n" + GOOD + "\n"})
+    with pytest.raises(ProfileError, match=r"a\.csv.*line 1 is empty"):
+        ingest_catalog(con, profile, T0)
+
+
 def test_missing_column_is_a_clear_schema_error(write_catalog, con):
     profile = write_catalog({"a.csv": "sku,title\nP1,x\n"})
     with pytest.raises(ProfileError) as err:

@@ -12,6 +12,7 @@ from the profile are quoted identifiers.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -115,6 +116,55 @@ def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def csv_header(path: Path, delimiter: str = ",") -> list[str]:
+    """The column names of a CSV file, from its header line alone.
+
+    The readers are then given these columns and the dialect (``csv_columns_sql``), so DuckDB
+    never sniffs the data lines: one badly quoted line anywhere in the file is quarantined as
+    that line, instead of defeating the dialect detection of the whole file.
+
+    Raises:
+        ValueError: naming the file, when the header is empty, not UTF-8, not closed on its
+            line, or repeats or leaves out a column name.
+    """
+    with path.open("rb") as handle:
+        raw = handle.readline(MAX_LINE_BYTES + 1)
+    if len(raw) > MAX_LINE_BYTES:
+        raise ValueError(f"file {path}: the header line is longer than {MAX_LINE_BYTES} bytes")
+    try:
+        line = raw.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"file {path}: the header line (line 1) is not UTF-8 ({exc})") from exc
+    if not line.strip():
+        raise ValueError(f"file {path}: line 1 is empty; a CSV file needs a header line "
+                         "naming its columns")
+    try:
+        names = next(csv.reader([line], delimiter=delimiter, quotechar='"', strict=True))
+    except csv.Error as exc:
+        raise ValueError(f"file {path}: the header line (line 1) is not valid CSV: {exc}"
+                         ) from exc
+    names = [n.strip() for n in names]
+    blank = [i + 1 for i, n in enumerate(names) if not n]
+    if blank:
+        raise ValueError(f"file {path}: header column(s) {blank} have no name "
+                         f"(header: {line[:200]!r})")
+    seen: set[str] = set()
+    for name in names:
+        if name.lower() in seen:
+            raise ValueError(f"file {path}: header names column {name!r} twice "
+                             "(column names are compared without case)")
+        seen.add(name.lower())
+    return names
+
+
+def csv_columns_sql(names: list[str]) -> str:
+    """A DuckDB ``columns = {...}`` struct literal: every named column as VARCHAR."""
+    def literal(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    return "{" + ", ".join(f"{literal(n)}: 'VARCHAR'" for n in names) + "}"
+
+
 def ensure_ingest_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the raw tables if they do not exist yet."""
     for statement in _DDL:
@@ -162,12 +212,18 @@ def _collect_reader_rejects(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _stage_csv(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, path: Path) -> None:
+    try:
+        names = csv_header(path, profile.csv_delimiter)
+    except ValueError as exc:
+        raise ProfileError(f"profile {profile.name!r}: {exc}") from exc
     con.execute("DROP TABLE IF EXISTS _csv_rejects")
     con.execute("DROP TABLE IF EXISTS _csv_scans")
+    # The columns come from the header, the dialect from the profile: no sniffing.
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE _raw AS
-        SELECT * FROM read_csv(?, header = true, all_varchar = true, delim = ?, quote = '"',
+        SELECT * FROM read_csv(?, header = true, auto_detect = false,
+                               columns = {csv_columns_sql(names)}, delim = ?, quote = '"',
                                escape = '"', store_rejects = true,
                                rejects_table = '_csv_rejects', rejects_scan = '_csv_scans',
                                max_line_size = ?, null_padding = false)

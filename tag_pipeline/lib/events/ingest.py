@@ -79,6 +79,8 @@ from tag_pipeline.lib.catalog.ingest import (
     FileLoad,
     IngestReport,
     _line_map,
+    csv_columns_sql,
+    csv_header,
     file_sha256,
     quote_ident,
 )
@@ -272,21 +274,24 @@ def _number_lines(con: duckdb.DuckDBPyConnection, first_line: int, view: str = "
     )
 
 
-def _csv_options() -> str:
-    return ("header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', "
-            "max_line_size = ?, null_padding = false")
+def _csv_options(names: list[str]) -> str:
+    # The columns come from the header line and the dialect is fixed: DuckDB never sniffs the
+    # data lines, so one badly quoted line is quarantined as itself wherever it sits.
+    return (f"header = true, auto_detect = false, columns = {csv_columns_sql(names)}, "
+            "delim = ',', quote = '\"', escape = '\"', max_line_size = ?, "
+            "null_padding = false")
 
 
 def _stage_csv(con: duckdb.DuckDBPyConnection, kind: str, path: Path,
                nonce: str) -> set[str]:
-    described = con.execute(
-        f"DESCRIBE SELECT * FROM read_csv(?, {_csv_options()}, ignore_errors = true)",
-        [str(path), MAX_LINE_BYTES],
-    ).fetchall()
-    present = {r[0] for r in described}
+    try:
+        names = csv_header(path)
+    except ValueError as exc:
+        raise EventIngestError(f"{kind} {exc}") from exc
+    present = set(names)
     _check_columns(kind, path, present)
     user = "user_id" if "user_id" in present else "NULL::VARCHAR AS user_id"
-    reader = f"read_csv(?, {_csv_options()}"
+    reader = f"read_csv(?, {_csv_options(names)}"
     rows_sql = f"""
         SELECT {_columns_expr(kind, present, cast=False)}, {user}
         FROM {reader}, store_rejects = true, rejects_table = '_ev_csv_rejects',
