@@ -14,6 +14,17 @@ telemetry:
 # DuckDB allows one writing process per database file: runs queue and start one at a time.
 run_queue:
   max_concurrent_runs: 1
+# A run whose process died (kill -9, out of memory, reboot) is marked failed by the daemon
+# within poll_interval_seconds, so it cannot hold the queue: the launcher below is Dagster's
+# default one plus a check that the run's local worker process is still alive.
+run_launcher:
+  module: tag_pipeline.run_launcher
+  class: LocalRunLauncher
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 15
+  start_timeout_seconds: 180
+  max_resume_run_attempts: 0
 """
 
 POSTGRES_YAML = """\
@@ -214,6 +225,10 @@ def _suggest(args: argparse.Namespace) -> int:
                                                "refiner_version")
     image = {"path": args.image, "used": products["image_path"][0] is not None} \
         if args.image else None
+    if not (args.title or "").strip() and not (args.description or "").strip():
+        _warn("the product has no text (title and description are blank): "
+              + ("tagged from its image alone" if image and image["used"]
+                 else "nothing to tag it from, so it gets no tags"))
     if args.json:
         print(json.dumps({
             "tagger": {"name": models.tagger_name, "version": models.tagger_version,
@@ -251,7 +266,10 @@ def _tag(args: argparse.Namespace) -> int:
         file_format,
         read_batches,
     )
+    import numpy as np
+
     from tag_pipeline.lib.cli.models import TAG_COLUMNS, tag_products
+    from tag_pipeline.lib.models.bundle import has_usable_text
 
     source, target = Path(args.input).resolve(), Path(args.output).resolve()
     file_format(target)  # an unusable output name fails before the model loads
@@ -265,13 +283,20 @@ def _tag(args: argparse.Namespace) -> int:
         else:
             _warn(message)
 
-    products = problems = 0
+    products = problems = empty = 0
     try:
         with AtomicWriter(target, TAG_COLUMNS) as writer:
             for batch in read_batches(source, args.batch_size):
                 batch, found = check_images(batch, source.parent, products + 1)
                 for problem in found:
                     say(problem.message(source))
+                no_image = (batch["image_path"].is_null().to_numpy()
+                            if "image_path" in batch.columns else np.ones(batch.height, bool))
+                nothing = ~has_usable_text(batch) & no_image
+                for row in np.flatnonzero(nothing).tolist():
+                    say(f"{source} row {products + row + 1} (product "
+                        f"{batch['product_id'][row]}): no text and no image; no tags")
+                empty += int(nothing.sum())
                 writer.write(tag_products(models, batch, explain=not args.no_explain))
                 products += batch.height
                 problems += len(found)
@@ -284,6 +309,8 @@ def _tag(args: argparse.Namespace) -> int:
     print(f"model: {models.describe()}")
     if problems:
         print(f"{problems:,} product(s) had an unusable image and were tagged from their text")
+    if empty:
+        print(f"{empty:,} product(s) had neither text nor an image and got no tags")
     return 0
 
 
@@ -355,6 +382,26 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dead_runs(dagster_home: Path) -> list[tuple[str, str, str]]:
+    """(run id, job, detail) of the instance's STARTED runs whose worker process is gone."""
+    if not (dagster_home / "dagster.yaml").is_file():
+        return []
+    import dagster as dg
+
+    from tag_pipeline.run_launcher import worker_state
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        records = instance.get_run_records(
+            dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        dead = []
+        for record in records:
+            state = worker_state(instance, record.dagster_run)
+            if not state.alive:
+                dead.append((record.dagster_run.run_id, record.dagster_run.job_name,
+                             state.detail))
+        return dead
+
+
 def _doctor(_: argparse.Namespace) -> int:
     from tag_pipeline.defs.resources import build_resources, project_home
     from tag_pipeline.lib.cli import doctor
@@ -374,6 +421,7 @@ def _doctor(_: argparse.Namespace) -> int:
                                   mlflow.registered_model_name, mlflow.refiner_model_name)
     checks += [
         doctor.check_dagster(dagster_home),
+        doctor.check_stuck_runs(_dead_runs(dagster_home)),
         doctor.check_pseudonym_key(keys.key_env, os.environ.get(keys.key_env),
                                    Path(keys.key_file) if keys.key_file else None, keys.load),
         doctor.check_landing(Path(resources["catalog"].landing_dir)),

@@ -168,6 +168,45 @@ def test_suggest_chinese_with_corrupt_image_as_text(trained_home, tmp_path):
             assert word in text, row
 
 
+def test_suggest_a_product_with_no_text_says_so_and_gives_no_tags(trained_home, tmp_path):
+    # used to crash in the explanation code: "index 0 is out of bounds for axis 0"
+    result = run_cli(trained_home.env, tmp_path, "suggest", "--title", "  ", "--json",
+                     "--no-refiner")
+    assert result.returncode == 0, result.stderr
+    assert "no text" in result.stderr and "gets no tags" in result.stderr
+    assert json.loads(result.stdout)["tags"] == []
+
+
+def test_suggest_a_product_with_only_an_image_is_tagged_from_it(trained_home, tmp_path,
+                                                                demo_image):
+    shutil.copy(demo_image, tmp_path / "photo.png")
+    result = run_cli(trained_home.env, tmp_path, "suggest", "--title", "", "--image",
+                     "photo.png", "--json", "--no-refiner")
+    assert result.returncode == 0, result.stderr
+    assert "tagged from its image alone" in result.stderr
+    out = json.loads(result.stdout)
+    assert out["image"]["used"] and out["tags"]
+    check_tags(out["tags"])
+    assert {t["explanation"] for t in out["tags"]} == {None}  # no words to explain with
+
+
+def test_tag_a_batch_of_products_without_text(trained_home, tmp_path):
+    # a batch holding only blank products: none crashes, each is named, the others are tagged
+    rows = [{"product_id": "e1", "title": "", "description": None},
+            {"product_id": "e2", "title": "   ", "description": ""},
+            {"product_id": "t1", "title": "Men Blue Cotton Shirt", "description": None}]
+    pl.DataFrame(rows).write_csv(tmp_path / "products.csv")
+    result = run_cli(trained_home.env, tmp_path, "tag", "products.csv", "tags.csv",
+                     "--batch-size", "2", "--no-refiner")
+    assert result.returncode == 0, result.stderr
+    tags = pl.read_csv(tmp_path / "tags.csv", infer_schema=False)
+    assert set(tags["product_id"]) == {"t1"}
+    source = tmp_path / "products.csv"
+    assert f"{source} row 1 (product e1): no text and no image; no tags" in result.stderr
+    assert f"{source} row 2 (product e2): no text and no image; no tags" in result.stderr
+    assert "2 product(s) had neither text nor an image and got no tags" in result.stdout
+
+
 def write_products(folder: Path, image: Path) -> list[dict]:
     """Four products: a real image (relative path), a corrupt image, a missing image and a
     Chinese product without one."""
@@ -339,11 +378,12 @@ def test_doctor_passes_on_the_trained_home(trained_home, tmp_path):
     checks = {line[6:].split(":")[0]: line[:4].strip() for line in lines[:-1]}
     assert checks == {"project home": "OK", "warehouse": "OK", "MLflow tracking": "OK",
                       "tagger model": "OK", "refiner model": checks["refiner model"],
-                      "Dagster instance": "OK", "pseudonym key": "OK",
+                      "Dagster instance": "OK", "Dagster runs": "OK", "pseudonym key": "OK",
                       "landing folders": "OK"}
     assert checks["refiner model"] in {"OK", "WARN"}
     assert f"{TAGGER} champion is v{champion(trained_home)}; it loads" in result.stdout
-    assert lines[-1].startswith("8 checks: 0 failed")
+    assert "a dead run is marked failed within 15 s" in result.stdout
+    assert lines[-1].startswith("9 checks: 0 failed")
 
 
 @pytest.mark.slow

@@ -171,7 +171,33 @@ def check_dagster(dagster_home: Path) -> Check:
         return Check(name, WARN, f"{instance} has no run_queue with max_concurrent_runs: 1 "
                                  f"(found {limit!r}); runs at once fail on the DuckDB lock",
                      f"add the run_queue section `tag-pipeline init` writes to {instance}")
-    return Check(name, OK, f"{instance} (run queue: one run at a time)")
+    monitoring = settings.get("run_monitoring")
+    launcher = settings.get("run_launcher")
+    watched = (isinstance(monitoring, dict) and monitoring.get("enabled") is True
+               and isinstance(launcher, dict)
+               and launcher.get("module") == "tag_pipeline.run_launcher")
+    if not watched:
+        return Check(name, WARN, f"{instance} has no run monitoring with tag_pipeline's run "
+                                 "launcher: a run whose process dies stays STARTED and blocks "
+                                 "the one-run queue for good",
+                     f"add the run_launcher and run_monitoring sections `tag-pipeline init` "
+                     f"writes (delete {instance} and run `tag-pipeline init`)")
+    poll = monitoring.get("poll_interval_seconds", 120)
+    return Check(name, OK, f"{instance} (run queue: one run at a time; a dead run is marked "
+                           f"failed within {poll} s)")
+
+
+def check_stuck_runs(runs: list[tuple[str, str, str]]) -> Check:
+    """Runs STARTED whose worker process is gone: (run id, job name, detail) each."""
+    name = "Dagster runs"
+    if not runs:
+        return Check(name, OK, "no run in progress has lost its process")
+    listed = "; ".join(f"run {run_id} ({job}): {detail}" for run_id, job, detail in runs[:5])
+    more = f" and {len(runs) - 5} more" if len(runs) > 5 else ""
+    return Check(name, FAIL, f"{len(runs)} run(s) STARTED whose process is gone, holding the "
+                             f"run queue: {listed}{more}",
+                 "keep the Dagster daemon running (`dagster dev` or `dagster-daemon run`): its "
+                 "run monitor marks such runs failed; or delete the run in the UI's Runs page")
 
 
 def check_pseudonym_key(env_name: str, env_value: str | None, key_file: Path | None,

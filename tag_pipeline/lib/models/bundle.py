@@ -253,13 +253,22 @@ class TaggerBundle:
         """Scores per head name for one batch of model inputs (``tokens``, ``image``,
         ``image_mask``, and for a fused tagger ``linear``, as ``model_inputs`` gives them):
         the fused scores when the bundle has a fusion, else the CNN + BiLSTM's."""
-        return self.combine(self.backend_scores(x))
+        return self.combine(self.backend_scores(x), x.get("has_text"))
 
-    def combine(self, backends: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        """The bundle's scores from its backends' scores (``backend_scores``)."""
+    def combine(self, backends: dict[str, dict[str, np.ndarray]],
+                has_text: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The bundle's scores from its backends' scores (``backend_scores``). A product
+        without usable text (``has_text`` false) is scored by the CNN + BiLSTM alone: its
+        photo is all the evidence there is, and the linear backend would only add its
+        prior."""
         if self.fusion is None:
             return backends[CNN]
-        return fuse(self.fusion, backends, self.space)
+        fused = fuse(self.fusion, backends, self.space)
+        if has_text is not None and not np.all(has_text):
+            textless = ~np.asarray(has_text, bool)
+            for name in fused:
+                fused[name][textless] = backends[CNN][name][textless]
+        return fused
 
     def linear_scores(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
         """The linear backend's calibrated scores of products (title, description and the
@@ -497,8 +506,18 @@ def _products(products: pl.DataFrame,
     return frame
 
 
+def has_usable_text(frame: pl.DataFrame) -> np.ndarray:
+    """Per product: whether its title or description holds more than white space."""
+    blank = pl.lit(True)
+    for name in ("title", "description"):
+        if name in frame.columns:
+            blank = blank & (pl.col(name).fill_null("").str.strip_chars() == "")
+    return ~frame.select(blank.alias("blank"))["blank"].to_numpy().astype(bool)
+
+
 def model_inputs(bundle: TaggerBundle, products: pl.DataFrame) -> dict[str, np.ndarray]:
-    """``tokens``, ``image`` and ``image_mask`` arrays for products, as training builds them.
+    """``tokens``, ``image``, ``image_mask`` and ``has_text`` arrays for products, as
+    training builds them (``has_text``: the title or description is not blank).
 
     Args:
         bundle: The tagger (its tokenizer and image size are used).
@@ -515,7 +534,8 @@ def model_inputs(bundle: TaggerBundle, products: pl.DataFrame) -> dict[str, np.n
         source = io.BytesIO(blob) if blob else path
         if source:
             image[i], mask[i, 0] = read_image(source, size)
-    x = {"tokens": bundle.tokenize(product_texts(frame)), "image": image, "image_mask": mask}
+    x = {"tokens": bundle.tokenize(product_texts(frame)), "image": image, "image_mask": mask,
+         "has_text": has_usable_text(frame)}
     if bundle.linear is not None:
         x["linear"] = bundle.linear_scores(frame)
     return x
@@ -542,7 +562,9 @@ def tag_frame(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int = 51
     Returns:
         Columns product_id, tag, tag_type, facet, score (in [0, 1]), products in input order
         and within a product heads in model order, best score first. A product whose scores
-        pass no threshold has no row.
+        pass no threshold has no row, nor has a product with neither usable text (a title
+        or description that is not blank) nor a readable image: there is nothing to tag it
+        from (``untagged_products`` gives it the reason ``no_text_or_image``).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -564,6 +586,8 @@ def tag_frame(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int = 51
             chunk = next(batches, None)
             pending = pool.submit(model_inputs, bundle, chunk) if chunk is not None else None
             rows, cls, values = given_tags(bundle.scores(x), bundle.thresholds, bundle.space)
+            usable = (x["has_text"] | (x["image_mask"][:, 0] > 0))[rows]
+            rows, cls, values = rows[usable], cls[usable], values[usable]
             parts.append(pl.concat([
                 pl.DataFrame({"product_id": ids.gather(rows)}),
                 classes.select(pl.all().gather(cls)),

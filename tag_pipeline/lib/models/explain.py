@@ -370,6 +370,8 @@ def explain_tags(bundle: TaggerBundle, products: pl.DataFrame, tags: pl.DataFram
                     pending = pool.submit(_prepare, bundle, frame.slice(starts[n + 1], size),
                                           max_words)
                 original, variant, row_of = _score_chunk(bundle, chunk, batch_size)
+                if not (row_of >= 0).any():  # no product of the chunk has a word to occlude
+                    continue
                 in_chunk = (tag_product >= start) & (tag_product < start + size)
                 for h, head in enumerate(heads):
                     pick = np.flatnonzero(in_chunk & (tag_head == h))

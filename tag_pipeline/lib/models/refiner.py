@@ -80,6 +80,7 @@ from tag_pipeline.lib.models.bundle import (
     TAG_SCHEMA,
     TaggerBundle,
     _products,
+    has_usable_text,
     model_inputs,
     read_json,
 )
@@ -862,7 +863,7 @@ def tagger_outputs(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int
                               for h in bundle.space.heads}}
             if "linear" in x:
                 backends[LINEAR] = x["linear"]
-            for name, value in bundle.combine(backends).items():
+            for name, value in bundle.combine(backends, x.get("has_text")).items():
                 scores[name].append(np.asarray(value, np.float32))
     return np.concatenate(embeddings), {k: np.concatenate(v) for k, v in scores.items()}
 
@@ -886,11 +887,15 @@ def refined_tags(refiner: Refiner, bundle: TaggerBundle, products: pl.DataFrame
     tagger_dec = apply_thresholds(scores, bundle.thresholds, bundle.space)
     refined = refine_scores(refiner, embeddings, scores)
     decisions = _decide(refiner, refined, refiner.config.repair)
+    # as tag_frame: a product with neither usable text nor an image gets no tags
+    image_given = (frame["image_path"].is_not_null() | (frame["image_bytes"].bin.size() > 0)
+                   .fill_null(False)).to_numpy()
+    usable = has_usable_text(frame) | image_given
     ids = frame["product_id"].to_list()
     per_product: list[list[tuple]] = [[] for _ in ids]
     for head in refiner.space.heads:
         s = refined[head.name]
-        rows, cols = np.nonzero(decisions[head.name])
+        rows, cols = np.nonzero(decisions[head.name] & usable[:, None])
         order = np.lexsort((-s[rows, cols], rows))
         for r, c in zip(rows[order].tolist(), cols[order].tolist(), strict=True):
             cls = head.classes[c]
