@@ -216,9 +216,16 @@ def _suggest(args: argparse.Namespace) -> int:
                              "description": [args.description or ""],
                              "image_path": [args.image]}, schema={
         "product_id": pl.Utf8, "title": pl.Utf8, "description": pl.Utf8, "image_path": pl.Utf8})
-    products, problems = check_images(products, Path.cwd())
+    # The image named on the command line is the user's own choice: by default its folder is
+    # the image root; --image-root narrows it (as tag's does for a file of products).
+    root = (Path(args.image_root).resolve() if args.image_root else
+            (Path.cwd() / Path(args.image).expanduser()).resolve().parent if args.image
+            else Path.cwd())
+    products, problems = check_images(products, Path.cwd(), image_root=root)
     for problem in problems:
-        _warn(f"image {problem.path} is {problem.status} ({problem.detail}); tagged from the "
+        status = "outside the image root" if problem.status == "outside_root" \
+            else problem.status
+        _warn(f"image {problem.path} is {status} ({problem.detail}); tagged from the "
               "text only")
     models = _load_models(args)
     tags = tag_products(models, products).drop("product_id", "tagger_version",
@@ -259,6 +266,8 @@ def _progress(total: int):
 
 
 def _tag(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from tag_pipeline.lib.cli.files import (
         AtomicWriter,
         check_images,
@@ -266,12 +275,11 @@ def _tag(args: argparse.Namespace) -> int:
         file_format,
         read_batches,
     )
-    import numpy as np
-
     from tag_pipeline.lib.cli.models import TAG_COLUMNS, tag_products
     from tag_pipeline.lib.models.bundle import has_usable_text
 
     source, target = Path(args.input).resolve(), Path(args.output).resolve()
+    image_root = Path(args.image_root).resolve() if args.image_root else source.parent
     file_format(target)  # an unusable output name fails before the model loads
     total = count_rows(source)
     models = _load_models(args)
@@ -287,7 +295,8 @@ def _tag(args: argparse.Namespace) -> int:
     try:
         with AtomicWriter(target, TAG_COLUMNS) as writer:
             for batch in read_batches(source, args.batch_size):
-                batch, found = check_images(batch, source.parent, products + 1)
+                batch, found = check_images(batch, source.parent, products + 1,
+                                            image_root=image_root)
                 for problem in found:
                     say(problem.message(source))
                 no_image = (batch["image_path"].is_null().to_numpy()
@@ -460,6 +469,8 @@ def _parser() -> argparse.ArgumentParser:
     suggest.add_argument("--title", required=True)
     suggest.add_argument("--description", default="")
     suggest.add_argument("--image", help="image file (relative to the current folder)")
+    suggest.add_argument("--image-root", help="folder the image must lie in (default: the "
+                                              "image's own folder)")
     model_options(suggest)
     suggest.add_argument("--json", action="store_true", help="print JSON")
     tag = sub.add_parser("tag", help="tag a file of products into a file of tags",
@@ -470,6 +481,10 @@ def _parser() -> argparse.ArgumentParser:
     model_options(tag)
     tag.add_argument("--batch-size", type=int, default=512, help="products read and tagged "
                                                                  "at once (default: 512)")
+    tag.add_argument("--image-root", help="folder every image_path must resolve inside; one "
+                                          "outside it is never opened and the product is "
+                                          "tagged from its text (default: the product "
+                                          "file's folder)")
     tag.add_argument("--no-explain", action="store_true",
                      help="leave out explanations (each costs about one forward pass per "
                           "word of the product tried)")

@@ -87,7 +87,7 @@ SELECT
         WHEN r.tag_type IS NULL
             THEN 'tag_type is missing and cannot be resolved: tag ''' || r.tag || ''' '
                 || r.type_trouble
-        WHEN r.action = 'add' AND r.product_id NOT IN (
+        WHEN r.product_id NOT IN (
             SELECT product_id FROM {{ ref('cleaned_products') }}
         ) THEN 'product_id ''' || r.product_id || ''' is not in cleaned_products'
     END AS reason

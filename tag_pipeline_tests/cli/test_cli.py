@@ -207,6 +207,29 @@ def test_tag_a_batch_of_products_without_text(trained_home, tmp_path):
     assert "2 product(s) had neither text nor an image and got no tags" in result.stdout
 
 
+def test_tag_never_opens_an_image_outside_the_product_files_folder(trained_home, tmp_path,
+                                                                   demo_image):
+    # a real image beside, not under, the product file's folder: refused by the one
+    # image-path rule, named in a warning, and the product is tagged from its text
+    shutil.copy(demo_image, tmp_path / "outside.png")
+    (tmp_path / "data").mkdir()
+    rows = [{"product_id": "o1", "title": "Men Blue Cotton Shirt", "image_path": "../outside.png"},
+            {"product_id": "o2", "title": "Men Blue Cotton Shirt", "image_path": None}]
+    pl.DataFrame(rows).write_csv(tmp_path / "data" / "products.csv")
+    result = run_cli(trained_home.env, tmp_path, "tag", "data/products.csv", "tags.csv",
+                     "--no-refiner", "--no-explain")
+    assert result.returncode == 0, result.stderr
+    assert "row 1 (product o1): image" in result.stderr
+    assert "is outside the image root (not opened)" in result.stderr
+    tags = pl.read_csv(tmp_path / "tags.csv", infer_schema=False)
+    one, two = (tags.filter(pl.col("product_id") == p).drop("product_id") for p in ("o1", "o2"))
+    assert one.drop("score").rows() == two.drop("score").rows()
+    # --image-root widens the rule to a folder the user names
+    result = run_cli(trained_home.env, tmp_path, "tag", "data/products.csv", "tags.csv",
+                     "--no-refiner", "--no-explain", "--image-root", str(tmp_path))
+    assert result.returncode == 0 and "outside the image root" not in result.stderr
+
+
 def write_products(folder: Path, image: Path) -> list[dict]:
     """Four products: a real image (relative path), a corrupt image, a missing image and a
     Chinese product without one."""

@@ -14,9 +14,8 @@ import dagster as dg
 import pytest
 
 from tag_pipeline.cli import _dead_runs
-from tag_pipeline.run_launcher import worker_pid, worker_state
-
 from tag_pipeline.defs.resources import REPO_ROOT
+from tag_pipeline.run_launcher import worker_pid, worker_state
 from tag_pipeline_tests.conftest import SHARED_DATA
 
 BIN = Path(sys.executable).parent

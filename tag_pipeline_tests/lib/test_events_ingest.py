@@ -15,6 +15,7 @@ from tag_pipeline.lib.events import (
     PseudonymKeyError,
     ingest_events,
     load_key,
+    unknown_products,
     pseudonymise,
     register_pseudonym_function,
 )
@@ -288,6 +289,24 @@ def test_one_badly_quoted_line_costs_only_itself(con, tmp_path, kind, where):
     bad_line = 2 if where == "start" else n + 2
     assert rows(con, "SELECT source_line, reason FROM event_rejects") == [
         (bad_line, "malformed_line")]
+
+
+def test_rows_for_products_the_catalog_lacks_are_counted_with_a_reason(con, tmp_path):
+    con.execute("CREATE TABLE cleaned_products AS SELECT 'P1' AS product_id")
+    write(tmp_path / "in", "a.csv", csv(SALES, "O1,P1,1,2,2026-11-11,u1",
+                                        "O2,P7,1,2,2026-11-11,u2", "O3,P7,2,2,2026-11-11,u3",
+                                        "O4,P8,1,2,2026-11-11,u4"))
+    ingest_events(con, "sales", tmp_path / "in", key=KEY, loaded_at=T0, run_id="r1")
+    unknown = unknown_products(con, "sales", "r1")
+    assert (unknown.rows, unknown.products, unknown.examples) == (3, 2, ("P7", "P8"))
+    assert "3 sales row(s) name 2 product(s) not in cleaned_products" in unknown.reason("sales")
+    # counted per run: another run's loads are not this one's
+    assert unknown_products(con, "sales", "r2").rows == 0
+    write(tmp_path / "fb", "f.csv", csv(FEEDBACK, "P9,Red,accept,u1,2026-11-11,"))
+    ingest_events(con, "feedback", tmp_path / "fb", key=KEY, loaded_at=T0, run_id="r2")
+    fb = unknown_products(con, "feedback", "r2")
+    assert (fb.rows, fb.examples) == (1, ("P9",))
+    assert "never applied" in fb.reason("feedback")
 
 
 def test_raw_user_ids_reach_no_table(con, tmp_path):

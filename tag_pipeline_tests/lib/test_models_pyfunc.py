@@ -99,8 +99,9 @@ def raw_rows(images: dict[str, Path]) -> pd.DataFrame:
     })
 
 
-def assert_valid_tags(tags: pd.DataFrame, product_ids: list[str]) -> None:
-    assert list(tags.columns) == OUTPUT_COLUMNS
+def assert_valid_tags(tags: pd.DataFrame, product_ids: list[str], served: bool = False
+                      ) -> None:
+    assert list(tags.columns) == OUTPUT_COLUMNS + (["warning"] if served else [])
     assert ((tags["score"] >= 0) & (tags["score"] <= 1)).all()
     assert set(tags["tag_type"]) <= set(TAG_TYPES)
     # the softmax floor is 0: every product gets its category, whatever the input
@@ -113,13 +114,14 @@ def as_polars(tags: pl.DataFrame | pd.DataFrame) -> pl.DataFrame:
 
 
 def rows_of(tags: pl.DataFrame | pd.DataFrame, product_id: str) -> pl.DataFrame:
-    return as_polars(tags).filter(pl.col("product_id") == product_id).drop("product_id")
+    return as_polars(tags).filter(pl.col("product_id") == product_id).drop(
+        "product_id", "warning", strict=False)
 
 
 def assert_same_tags(a: pl.DataFrame | pd.DataFrame, b: pl.DataFrame | pd.DataFrame) -> None:
     """Same tags in the same order; scores equal up to float32 rounding (a product's scores
     may differ in the last bit with its position in a batch)."""
-    a, b = as_polars(a), as_polars(b)
+    a, b = as_polars(a).drop("warning", strict=False), as_polars(b).drop("warning", strict=False)
     assert a.drop("score").rows() == b.drop("score").rows()
     np.testing.assert_allclose(a["score"].to_numpy(), b["score"].to_numpy(), rtol=0, atol=1e-6)
 
@@ -170,14 +172,16 @@ def test_inference_preprocessing_equals_training_pipeline(loaded, images):
                                16: str(images["corrupt"]), 17: str(images["missing"])})
     expected = next(iter(make_dataset(products, None, loaded.tokenizer, 16, products.height)))
     got = model_inputs(loaded, products)
-    assert got.keys() == expected.keys()
+    assert got.keys() == expected.keys() | {"has_text"}
+    assert got["has_text"].all()  # every product here has a title
     for name in expected:
         np.testing.assert_array_equal(got[name], expected[name].numpy())
     assert got["image_mask"].ravel()[[0, 1, 8, 16, 17]].tolist() == [1.0, 0.0, 1.0, 0.0, 0.0]
     # imageless rows skip the CNN, rows with an image go through the CNN with its batch norms
     # folded into the convolutions; the scores of both still equal the whole model's
     assert loaded.uses_text_shortcut and loaded.uses_folded_cnn
-    scores, whole = loaded.scores(got), loaded.model(got, training=False)
+    scores = loaded.scores(got)
+    whole = loaded.model({k: got[k] for k in expected}, training=False)
     for head in loaded.space.heads:
         np.testing.assert_allclose(scores[head.name], whole[head.output_name], rtol=0, atol=1e-6)
     folded = fold_batch_norm(loaded.model, loaded.space, loaded.config)
@@ -241,19 +245,47 @@ def test_logged_model_is_served_by_alias(bundle_dir, loaded, images, tmp_path, m
         registered = mlflow.register_model(info.model_uri, NAME)
         MlflowClient().set_registered_model_alias(NAME, "champion", registered.version)
 
-        served = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+        root = images["blue"].parent
+        served = mlflow.pyfunc.load_model(f"models:/{NAME}@champion",
+                                          model_config={"image_root": str(root)})
         inputs = served.metadata.get_input_schema()
         assert inputs.required_input_names() == ["title"]
         assert set(inputs.optional_input_names()) == {"product_id", "description", "image_path",
                                                       "image_bytes"}
+        assert served.metadata.get_output_schema().input_names()[-1] == "warning"
         raw = raw_rows(images).drop(index=5)
         tags = served.predict(raw)
-        assert_valid_tags(tags, ["en", "zh", "path", "bytes", "corrupt"])
+        assert_valid_tags(tags, ["en", "zh", "path", "bytes", "corrupt"], served=True)
+        assert tags["warning"].isna().all()  # every path lies in the image root
         assert_same_tags(rows_of(tags, "bytes"), rows_of(tags, "path"))
         direct = tag_frame(loaded, pl.DataFrame(raw.to_dict("list"),
                                                 schema_overrides={"image_bytes": pl.Binary}))
         assert_same_tags(tags, direct)
         assert served.predict(pd.DataFrame({"title": ["红色 连衣裙"]}))["product_id"].eq("0").all()
+
+        # the one image-path rule: a real image outside the root is never opened; the row
+        # gets a warning and the tags it gets without an image
+        outside = tmp_path / "elsewhere" / "blue.png"
+        outside.parent.mkdir()
+        outside.write_bytes(images["blue"].read_bytes())
+        probe = pd.DataFrame({"product_id": ["out", "up", "none"],
+                              "title": ["Men Blue Shirt"] * 3, "description": [""] * 3,
+                              "image_path": [str(outside), f"../{outside.parent.name}/blue.png",
+                                             None]})
+        guarded = served.predict(probe)
+        assert_same_tags(rows_of(guarded, "out"), rows_of(guarded, "none"))
+        assert_same_tags(rows_of(guarded, "up"), rows_of(guarded, "none"))
+        assert not rows_of(guarded, "out").equals(rows_of(tags, "path"))
+        warnings = guarded.groupby("product_id")["warning"].first()
+        assert "resolves outside the image folder" in warnings["out"]
+        assert "resolves outside the image folder" in warnings["up"]
+        assert warnings.isna()["none"]
+        # with no image root configured, no path is opened at all: only bytes are read
+        unrooted = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+        plain = unrooted.predict(raw)
+        assert_same_tags(rows_of(plain, "path"), rows_of(plain, "corrupt"))
+        assert_same_tags(rows_of(plain, "bytes"), rows_of(tags, "bytes"))
+        assert "no image root" in plain.groupby("product_id")["warning"].first()["path"]
 
         with pytest.raises(MlflowException, match="missing inputs.*title"):
             served.predict(pd.DataFrame({"name": ["红色 连衣裙"]}))

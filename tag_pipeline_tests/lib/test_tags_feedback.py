@@ -202,6 +202,7 @@ def test_unresolvable_and_invalid_feedback_is_reported_with_its_reason(warehouse
         ("p1", "neon", None, "reject", T0),          # in no taxonomy and not on the product
         ("p1", "red", "color", "like", T0),          # unknown action
         (None, "red", "color", "reject", T0),        # no product
+        ("p8", "red", "color", "reject", T0),        # an unknown product: never applied
     ])
     rejects = feedback_rejects(con)
     reasons = {(r["load_id"], r["source_line"]): r["reason"]
@@ -214,13 +215,14 @@ def test_unresolvable_and_invalid_feedback_is_reported_with_its_reason(warehouse
                                   "not in tag_taxonomy and is not on the product")
     assert reasons[("L2", 3)] == "action 'like' is not one of accept, reject, add, withdraw"
     assert reasons[("L2", 4)] == "product_id is missing"
-    assert len(reasons) == 5
+    assert reasons[("L2", 5)] == "product_id 'p8' is not in cleaned_products"
+    assert len(reasons) == 6
     assert feedback_rejects(con, load_ids=["L1"]).height == 1
     result = apply_feedback(con, run_id="fb", at=T0 + timedelta(days=2), load_ids=["L2"])
-    assert (result.events, result.unapplied, result.products) == (4, 4, 2)
+    assert (result.events, result.unapplied, result.products) == (5, 5, 3)
     # L2 applies nothing itself, but rebuilding p1 applies all of p1's feedback in force (L1).
     assert history_of(con, "fb") == {("p1", "red"): "removed", ("p1", "vintage"): "added"}
-    assert not [key for key in tags_of(con) if key[0] == "p9"]
+    assert not [key for key in tags_of(con) if key[0] in ("p8", "p9")]
 
 
 def test_catalog_retag_works_before_feedback_sales_and_taxonomy_exist(con):

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 
 MODEL_URI = "models:/tag_pipeline_tagger@champion"
 # The response contract: one record per (product, tag).
-OUTPUT_COLUMNS = ["product_id", "tag", "tag_type", "facet", "score"]
+OUTPUT_COLUMNS = ["product_id", "tag", "tag_type", "facet", "score", "warning"]
 INPUT_COLUMNS = ["product_id", "title", "description", "image_path", "image_bytes"]
 # Loading TensorFlow and the model on a busy 2-core CI machine; normally about 15 s.
 START_TIMEOUT_S = 240
@@ -102,7 +102,9 @@ def server(trained_home: ProjectHome, tmp_path_factory) -> Iterator[Server]:
     bin_dir = Path(sys.executable).parent
     # env-manager local execs `uvicorn` by name (as `make serve` does, the venv's bin first)
     env = {**trained_home.env, "MLFLOW_TRACKING_URI": trained_home.tracking_uri,
-           "PATH": os.pathsep.join([str(bin_dir), trained_home.env.get("PATH", os.defpath)])}
+           "PATH": os.pathsep.join([str(bin_dir), trained_home.env.get("PATH", os.defpath)]),
+           # the served model opens image paths inside this folder only
+           "TAG_PIPELINE_IMAGE_ROOT": str(image_root(trained_home.home))}
     env.pop("MLFLOW_REGISTRY_URI", None)
     port = free_port()
     command = [str(bin_dir / "mlflow"), "models", "serve", "-m", MODEL_URI,
@@ -143,6 +145,11 @@ def decodable_image(path: Path) -> bool:
             return min(img.size) >= 16  # the demo also writes 8x8 "too small" images
     except (OSError, ValueError):
         return False
+
+
+def image_root(home: Path) -> Path:
+    """The folder of the demo catalog's images: the served model's image root."""
+    return home / "landing" / "demo"
 
 
 def demo_rows(home: Path) -> pd.DataFrame:
@@ -219,6 +226,7 @@ def test_served_champion_tags_real_rows(served: pd.DataFrame, rows: pd.DataFrame
 def test_served_equals_in_process_champion(served: pd.DataFrame, rows: pd.DataFrame,
                                            trained_home: ProjectHome, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", trained_home.tracking_uri)
+    monkeypatch.setenv("TAG_PIPELINE_IMAGE_ROOT", str(image_root(trained_home.home)))
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     # Earlier tests in the session may have pointed the mlflow module's registry elsewhere.
     mlflow.set_tracking_uri(trained_home.tracking_uri)
@@ -233,6 +241,32 @@ def test_served_equals_in_process_champion(served: pd.DataFrame, rows: pd.DataFr
                                   local[OUTPUT_COLUMNS].drop(columns="score"))
     np.testing.assert_allclose(served["score"].to_numpy(), local["score"].to_numpy(),
                                rtol=0, atol=1e-6)
+
+
+def test_an_image_path_outside_the_root_is_not_opened(server: Server, rows: pd.DataFrame,
+                                                      served: pd.DataFrame, tmp_path):
+    # a real image, placed outside the served model's image root: by absolute path and by a
+    # relative path that climbs out; each row gets a warning and the tags of no image
+    pictured = rows.iloc[2]
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes(Path(pictured["image_path"]).read_bytes())
+    sku = pictured["product_id"].removesuffix("/path")
+    probe = pd.DataFrame([
+        (f"{sku}/abs", pictured["title"], pictured["description"], str(outside), b""),
+        (f"{sku}/up", pictured["title"], pictured["description"],
+         "../" * 12 + str(outside).lstrip("/"), b""),
+    ], columns=INPUT_COLUMNS)
+    status, answer = post(server, split_body(probe))
+    assert status == 200, answer
+    tags = pd.DataFrame.from_records(answer["predictions"])
+    without = tags_of(served, f"{sku}/none")
+    for product in (f"{sku}/abs", f"{sku}/up"):
+        got = tags_of(tags, product)
+        assert got["warning"].str.contains("resolves outside the image folder").all(), got
+        pd.testing.assert_frame_equal(got.drop(columns="warning"),
+                                      without.drop(columns="warning"),
+                                      check_exact=False, rtol=0, atol=1e-6)
+    assert tags_of(served, f"{sku}/path")["warning"].isna().all()
 
 
 def test_request_without_title_is_refused_naming_the_column(server: Server, rows: pd.DataFrame):

@@ -24,7 +24,7 @@ def _event_asset(kind: str, group: str, description: str) -> dg.AssetsDefinition
               description=description)
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                catalog: CatalogResource, pseudonyms: PseudonymResource) -> dg.MaterializeResult:
-        from tag_pipeline.lib.events import ingest_events
+        from tag_pipeline.lib.events import ingest_events, unknown_products
         from tag_pipeline.lib.events.daily import days_loaded_by_run
 
         folder = Path(catalog.landing_dir) / kind
@@ -43,6 +43,9 @@ def _event_asset(kind: str, group: str, description: str) -> dg.AssetsDefinition
                 "reason, count(*) AS n", "reason").pl()
             table_preview = preview(con, table)
             days = days_loaded_by_run(con, context.run_id) if kind == "sales" else []
+            unknown = unknown_products(con, kind, context.run_id)
+        if unknown.rows:
+            context.log.warning(unknown.reason(kind))
         # The daily partitions of sales_daily these rows fall in (backfill them if past).
         day_metadata = {"order_days_loaded": len(days),
                         "first_order_day": str(days[0]) if days else "",
@@ -55,6 +58,9 @@ def _event_asset(kind: str, group: str, description: str) -> dg.AssetsDefinition
             "rows_loaded_this_run": report.rows_loaded,
             "rows_rejected_this_run": report.rows_rejected,
             **{f"rejected.{r}": int(n) for r, n in rejects.iter_rows()},
+            "unknown_product_rows_this_run": unknown.rows,
+            "unknown_products_this_run": unknown.products,
+            "unknown_products_reason": unknown.reason(kind) if unknown.rows else "",
             "preview": dg.MetadataValue.md(table_preview),
         })
 

@@ -25,7 +25,7 @@ from types import TracebackType
 
 import polars as pl
 
-from tag_pipeline.lib.images import decode_image
+from tag_pipeline.lib.images import decode_image, resolve_image
 
 REQUIRED_COLUMNS = ("product_id", "title")
 OPTIONAL_COLUMNS = ("description", "image_path")
@@ -131,18 +131,25 @@ class ImageProblem:
     row: int  # 1 = the file's first data row
     product_id: str
     path: str
-    status: str  # 'missing' or 'corrupt', as in image_checks
+    status: str  # as in image_checks: missing, corrupt, outside_root, unsupported, ...
     detail: str
 
     def message(self, source: Path | str) -> str:
         """One line for the user."""
+        status = {"outside_root": "outside the image root (not opened)",
+                  "unsupported": "not supported"}.get(self.status, self.status)
         return (f"{source} row {self.row} (product {self.product_id}): image {self.path} is "
-                f"{self.status} ({self.detail}); tagged from its text only")
+                f"{status} ({self.detail}); tagged from its text only")
 
 
-def check_images(batch: pl.DataFrame, base_dir: Path, first_row: int = 1
-                 ) -> tuple[pl.DataFrame, list[ImageProblem]]:
-    """Resolve each product's ``image_path`` against ``base_dir`` and decode it.
+def check_images(batch: pl.DataFrame, base_dir: Path, first_row: int = 1,
+                 image_root: Path | None = None) -> tuple[pl.DataFrame, list[ImageProblem]]:
+    """Resolve each product's ``image_path`` against ``base_dir``, inside ``image_root``
+    (default: ``base_dir``), and decode it.
+
+    The rule of ``lib.images.resolve_image``, as the pipeline applies it: a path that leaves
+    the image root (``../../etc/passwd``, an absolute path elsewhere, a symlink out) is
+    reported ``outside_root`` and never opened; a remote URL is ``unsupported``.
 
     Returns:
         The batch with ``image_path`` absolute where the image decodes and null where there is
@@ -158,9 +165,12 @@ def check_images(batch: pl.DataFrame, base_dir: Path, first_row: int = 1
         if not ref:
             resolved.append(None)
             continue
-        path = Path(ref).expanduser()
-        path = path if path.is_absolute() else base_dir / path
-        if not path.is_file():
+        allowed, status, detail = resolve_image(ref, base_dir, image_root or base_dir)
+        path = allowed if allowed is not None else (
+            Path(ref) if Path(ref).is_absolute() else base_dir / ref)
+        if allowed is None:
+            pass  # outside the root or remote: reported, never opened
+        elif not path.is_file():
             status, detail = "missing", f"no file at {path}"
         else:
             verdict = decode_image(path)

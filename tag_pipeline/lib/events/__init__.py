@@ -11,8 +11,10 @@ from datetime import datetime
 from tag_pipeline.lib.events.ingest import (
     EventIngestError,
     EventIngestReport,
+    UnknownProducts,
     ensure_event_tables,
     ingest_events,
+    unknown_products,
 )
 from tag_pipeline.lib.events.pseudonym import (
     PseudonymKeyError,
@@ -51,10 +53,12 @@ __all__ = [
     "EventIngestError",
     "EventIngestReport",
     "PseudonymKeyError",
+    "UnknownProducts",
     "behaviour_vars",
     "ensure_event_tables",
     "ingest_events",
     "load_key",
     "pseudonymise",
     "register_pseudonym_function",
+    "unknown_products",
 ]

@@ -601,3 +601,49 @@ def ingest_events(con: duckdb.DuckDBPyConnection, kind: EventKind, folder: Path,
         con.execute("DROP TABLE IF EXISTS _ev_users")
         unregister_pseudonym_function(con, _UDF)
     return report
+
+
+@dataclass(frozen=True)
+class UnknownProducts:
+    """Event rows of one run's loads whose product_id is not in ``cleaned_products``."""
+
+    rows: int
+    products: int
+    examples: tuple[str, ...]  # a few of the product ids, sorted
+
+    def reason(self, kind: EventKind) -> str:
+        """What happens to such rows, for the run's log and metadata."""
+        effect = ("count toward no product's tags" if kind == "sales" else
+                  "are never applied (listed in feedback_rejects)")
+        return (f"{self.rows:,} {kind} row(s) name {self.products:,} product(s) not in "
+                f"cleaned_products (e.g. {', '.join(map(repr, self.examples))}); they "
+                f"{effect}")
+
+
+def unknown_products(con: duckdb.DuckDBPyConnection, kind: EventKind, run_id: str | None,
+                     examples: int = 5) -> UnknownProducts:
+    """The rows that the loads of run ``run_id`` (``event_files.run_id``) brought for
+    products the catalog does not have; all zero when there is no ``cleaned_products`` yet."""
+    if kind not in COLUMNS:
+        raise EventIngestError(f"unknown event kind {kind!r}; expected one of {list(COLUMNS)}")
+    has_catalog = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'cleaned_products'"
+    ).fetchone()[0]
+    if not has_catalog:
+        return UnknownProducts(0, 0, ())
+    rows, products, sample = con.execute(
+        f"""
+        WITH unknown AS (
+            SELECT e.product_id
+            FROM raw_{kind} AS e
+            SEMI JOIN event_files AS f
+                ON f.load_id = e.load_id AND f.kind = ? AND f.run_id IS NOT DISTINCT FROM ?
+            ANTI JOIN cleaned_products AS c ON c.product_id = e.product_id
+        )
+        SELECT count(*), count(DISTINCT product_id),
+               list(DISTINCT product_id ORDER BY product_id)[1:?]
+        FROM unknown
+        """,
+        [kind, run_id, examples],
+    ).fetchone()
+    return UnknownProducts(int(rows), int(products), tuple(sample or ()))

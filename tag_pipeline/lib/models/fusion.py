@@ -14,14 +14,14 @@ ensembles and the late-fusion winners of the SIGIR eCom 2020 multimodal challeng
   are tuned afterwards on the fused scores (``scoring.tune_thresholds``).
 
 ``tune_fusion`` picks ``w`` and ``tau`` on validation scores (see its docstring): one CNN
-weight shared by the heads, learned from all their rows (a weight per head, on a small split, fits its noise), a per-head fallback to the
-linear backend alone where the shared weight does not help that head, and a per-head prior
-adjustment kept only when it is worth more than one validation product and holds on both
-halves of the split. Each backend alone (``w`` = 0 or 1, ``tau`` = 0) is a candidate, so on
-validation the fused head is never below the linear backend and never more than one product's
-worth below the CNN + BiLSTM alone: by construction, and tested. The linear backend is the
-in-run baseline's family, so a noisy departure from it is what makes a fused tagger lose to
-the baseline on the test split.
+weight shared by the heads, learned from all their rows (a weight per head, on a small split,
+fits its noise); a per-head fallback to the linear backend alone where the shared weight does
+not help that head; and a per-head prior adjustment kept only when it is worth more than one
+validation product and holds on both halves of the split. Each backend alone (``w`` = 0 or 1,
+``tau`` = 0) is a candidate, so on validation the fused head is never below the linear
+backend and never more than one product's worth below the CNN + BiLSTM alone: by
+construction, and tested. The linear backend is the in-run baseline's family, so a noisy
+departure from it is what makes a fused tagger lose to the baseline on the test split.
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ project; a process that has already imported ``tag_pipeline`` keeps using its ow
 from __future__ import annotations
 
 import math
+import os
 import tempfile
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,8 @@ from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, DataType, Schema
 
 import tag_pipeline
-from tag_pipeline.lib.models.bundle import TaggerBundle, load_bundle, tag_frame
+from tag_pipeline.lib.images import resolve_image
+from tag_pipeline.lib.models.bundle import TAG_SCHEMA, TaggerBundle, load_bundle, tag_frame
 
 BUNDLE_ARTIFACT = "bundle"
 # Distributions whose installed versions are pinned in the logged model's requirements.
@@ -42,6 +45,12 @@ INPUT_SCHEMA = Schema([
     ColSpec(DataType.string, "image_path", required=False),
     ColSpec(DataType.binary, "image_bytes", required=False),
 ])
+# Where the served model may open image files: image_path values must resolve inside this
+# folder (set where the model is served; the model_config key "image_root" wins over it).
+# Unset, no path is opened and only image_bytes are read.
+IMAGE_ROOT_ENV = "TAG_PIPELINE_IMAGE_ROOT"
+# The response: one row per (product, tag), and a warning about the product's input, if any.
+OUTPUT_COLUMNS = [*TAG_SCHEMA, "warning"]
 # The model file MLflow runs to get the model (its "models from code" format).
 _MODEL_CODE = """\
 import mlflow
@@ -73,6 +82,50 @@ def pandas_to_products(frame: pd.DataFrame, feature_names: tuple[str, ...] = ()
     return pl.DataFrame(columns)
 
 
+def guard_image_paths(products: pl.DataFrame, image_root: Path | None
+                      ) -> tuple[pl.DataFrame, dict[str, str]]:
+    """Apply the one image-path rule (``lib.images.resolve_image``) to a request's rows.
+
+    An ``image_path`` is kept, made absolute, only when it resolves inside ``image_root`` to
+    an existing file; otherwise it is set to null before anything opens it, and the product
+    gets a warning (it is tagged from its text). With no image root every path is refused:
+    clients send ``image_bytes``. A row with image bytes uses them and its path is ignored.
+
+    Returns:
+        The rows (with a ``product_id``: the row number where the request has none, as
+        ``tag_frame`` numbers them) and ``{product_id: warning}``.
+    """
+    if "product_id" not in products.columns:
+        products = products.with_columns(
+            pl.Series("product_id", [str(i) for i in range(products.height)], dtype=pl.Utf8))
+    if "image_path" not in products.columns:
+        return products, {}
+    blobs = (products["image_bytes"].to_list() if "image_bytes" in products.columns
+             else [None] * products.height)
+    kept: list[str | None] = []
+    warnings: dict[str, str] = {}
+    for pid, ref, blob in zip(products["product_id"].to_list(),
+                              products["image_path"].to_list(), blobs, strict=True):
+        ref = (ref or "").strip()
+        if not ref or blob:
+            kept.append(None)
+            continue
+        shown = repr(ref[:200])
+        if image_root is None:
+            warnings[pid] = (f"image_path {shown} not opened: this model has no image root "
+                             f"({IMAGE_ROOT_ENV}); send image_bytes. Tagged from its text")
+            kept.append(None)
+            continue
+        path, status, detail = resolve_image(ref, image_root, image_root)
+        if path is None:
+            warnings[pid] = f"image_path not opened: {detail}. Tagged from its text"
+        elif not path.is_file():
+            warnings[pid] = f"image_path {shown}: no file at {path}. Tagged from its text"
+            path = None
+        kept.append(None if path is None else str(path))
+    return products.with_columns(pl.Series("image_path", kept, dtype=pl.Utf8)), warnings
+
+
 def tags_to_pandas(tags: pl.DataFrame) -> pd.DataFrame:
     """A tag frame as pandas (string columns as objects, score as float64)."""
     out = pd.DataFrame({name: tags[name].to_list() for name in tags.columns})
@@ -84,6 +137,7 @@ class TaggerModel(mlflow.pyfunc.PythonModel):
 
     def __init__(self) -> None:
         self._bundle: TaggerBundle | None = None
+        self._image_root: Path | None = None
 
     @property
     def bundle(self) -> TaggerBundle:
@@ -93,16 +147,39 @@ class TaggerModel(mlflow.pyfunc.PythonModel):
         return self._bundle
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        """Load the bundle folder logged as the artifact ``bundle``."""
+        """Load the bundle folder logged as the artifact ``bundle``; read the image root
+        (``model_config["image_root"]``, else ``$TAG_PIPELINE_IMAGE_ROOT``, else none)."""
         self._bundle = load_bundle(Path(context.artifacts[BUNDLE_ARTIFACT]))
+        self._image_root = image_root_of(context)
 
     def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Columns product_id, tag, tag_type, facet, score; see ``bundle.tag_frame``."""
+        """Columns product_id, tag, tag_type, facet, score (see ``bundle.tag_frame``) and
+        warning (the product's image_path was not used, and why; else null)."""
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
-        return tags_to_pandas(tag_frame(self.bundle, pandas_to_products(
-            model_input, feature_names(self.bundle))))
+        return tag_rows(self.bundle, model_input, self._image_root)
+
+
+def image_root_of(context: Any) -> Path | None:
+    """The served model's image root: ``model_config["image_root"]``, else
+    ``$TAG_PIPELINE_IMAGE_ROOT``, else none (only image bytes are read)."""
+    config = getattr(context, "model_config", None) or {}
+    root = config.get("image_root") or os.environ.get(IMAGE_ROOT_ENV)
+    return Path(root).expanduser().resolve() if root else None
+
+
+def tag_rows(bundle: TaggerBundle, model_input: pd.DataFrame, image_root: Path | None,
+             tag: Callable[[pl.DataFrame], pl.DataFrame] | None = None) -> pd.DataFrame:
+    """What a served model answers for request rows: its tags (``tag``, default
+    ``tag_frame`` with ``bundle``) of the rows after ``guard_image_paths``, with a
+    ``warning`` column."""
+    products, warnings = guard_image_paths(
+        pandas_to_products(model_input, feature_names(bundle)), image_root)
+    tags = tag(products) if tag is not None else tag_frame(bundle, products)
+    tags = tags.with_columns(pl.col("product_id").replace_strict(
+        warnings, default=None, return_dtype=pl.Utf8).alias("warning"))
+    return tags_to_pandas(tags)
 
 
 def feature_names(bundle: TaggerBundle) -> tuple[str, ...]:
@@ -145,13 +222,16 @@ def _signature(input_example: pd.DataFrame, output_example: pd.DataFrame,
         # typed as the contract says even when the example has no value
         example[name] = [None if _missing(v) else str(v) for v in example.get(
             name, pd.Series([None] * len(example)))]
-    inferred = infer_signature(example, output_example)
+    inferred = infer_signature(example, output_example.drop(columns="warning"))
     declared = {c.name for c in schema.inputs}
     undocumented = sorted(set(inferred.inputs.input_names()) - declared)
     if undocumented:
         raise ValueError(f"input example has column(s) {undocumented} the tagger does not "
                          f"read; it reads {sorted(declared)}")
-    return ModelSignature(inputs=schema, outputs=inferred.outputs)
+    # the warning column is null in an example without image paths: declared, not inferred
+    outputs = Schema([*inferred.outputs.inputs,
+                      ColSpec(DataType.string, "warning", required=False)])
+    return ModelSignature(inputs=schema, outputs=outputs)
 
 
 def log_tagger(bundle_dir: Path, name: str = "model",
@@ -185,7 +265,7 @@ def log_tagger(bundle_dir: Path, name: str = "model",
         if name not in example.columns:
             example[name] = None
         example[name] = [None if _missing(v) else str(v) for v in example[name]]
-    output = tags_to_pandas(tag_frame(bundle, pandas_to_products(example, names)))
+    output = tag_rows(bundle, example, None)
     with tempfile.TemporaryDirectory(prefix="tagger_model_") as tmp:
         model_code = Path(tmp) / "tagger_model.py"
         model_code.write_text(_MODEL_CODE, encoding="utf-8")

@@ -26,9 +26,9 @@ from tag_pipeline.lib.models.pyfunc import (
     _signature,
     default_input_example,
     feature_names,
-    pandas_to_products,
+    image_root_of,
     serving_requirements,
-    tags_to_pandas,
+    tag_rows,
 )
 from tag_pipeline.lib.models.refiner import Refiner, load_refiner, refined_tags
 
@@ -49,6 +49,7 @@ class RefinerModel(mlflow.pyfunc.PythonModel):
     def __init__(self) -> None:
         self._bundle: TaggerBundle | None = None
         self._refiner: Refiner | None = None
+        self._image_root: Path | None = None
 
     @property
     def bundle(self) -> TaggerBundle:
@@ -67,19 +68,20 @@ class RefinerModel(mlflow.pyfunc.PythonModel):
         return self._refiner
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        """Load the artifacts ``bundle`` and ``refiner``."""
+        """Load the artifacts ``bundle`` and ``refiner``; the image root as
+        ``pyfunc.image_root_of``."""
         self._bundle = load_bundle(Path(context.artifacts[BUNDLE_ARTIFACT]))
         self._refiner = load_refiner(Path(context.artifacts[REFINER_ARTIFACT]))
+        self._image_root = image_root_of(context)
 
     def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Columns product_id, tag, tag_type, facet, score, source; see
-        ``refiner.refined_tags``."""
+        """Columns product_id, tag, tag_type, facet, score, source (see
+        ``refiner.refined_tags``) and warning (as ``pyfunc.TaggerModel.predict``)."""
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
-        return tags_to_pandas(refined_tags(self.refiner, self.bundle,
-                                           pandas_to_products(model_input,
-                                                              feature_names(self.bundle))))
+        return tag_rows(self.bundle, model_input, self._image_root,
+                        lambda products: refined_tags(self.refiner, self.bundle, products))
 
 
 def log_refiner(refiner_dir: Path, tagger_bundle_dir: Path, name: str = "model",
@@ -114,8 +116,9 @@ def log_refiner(refiner_dir: Path, tagger_bundle_dir: Path, name: str = "model",
         if name not in example.columns:
             example[name] = None
         example[name] = [None if _missing(v) else str(v) for v in example[name]]
-    output = tags_to_pandas(refined_tags(load_refiner(refiner_dir), bundle,
-                                         pandas_to_products(example, names)))
+    refiner = load_refiner(refiner_dir)
+    output = tag_rows(bundle, example, None,
+                      lambda products: refined_tags(refiner, bundle, products))
     with tempfile.TemporaryDirectory(prefix="refiner_model_") as tmp:
         model_code = Path(tmp) / "refiner_model.py"
         model_code.write_text(_MODEL_CODE, encoding="utf-8")
