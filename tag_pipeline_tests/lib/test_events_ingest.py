@@ -15,9 +15,9 @@ from tag_pipeline.lib.events import (
     PseudonymKeyError,
     ingest_events,
     load_key,
-    unknown_products,
     pseudonymise,
     register_pseudonym_function,
+    unknown_products,
 )
 
 KEY = b"test-pseudonym-key-0123456789"
