@@ -277,4 +277,6 @@ def log_tagger(bundle_dir: Path, name: str = "model",
             signature=_signature(example, output, names),
             input_example=example,
             pip_requirements=serving_requirements(),
+            # declared so load_model(model_config={"image_root": ...}) is passed on
+            model_config={"image_root": ""},
         )

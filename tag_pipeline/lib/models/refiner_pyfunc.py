@@ -131,4 +131,6 @@ def log_refiner(refiner_dir: Path, tagger_bundle_dir: Path, name: str = "model",
             signature=_signature(example, output, names),
             input_example=example,
             pip_requirements=serving_requirements(),
+            # declared so load_model(model_config={"image_root": ...}) is passed on
+            model_config={"image_root": ""},
         )
