@@ -274,7 +274,8 @@ def test_logged_refiner_tags_raw_rows(refiner, tagger, tmp_path, monkeypatch):
                             "title": ["Men Blue Printed Shirt", "女士红色印花衬衫"],
                             "description": ["cotton", None], "image_path": [None, None]})
         tags = served.predict(raw)
-        assert list(tags.columns) == list(REFINED_SCHEMA)
+        assert list(tags.columns) == [*REFINED_SCHEMA, "warning"]
+        assert tags["warning"].isna().all()  # no image path to refuse
         assert set(tags["product_id"]) == {"en", "zh"}  # the softmax floor is 0
         assert ((tags["score"] >= 0) & (tags["score"] <= 1)).all()
         direct = refined_tags(refiner, tagger, pl.DataFrame(raw.to_dict("list")))

@@ -205,7 +205,27 @@ def tags_of(tags: pd.DataFrame, product_id: str) -> pd.DataFrame:
         drop=True)
 
 
-def test_served_champion_tags_real_rows(served: pd.DataFrame, rows: pd.DataFrame):
+@pytest.fixture(scope="module")
+def local_champion(trained_home: ProjectHome):
+    """The champion loaded in this process, as the server loads it (same image root)."""
+    saved = os.environ.get("TAG_PIPELINE_IMAGE_ROOT")
+    os.environ["TAG_PIPELINE_IMAGE_ROOT"] = str(image_root(trained_home.home))
+    # Earlier tests in the session may have pointed the mlflow module's registry elsewhere.
+    mlflow.set_tracking_uri(trained_home.tracking_uri)
+    mlflow.set_registry_uri(trained_home.tracking_uri)
+    try:
+        yield mlflow.pyfunc.load_model(MODEL_URI)
+    finally:
+        mlflow.set_tracking_uri(None)  # unset again; the restored environment decides
+        mlflow.set_registry_uri(None)
+        if saved is None:
+            os.environ.pop("TAG_PIPELINE_IMAGE_ROOT", None)
+        else:
+            os.environ["TAG_PIPELINE_IMAGE_ROOT"] = saved
+
+
+def test_served_champion_tags_real_rows(served: pd.DataFrame, rows: pd.DataFrame,
+                                        local_champion):
     assert list(served.columns) == OUTPUT_COLUMNS
     assert served["score"].between(0, 1).all(), served["score"].describe()
     assert set(served["tag_type"]) <= set(TAG_TYPES)
@@ -217,25 +237,19 @@ def test_served_champion_tags_real_rows(served: pd.DataFrame, rows: pd.DataFrame
     by_path, by_bytes = tags_of(served, f"{sku}/path"), tags_of(served, f"{sku}/bytes")
     # the image reached the model both ways: equal answers, unlike the same row without it
     pd.testing.assert_frame_equal(by_path, by_bytes, check_exact=False, rtol=0, atol=1e-6)
-    without = tags_of(served, f"{sku}/none")
-    assert not (len(without) == len(by_path)
-                and np.allclose(without["score"], by_path["score"], rtol=0, atol=1e-6)), \
-        "the served model gave the same scores with and without the image"
+    assert by_path["warning"].isna().all()  # the path lies in the image root: opened
+    fusion = local_champion.unwrap_python_model().bundle.fusion
+    if fusion is None or any(h.weight > 0 for h in fusion.heads.values()):
+        # the image reaches a model whose scores read it: unlike the same row without it
+        without = tags_of(served, f"{sku}/none")
+        assert not (len(without) == len(by_path)
+                    and np.allclose(without["score"], by_path["score"], rtol=0, atol=1e-6)), \
+            "the served model gave the same scores with and without the image"
 
 
 def test_served_equals_in_process_champion(served: pd.DataFrame, rows: pd.DataFrame,
-                                           trained_home: ProjectHome, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained_home.tracking_uri)
-    monkeypatch.setenv("TAG_PIPELINE_IMAGE_ROOT", str(image_root(trained_home.home)))
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    # Earlier tests in the session may have pointed the mlflow module's registry elsewhere.
-    mlflow.set_tracking_uri(trained_home.tracking_uri)
-    mlflow.set_registry_uri(trained_home.tracking_uri)
-    try:
-        local = mlflow.pyfunc.load_model(MODEL_URI).predict(rows)
-    finally:
-        mlflow.set_tracking_uri(None)  # unset again; the restored environment decides
-        mlflow.set_registry_uri(None)
+                                           local_champion):
+    local = local_champion.predict(rows)
     assert len(local) > 0
     pd.testing.assert_frame_equal(served.drop(columns="score"),
                                   local[OUTPUT_COLUMNS].drop(columns="score"))
