@@ -21,8 +21,7 @@ from tag_pipeline_tests.conftest import SHARED_DATA
 BIN = Path(sys.executable).parent
 
 
-@pytest.mark.slow
-def test_overlapping_runs_queue_without_lock_errors(tmp_path, monkeypatch):
+def _start_home(tmp_path, monkeypatch) -> tuple[dict[str, str], str, dg.DagsterInstance]:
     env = {**os.environ, "TAG_PIPELINE_HOME": str(tmp_path / "home"),
            "DAGSTER_HOME": str(tmp_path / "dagster"),
            "TAG_PIPELINE_SHARED_DATA": str(SHARED_DATA)}
@@ -30,12 +29,20 @@ def test_overlapping_runs_queue_without_lock_errors(tmp_path, monkeypatch):
         monkeypatch.setenv(key, value)
     subprocess.run([str(BIN / "tag-pipeline"), "init"], env=env, check=True,
                    capture_output=True)
-    workspace = str(REPO_ROOT / "workspace.yaml")
-    # Create the instance's sqlite storage once, before two processes race to create it.
-    instance = dg.DagsterInstance.get()
-    daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", workspace], env=env, cwd=tmp_path,
+    # the instance's sqlite storage is created here, before two processes race to create it
+    return env, str(REPO_ROOT / "workspace.yaml"), dg.DagsterInstance.get()
+
+
+def _daemon(env: dict[str, str], workspace: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-w", workspace], env=env, cwd=cwd,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+@pytest.mark.slow
+def test_overlapping_runs_queue_without_lock_errors(tmp_path, monkeypatch):
+    env, workspace, instance = _start_home(tmp_path, monkeypatch)
+    daemon = _daemon(env, workspace, tmp_path)
     try:
         for _ in range(2):
             launch = subprocess.run([str(BIN / "dagster"), "job", "launch", "-w", workspace,
@@ -56,17 +63,6 @@ def test_overlapping_runs_queue_without_lock_errors(tmp_path, monkeypatch):
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
-
-
-def _start_home(tmp_path, monkeypatch) -> tuple[dict[str, str], str, dg.DagsterInstance]:
-    env = {**os.environ, "TAG_PIPELINE_HOME": str(tmp_path / "home"),
-           "DAGSTER_HOME": str(tmp_path / "dagster"),
-           "TAG_PIPELINE_SHARED_DATA": str(SHARED_DATA)}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    subprocess.run([str(BIN / "tag-pipeline"), "init"], env=env, check=True,
-                   capture_output=True)
-    return env, str(REPO_ROOT / "workspace.yaml"), dg.DagsterInstance.get()
 
 
 def test_a_dead_worker_is_told_apart_from_a_live_one(tmp_path, monkeypatch):
@@ -96,9 +92,7 @@ def test_a_dead_worker_is_told_apart_from_a_live_one(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_a_killed_run_is_failed_by_the_monitor_and_the_queue_goes_on(tmp_path, monkeypatch):
     env, workspace, instance = _start_home(tmp_path, monkeypatch)
-    daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", workspace], env=env, cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    daemon = _daemon(env, workspace, tmp_path)
 
     def launch() -> None:
         done = subprocess.run([str(BIN / "dagster"), "job", "launch", "-w", workspace,
