@@ -147,7 +147,12 @@ product and the columns:
   image_path   optional; a relative path starts at the product file's folder. A missing or
                undecodable image is reported per row and the product is tagged from its
                text only, as the pipeline does.
-Other columns are ignored."""
+  feature columns  the catalog features the model was trained with (its profile's
+               `features:`, e.g. year for myntra); taken as empty when absent.
+Other columns are ignored. The file is read as the pipeline reads a landing file: a line that
+cannot be read (invalid UTF-8, bad quoting, a wrong number of fields, a JSON line that is not
+an object) or a row with an empty or repeated product_id is reported with its line and reason
+and not tagged; every other row is tagged."""
 
 TAG_FILE_HELP = """\
 The tag file (CSV, JSON Lines or Parquet, by the OUTPUT extension) has one row per (product,
@@ -265,15 +270,20 @@ def _progress(total: int):
     return tqdm(total=total, unit="product", file=sys.stderr, dynamic_ncols=True)
 
 
+# Bad lines named one by one on stderr before the rest are only counted (all are in --rejects).
+_BAD_ROWS_SHOWN = 20
+
+
 def _tag(args: argparse.Namespace) -> int:
     import numpy as np
 
     from tag_pipeline.lib.cli.files import (
+        OPTIONAL_COLUMNS,
         AtomicWriter,
+        ProductFile,
         check_images,
-        count_rows,
         file_format,
-        read_batches,
+        write_bad_rows,
     )
     from tag_pipeline.lib.cli.models import TAG_COLUMNS, tag_products
     from tag_pipeline.lib.models.bundle import has_usable_text
@@ -281,41 +291,64 @@ def _tag(args: argparse.Namespace) -> int:
     source, target = Path(args.input).resolve(), Path(args.output).resolve()
     image_root = Path(args.image_root).resolve() if args.image_root else source.parent
     file_format(target)  # an unusable output name fails before the model loads
-    total = count_rows(source)
-    models = _load_models(args)
-    bar = _progress(total)
+    rejects = Path(args.rejects).resolve() if args.rejects else None
+    if rejects is not None:
+        file_format(rejects)
+    # a missing file, a bad header or a missing column fails before the model loads
+    with ProductFile(source, optional=None) as products_file:
+        models = _load_models(args)
+        features = tuple(c.name for c in models.bundle.feature_columns)
+        bar = _progress(products_file.rows)
 
-    def say(message: str) -> None:
-        if bar is not None:  # printed above the bar, not through it
-            bar.write(f"warning: {message}", file=sys.stderr)
-        else:
-            _warn(message)
+        def say(message: str) -> None:
+            if bar is not None:  # printed above the bar, not through it
+                bar.write(f"warning: {message}", file=sys.stderr)
+            else:
+                _warn(message)
 
-    products = problems = empty = 0
-    try:
-        with AtomicWriter(target, TAG_COLUMNS) as writer:
-            for batch in read_batches(source, args.batch_size):
-                batch, found = check_images(batch, source.parent, products + 1,
-                                            image_root=image_root)
-                for problem in found:
-                    say(problem.message(source))
-                no_image = (batch["image_path"].is_null().to_numpy()
-                            if "image_path" in batch.columns else np.ones(batch.height, bool))
-                nothing = ~has_usable_text(batch) & no_image
-                for row in np.flatnonzero(nothing).tolist():
-                    say(f"{source} row {products + row + 1} (product "
-                        f"{batch['product_id'][row]}): no text and no image; no tags")
-                empty += int(nothing.sum())
-                writer.write(tag_products(models, batch, explain=not args.no_explain))
-                products += batch.height
-                problems += len(found)
-                if bar is not None:
-                    bar.update(batch.height)
-    finally:
-        if bar is not None:
-            bar.close()
+        bad = products_file.bad_rows
+        for row in bad[:_BAD_ROWS_SHOWN]:
+            say(row.message(source))
+        if len(bad) > _BAD_ROWS_SHOWN:
+            say(f"{source}: {len(bad) - _BAD_ROWS_SHOWN:,} more bad line(s) not shown"
+                + (f"; all are in {rejects}" if rejects else "; --rejects FILE lists them all"))
+        if rejects is not None:
+            write_bad_rows(rejects, bad)
+        missing = [c for c in features if c not in products_file.columns]
+        if missing:
+            say(f"{source} has no column(s) {missing}, which the model reads as catalog "
+                "features; they are taken as empty")
+        products = problems = empty = 0
+        try:
+            with AtomicWriter(target, TAG_COLUMNS) as writer:
+                for batch in products_file.batches(args.batch_size,
+                                                   (*OPTIONAL_COLUMNS, *features)):
+                    batch, found = check_images(batch, source.parent, image_root=image_root)
+                    for problem in found:
+                        say(problem.message(source))
+                    no_image = (batch["image_path"].is_null().to_numpy()
+                                if "image_path" in batch.columns
+                                else np.ones(batch.height, bool))
+                    nothing = ~has_usable_text(batch) & no_image
+                    for row in np.flatnonzero(nothing).tolist():
+                        say(f"{source} line {batch['_line'][row]} (product "
+                            f"{batch['product_id'][row]}): no text and no image; no tags")
+                    empty += int(nothing.sum())
+                    writer.write(tag_products(models, batch.drop("_line"),
+                                              explain=not args.no_explain))
+                    products += batch.height
+                    problems += len(found)
+                    if bar is not None:
+                        bar.update(batch.height)
+        finally:
+            if bar is not None:
+                bar.close()
     print(f"wrote {writer.rows:,} tags of {products:,} products to {target}")
     print(f"model: {models.describe()}")
+    if bad:
+        where = f"; listed in {rejects}" if rejects else ""
+        print(f"{len(bad):,} line(s) of {source.name} could not be used and were not "
+              f"tagged{where}")
     if problems:
         print(f"{problems:,} product(s) had an unusable image and were tagged from their text")
     if empty:
@@ -333,12 +366,13 @@ def _eval(args: argparse.Namespace) -> int:
     import polars as pl
 
     from tag_pipeline.lib.cli.evaluation import TAGS_COLUMN, evaluate_file
-    from tag_pipeline.lib.cli.files import REQUIRED_COLUMNS, scan_file
+    from tag_pipeline.lib.cli.files import REQUIRED_COLUMNS, ProductFile
     from tag_pipeline.lib.warehouse import markdown_table
 
     path = Path(args.file).resolve()
     # a missing or unreadable file fails before the model loads
-    scan_file(path, (*REQUIRED_COLUMNS, TAGS_COLUMN))
+    with ProductFile(path, (*REQUIRED_COLUMNS, TAGS_COLUMN), ()):
+        pass
     models = _load_models(argparse.Namespace(model=args.model, no_refiner=True))
     result = evaluate_file(models.bundle, path, args.batch_size)
     for problem in result.image_problems:
@@ -485,6 +519,9 @@ def _parser() -> argparse.ArgumentParser:
                                           "outside it is never opened and the product is "
                                           "tagged from its text (default: the product "
                                           "file's folder)")
+    tag.add_argument("--rejects", metavar="FILE",
+                     help="also write the lines that could not be used (line, reason, detail, "
+                          "raw_line) to FILE (.csv, .jsonl or .parquet)")
     tag.add_argument("--no-explain", action="store_true",
                      help="leave out explanations (each costs about one forward pass per "
                           "word of the product tried)")

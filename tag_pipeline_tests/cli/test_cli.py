@@ -202,9 +202,56 @@ def test_tag_a_batch_of_products_without_text(trained_home, tmp_path):
     tags = pl.read_csv(tmp_path / "tags.csv", infer_schema=False)
     assert set(tags["product_id"]) == {"t1"}
     source = tmp_path / "products.csv"
-    assert f"{source} row 1 (product e1): no text and no image; no tags" in result.stderr
-    assert f"{source} row 2 (product e2): no text and no image; no tags" in result.stderr
+    assert f"{source} line 2 (product e1): no text and no image; no tags" in result.stderr
+    assert f"{source} line 3 (product e2): no text and no image; no tags" in result.stderr
     assert "2 product(s) had neither text nor an image and got no tags" in result.stdout
+
+
+def test_tag_names_each_bad_line_and_tags_every_good_one(trained_home, tmp_path):
+    # invalid UTF-8, a bad quote, an empty and a repeated id, Windows and Unix line breaks
+    # mixed: each bad line is named with its reason, listed in --rejects, and the rest tagged
+    lines = [b"product_id,title,description",
+             b"g1,Men Blue Cotton Shirt,slim fit",
+             b"b1,Caf\xe9 \xff shirt,bad bytes",
+             b'"b2","Unclosed quote shirt,"x"',
+             b"g2,Women Red Dress,",
+             b",No id shirt,",
+             b"g1,Repeated id shirt,",
+             b"g3,Kids Yellow Sneakers,casual"]
+    ends = [b"\r\n", b"\n", b"\r\n", b"\n", b"\r\n", b"\n", b"\r\n", b"\n"]
+    source = tmp_path / "products.csv"
+    source.write_bytes(b"".join(line + end for line, end in zip(lines, ends, strict=True)))
+    result = run_cli(trained_home.env, tmp_path, "tag", "products.csv", "tags.csv",
+                     "--no-refiner", "--no-explain", "--rejects", "rejects.csv")
+    assert result.returncode == 0, result.stderr
+    assert set(pl.read_csv(tmp_path / "tags.csv", infer_schema=False)["product_id"]) == {
+        "g1", "g2", "g3"}
+    for line, reason in ((3, "invalid_encoding"), (4, "malformed_line"), (6, "missing_id"),
+                         (7, "duplicate_id")):
+        assert f"{source} line {line}: {reason} (" in result.stderr, result.stderr
+    assert "product_id g1 is already on line 2" in result.stderr
+    assert (f"4 line(s) of products.csv could not be used and were not tagged; listed in "
+            f"{tmp_path / 'rejects.csv'}") in result.stdout
+    rejects = pl.read_csv(tmp_path / "rejects.csv", infer_schema=False)
+    assert rejects["line"].to_list() == ["3", "4", "6", "7"]
+    assert "price" in result.stderr  # the demo model's catalog feature, absent from the file
+
+
+def test_tag_reads_the_models_feature_columns(trained_home, tmp_path):
+    # the demo model reads the price (profile `features:`): the same title at two prices
+    # scores differently, and the column is read from the product file by its name
+    rows = [{"product_id": "cheap", "title": "Women Red Dress", "price": "19"},
+            {"product_id": "dear", "title": "Women Red Dress", "price": "99999"}]
+    pl.DataFrame(rows).write_csv(tmp_path / "products.csv")
+    result = run_cli(trained_home.env, tmp_path, "tag", "products.csv", "tags.csv",
+                     "--no-refiner", "--no-explain")
+    assert result.returncode == 0, result.stderr
+    assert "price" not in result.stderr
+    tags = pl.read_csv(tmp_path / "tags.csv", infer_schema=False)
+    scores = {p: dict(zip(g["tag"], g["score"], strict=True))
+              for (p,), g in tags.group_by("product_id")}
+    shared = set(scores["cheap"]) & set(scores["dear"])
+    assert scores["cheap"] != scores["dear"], (shared, scores)
 
 
 def test_tag_never_opens_an_image_outside_the_product_files_folder(trained_home, tmp_path,
@@ -219,7 +266,7 @@ def test_tag_never_opens_an_image_outside_the_product_files_folder(trained_home,
     result = run_cli(trained_home.env, tmp_path, "tag", "data/products.csv", "tags.csv",
                      "--no-refiner", "--no-explain")
     assert result.returncode == 0, result.stderr
-    assert "row 1 (product o1): image" in result.stderr
+    assert "line 2 (product o1): image" in result.stderr
     assert "is outside the image root (not opened)" in result.stderr
     tags = pl.read_csv(tmp_path / "tags.csv", infer_schema=False)
     one, two = (tags.filter(pl.col("product_id") == p).drop("product_id") for p in ("o1", "o2"))
@@ -255,9 +302,9 @@ def check_tag_file(tags: pl.DataFrame, result: subprocess.CompletedProcess, sour
     check_tags(tags.to_dicts())
     assert set(tags["tagger_version"]) == {version}
     assert set(tags["source"]) <= {"model", "refiner"}
-    assert f"{source} row 2 (product p2): image {source.parent / 'img' / 'bad.jpg'} is " \
+    assert f"{source} line 3 (product p2): image {source.parent / 'img' / 'bad.jpg'} is " \
            "corrupt" in result.stderr
-    assert f"{source} row 3 (product p3): image {source.parent / 'img' / 'gone.jpg'} is " \
+    assert f"{source} line 4 (product p3): image {source.parent / 'img' / 'gone.jpg'} is " \
            "missing" in result.stderr
     assert "real.png" not in result.stderr
     assert "2 product(s) had an unusable image" in result.stdout
@@ -445,14 +492,19 @@ def test_bad_input_fails_with_one_line_naming_it(trained_home, tmp_path):
     assert result.returncode == 1
     assert last_error(result) == f"error: input file {tmp_path / 'missing.csv'} does not exist"
 
-    (tmp_path / "products.csv").write_text("product_id,title\np1,Red Shirt\n,Blue Shirt\n",
+    (tmp_path / "products.csv").write_text("product_id,name\np1,Red Shirt\n",
                                            encoding="utf-8")
     (tmp_path / "out.csv").write_text("old\n", encoding="utf-8")
     result = run_cli(env, tmp_path, "tag", "products.csv", "out.csv")
     assert result.returncode == 1
-    assert last_error(result) == (f"error: input file {tmp_path / 'products.csv'} row 2: "
-                                  "product_id is empty")
+    assert last_error(result) == (f"error: input file {tmp_path / 'products.csv'} lacks "
+                                  "column(s) ['title']; has ['product_id', 'name']")
     assert (tmp_path / "out.csv").read_text(encoding="utf-8") == "old\n"
+
+    (tmp_path / "noheader.csv").write_bytes(b"\n")
+    result = run_cli(env, tmp_path, "tag", "noheader.csv", "out.csv")
+    assert result.returncode == 1
+    assert "line 1 is empty; a CSV file needs a header line" in last_error(result)
 
     result = run_cli(env, tmp_path, "tag", "products.csv", "out.xlsx")
     assert last_error(result) == (f"error: {tmp_path / 'out.xlsx'}: unknown file type "

@@ -291,6 +291,27 @@ def test_one_badly_quoted_line_costs_only_itself(con, tmp_path, kind, where):
         (bad_line, "malformed_line")]
 
 
+@pytest.mark.parametrize("kind", ["sales", "feedback"])
+def test_mixed_line_breaks_cost_no_line(con, tmp_path, kind):
+    # lines ending in \r\n, \n and a lone \r in one file: read line for line, numbers kept
+    n = 25_500
+    if kind == "sales":
+        header, line = SALES, "O{i},P1,1,2.5,2026-11-11,u{i}"
+    else:
+        header, line = FEEDBACK, "P1,color: Red,accept,u{i},2026-11-11,"
+    lines = [line.format(i=i) for i in range(n)]
+    lines.insert(n // 2, '"P0","unclosed,"confirm","u",""')
+    raw = csv(header, *lines).encode().split(b"\n")
+    ends = (b"\r\n", b"\n", b"\r")
+    write(tmp_path / "in", "a.csv",
+          b"".join(part + ends[i % 3] for i, part in enumerate(raw[:-1])) + raw[-1])
+    report = ingest_events(con, kind, tmp_path / "in", key=KEY, loaded_at=T0)
+    (f,) = report.files
+    assert (f.rows_loaded, f.rows_rejected) == (n, 1)
+    assert rows(con, "SELECT source_line, reason FROM event_rejects") == [
+        (n // 2 + 2, "malformed_line")]
+
+
 def test_rows_for_products_the_catalog_lacks_are_counted_with_a_reason(con, tmp_path):
     con.execute("CREATE TABLE cleaned_products AS SELECT 'P1' AS product_id")
     write(tmp_path / "in", "a.csv", csv(SALES, "O1,P1,1,2,2026-11-11,u1",

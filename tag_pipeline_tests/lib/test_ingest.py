@@ -95,6 +95,30 @@ def test_one_badly_quoted_line_costs_only_itself_wherever_it_sits(write_catalog,
     assert loaded == set(range(2, n + 3)) - {bad_line}
 
 
+def mix_line_breaks(text: str) -> bytes:
+    """The text's lines ending, in turn, in \\r\\n, \\n and a lone \\r."""
+    lines = text.encode("utf-8").split(b"\n")
+    ends = (b"\r\n", b"\n", b"\r")
+    return b"".join(line + ends[i % 3] for i, line in enumerate(lines[:-1])) + lines[-1]
+
+
+def test_mixed_line_breaks_cost_no_line_and_keep_their_numbers(write_catalog, con):
+    # DuckDB takes one line break per file: mixed ones used to fail the whole file. Such a
+    # file is read through a copy with one kind, line for line.
+    n = 26_000
+    lines = [GOOD.replace("P1", f"P{i}") for i in range(1, n + 1)]
+    lines.insert(n // 2 - 1, BAD_QUOTE)
+    profile = write_catalog({"mixed.csv": mix_line_breaks(csv_text(*lines))})
+    report = ingest_catalog(con, profile, T0)
+    assert report.rows_loaded == n and report.rows_rejected == 1
+    assert rows(con, "SELECT source_line, error_type FROM raw_product_rejects") == [
+        (n // 2 + 1, "malformed_line")]
+    loaded = {r[0] for r in rows(con, "SELECT source_line FROM raw_products")}
+    assert loaded == set(range(2, n + 3)) - {n // 2 + 1}
+    assert rows(con, "SELECT count(*) FROM raw_products WHERE title LIKE '%' || chr(13) || '%'"
+                ) == [(0,)]
+
+
 def test_a_header_without_names_is_a_profile_error_naming_the_file(write_catalog, con):
     profile = write_catalog({"a.csv": "\n" + GOOD + "\n"})
     with pytest.raises(ProfileError, match=r"a\.csv.*line 1 is empty"):

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
+import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -116,6 +119,67 @@ def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _line_breaks(path: Path, chunk_bytes: int = 1 << 20) -> set[bytes]:
+    """The kinds of line break in a file: any of ``\\r\\n``, ``\\n`` and a lone ``\\r``."""
+    kinds: set[bytes] = set()
+    carry = b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            data = carry + chunk
+            carry = b"\r" if data.endswith(b"\r") else b""
+            if carry:
+                data = data[:-1]
+            crlf = data.count(b"\r\n")
+            if crlf:
+                kinds.add(b"\r\n")
+            if data.count(b"\n") > crlf:
+                kinds.add(b"\n")
+            if data.count(b"\r") > crlf:
+                kinds.add(b"\r")
+            if len(kinds) > 1:
+                return kinds
+    if carry:
+        kinds.add(b"\r")
+    return kinds
+
+
+@contextmanager
+def unix_newlines(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[Path]:
+    """The file to read for ``path``: ``path`` itself when its lines all end alike, else a
+    private copy with every line break (``\\r\\n``, ``\\n``, a lone ``\\r``) as ``\\n``.
+
+    DuckDB's CSV reader takes one line break for the whole file; a file that mixes them (rows
+    appended by another tool, an Excel cell with a line break) fails as a whole. The copy has
+    the same lines, so line numbers still name the source's lines (a lone ``\\r`` counts as
+    a line break, as editors count it). On Linux the copy is unlinked as soon as it is made and
+    read through ``/proc/self/fd``, so not even a killed process leaves it behind.
+    """
+    if len(_line_breaks(path, chunk_bytes)) < 2:
+        yield path
+        return
+    handle = tempfile.NamedTemporaryFile(prefix="tag-pipeline-lines-", suffix=path.suffix,
+                                         delete=False)
+    proc = Path(f"/proc/self/fd/{handle.fileno()}")
+    try:
+        if proc.exists():
+            os.unlink(handle.name)
+        carry = b""
+        with path.open("rb") as source:
+            while chunk := source.read(chunk_bytes):
+                data = carry + chunk
+                carry = b"\r" if data.endswith(b"\r") else b""
+                if carry:
+                    data = data[:-1]
+                handle.write(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
+        if carry:
+            handle.write(b"\n")
+        handle.flush()
+        yield proc if proc.exists() else Path(handle.name)
+    finally:
+        handle.close()
+        Path(handle.name).unlink(missing_ok=True)
+
+
 def csv_header(path: Path, delimiter: str = ",") -> list[str]:
     """The column names of a CSV file, from its header line alone.
 
@@ -211,11 +275,25 @@ def _collect_reader_rejects(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _stage_csv(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, path: Path) -> None:
+def _stage_csv(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, path: Path,
+               read: Path) -> None:
     try:
-        names = csv_header(path, profile.csv_delimiter)
+        stage_csv(con, path, profile.csv_delimiter, read)
     except ValueError as exc:
         raise ProfileError(f"profile {profile.name!r}: {exc}") from exc
+
+
+def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str = ",",
+              read: Path | None = None) -> None:
+    """Read a CSV file into temp tables ``_src`` (its rows, every column VARCHAR, with their
+    line in ``_line``) and ``_rejects`` (line, error_type, error_message, raw_line).
+
+    ``read``: the file to read in its place, the same lines (``unix_newlines``).
+
+    Raises:
+        ValueError: the header line is unusable (see ``csv_header``).
+    """
+    names = csv_header(path, delimiter)
     con.execute("DROP TABLE IF EXISTS _csv_rejects")
     con.execute("DROP TABLE IF EXISTS _csv_scans")
     # The columns come from the header, the dialect from the profile: no sniffing.
@@ -228,7 +306,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, path: Pa
                                rejects_table = '_csv_rejects', rejects_scan = '_csv_scans',
                                max_line_size = ?, null_padding = false)
         """,
-        [str(path), profile.csv_delimiter, MAX_LINE_BYTES],
+        [str(read or path), delimiter, MAX_LINE_BYTES],
     )
     _collect_reader_rejects(con)
     n_accepted = con.execute("SELECT count(*) FROM _raw").fetchone()[0]
@@ -241,7 +319,10 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, path: Pa
     )
 
 
-def _stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Read a JSON Lines file into temp tables ``_json`` (line, text, kind) and ``_rejects``;
+    ``stage_jsonl_columns`` then extracts the columns into ``_src``. ``path`` may be the copy
+    ``unix_newlines`` gives (it names no file in its messages)."""
     con.execute("DROP TABLE IF EXISTS _csv_rejects")
     con.execute("DROP TABLE IF EXISTS _csv_scans")
     # Read each line as one text value ('\0' never occurs in valid UTF-8 text).
@@ -280,14 +361,14 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     )
 
 
-def _jsonl_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
+def jsonl_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute(
         "SELECT DISTINCT unnest(json_keys(text::JSON)) FROM _json WHERE kind = 'OBJECT'"
     ).fetchall()
     return {r[0] for r in rows}
 
 
-def _stage_jsonl_columns(con: duckdb.DuckDBPyConnection, columns: list[str]) -> None:
+def stage_jsonl_columns(con: duckdb.DuckDBPyConnection, columns: list[str]) -> None:
     selects = ", ".join(
         f"json_extract_string(text::JSON, ?) AS {quote_ident(c)}" for c in columns
     )
@@ -299,7 +380,9 @@ def _stage_jsonl_columns(con: duckdb.DuckDBPyConnection, columns: list[str]) -> 
     )
 
 
-def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Read a Parquet file into temp table ``_src`` (with its row in ``_line``); an empty
+    ``_rejects``."""
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _src AS
@@ -393,17 +476,19 @@ def _load_file(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, path: Pa
     # which are only positional once committed. Temp tables are private to this connection.
     try:
         if fmt == "csv":
-            _stage_csv(con, profile, path)
+            with unix_newlines(path) as read:
+                _stage_csv(con, profile, path, read)
             present = {r[0] for r in con.execute("DESCRIBE _raw").fetchall()}
         elif fmt == "jsonl":
-            _stage_jsonl(con, path)
-            present = _jsonl_keys(con)
+            with unix_newlines(path) as read:
+                stage_jsonl(con, read)
+            present = jsonl_keys(con)
         else:
-            _stage_parquet(con, path)
+            stage_parquet(con, path)
             present = {r[0] for r in con.execute("DESCRIBE _src").fetchall()} - {"_line"}
         _check_columns(profile, path, present)
         if fmt == "jsonl":
-            _stage_jsonl_columns(con, profile.source_columns())
+            stage_jsonl_columns(con, profile.source_columns())
     except duckdb.Error as exc:
         raise ProfileError(
             f"profile {profile.name!r}: file {path} could not be read as {fmt}: {exc}"

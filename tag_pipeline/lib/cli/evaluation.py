@@ -80,7 +80,9 @@ def parse_labels(batch: pl.DataFrame, space: LabelSpace, source: Path | str,
 
     def fail(rows: pl.DataFrame, problem: Callable[[dict], str]) -> None:
         row = rows.row(0, named=True)
-        raise InputFileError(f"labelled file {source} row {first_row + row['row']} (product "
+        where = (f"line {batch['_line'][row['row']]}" if "_line" in batch.columns
+                 else f"row {first_row + row['row']}")
+        raise InputFileError(f"labelled file {source} {where} (product "
                              f"{row['product_id']}): {problem(row)}")
 
     bad = parts.filter(pl.col("tag").is_null() | (pl.col("tag") == ""))

@@ -45,90 +45,185 @@ def file_format(path: Path) -> str:
     return fmt
 
 
-def scan_file(path: Path, required: tuple[str, ...] = REQUIRED_COLUMNS,
-              optional: tuple[str, ...] = OPTIONAL_COLUMNS) -> pl.LazyFrame:
-    """The file's required and present optional columns as strings, lazily.
+@dataclass(frozen=True)
+class BadRow:
+    """A line of a product file that is not tagged, and why (the pipeline's reject reasons:
+    ``invalid_encoding``, ``malformed_line``, ``missing_id``, ``duplicate_id``)."""
+
+    line: int  # the file's line (CSV: 1 is the header; JSON Lines and Parquet: 1 is the first row)
+    reason: str
+    detail: str
+    raw: str | None = None
+
+    def message(self, source: Path | str) -> str:
+        """One line for the user."""
+        return f"{source} line {self.line}: {self.reason} ({self.detail}); not tagged"
+
+
+class ProductFile:
+    """A product file read as the pipeline reads a landing file, so one bad line costs only
+    itself: DuckDB's CSV reader with the columns from the header and no sniffing, JSON Lines
+    line by line, Parquet as is (``lib.catalog.ingest``).
+
+    Lines that cannot be read (invalid UTF-8, bad quoting, a wrong number of fields, a JSON
+    line that is not an object) and rows without a product_id or repeating an earlier one are
+    ``bad_rows``, each with its line and reason; every other row is in ``batches``, in file
+    order, with its line in ``_line``. The rows are staged in a private in-memory DuckDB that
+    spills to a temporary folder, so a large file is never held in Python memory whole.
 
     Raises:
-        InputFileError: the file is missing, of an unknown type, unreadable or lacks a
-            required column.
+        InputFileError: the file is missing, of an unknown type, has an unusable header or
+            lacks a required column.
     """
-    fmt = file_format(path)
-    if not path.is_file():
-        raise InputFileError(f"input file {path} does not exist")
-    try:
-        if fmt == "csv":
-            frame = pl.scan_csv(path, infer_schema=False)
-        elif fmt == "jsonl":
-            frame = pl.scan_ndjson(path, infer_schema_length=1000)
-        else:
-            frame = pl.scan_parquet(path)
-        columns = frame.collect_schema().names()
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputFileError(f"input file {path} cannot be read: {_first_line(exc)}") from exc
-    missing = [c for c in required if c not in columns]
-    if missing:
-        raise InputFileError(f"input file {path} lacks column(s) {missing}; has {columns}")
-    wanted = [*required, *(c for c in optional if c in columns)]
-    return frame.select(pl.col(c).cast(pl.Utf8) for c in wanted)
+
+    def __init__(self, path: Path, required: tuple[str, ...] = REQUIRED_COLUMNS,
+                 optional: tuple[str, ...] | None = OPTIONAL_COLUMNS) -> None:
+        """``optional``: the other columns to keep where present; None keeps all."""
+        import tempfile
+
+        import duckdb
+
+        from tag_pipeline.lib.catalog import ingest
+
+        self.path = path
+        self.required = required
+        fmt = file_format(path)
+        if not path.is_file():
+            raise InputFileError(f"input file {path} does not exist")
+        self._spill = tempfile.TemporaryDirectory(prefix="tag-pipeline-read-")
+        self._con = duckdb.connect(":memory:", config={"temp_directory": self._spill.name})
+        con = self._con
+        try:
+            if fmt == "csv":
+                with ingest.unix_newlines(path) as read:
+                    ingest.stage_csv(con, path, read=read)
+                present = [r[0] for r in con.execute("DESCRIBE _raw").fetchall()]
+            elif fmt == "jsonl":
+                with ingest.unix_newlines(path) as read:
+                    ingest.stage_jsonl(con, read)
+                present = sorted(ingest.jsonl_keys(con))
+            else:
+                ingest.stage_parquet(con, path)
+                present = [r[0] for r in con.execute("DESCRIBE _src").fetchall()
+                           if r[0] != "_line"]
+            missing = [c for c in required if c not in present]
+            if missing:
+                raise InputFileError(f"input file {path} lacks column(s) {missing}; has "
+                                     f"{present}")
+            kept = [c for c in present if c not in required] if optional is None else [
+                c for c in optional if c in present]
+            self.columns = [*required, *kept]
+            if fmt == "jsonl":
+                ingest.stage_jsonl_columns(con, self.columns)
+            self._select_rows()
+        except (ValueError, duckdb.Error) as exc:
+            self.close()
+            if isinstance(exc, InputFileError):
+                raise
+            raise InputFileError(f"input file {path} cannot be read: {_first_line(exc)}"
+                                 ) from exc
+        except BaseException:
+            self.close()
+            raise
+        self.rows = con.execute("SELECT count(*) FROM _ok").fetchone()[0]
+        self.bad_rows = [BadRow(int(line), reason, detail, raw) for line, reason, detail, raw
+                         in con.execute("SELECT line, error_type, error_message, raw_line "
+                                        "FROM _bad ORDER BY line").fetchall()]
+
+    def _select_rows(self) -> None:
+        from tag_pipeline.lib.catalog.ingest import quote_ident
+
+        con = self._con
+        cols = ", ".join(f"CAST({quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}"
+                         for c in self.columns)
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _rows AS
+            SELECT _line, {cols},
+                   nullif(trim(CAST(product_id AS VARCHAR)), '') IS NULL AS _no_id,
+                   min(_line) OVER (PARTITION BY CAST(product_id AS VARCHAR)) AS _first
+            FROM _src
+        """)
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _bad AS
+            SELECT line, error_type, error_message, raw_line FROM _rejects
+            UNION ALL
+            SELECT _line, CASE WHEN _no_id THEN 'missing_id' ELSE 'duplicate_id' END,
+                   CASE WHEN _no_id THEN 'product_id is empty'
+                        ELSE 'product_id ' || product_id || ' is already on line ' || _first
+                   END, NULL
+            FROM _rows WHERE _no_id OR _line <> _first
+        """)
+        con.execute("CREATE OR REPLACE TEMP TABLE _ok AS SELECT * EXCLUDE (_no_id, _first) "
+                    "FROM _rows WHERE NOT _no_id AND _line = _first")
+
+    def batches(self, batch_size: int, columns: tuple[str, ...] | None = None
+                ) -> Iterator[pl.DataFrame]:
+        """The good rows in file order, ``batch_size`` at a time: the row's line in ``_line``
+        and its columns as strings (the required ones and those of ``columns`` the file has;
+        default: all kept)."""
+        from tag_pipeline.lib.catalog.ingest import quote_ident
+
+        if batch_size < 1:
+            raise InputFileError(f"batch size must be at least 1, got {batch_size}")
+        wanted = self.columns if columns is None else [
+            c for c in self.columns if c in self.required or c in columns]
+        select = ", ".join(["_line", *(quote_ident(c) for c in wanted)])
+        reader = self._con.execute(f"SELECT {select} FROM _ok ORDER BY _line"
+                                   ).fetch_record_batch(batch_size)
+        for record_batch in reader:
+            if record_batch.num_rows:
+                yield pl.from_arrow(record_batch)
+
+    def close(self) -> None:
+        """Drop the staged rows and their spill folder."""
+        self._con.close()
+        self._spill.cleanup()
+
+    def __enter__(self) -> ProductFile:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+BAD_ROW_COLUMNS = {"line": pl.Int64, "reason": pl.Utf8, "detail": pl.Utf8, "raw_line": pl.Utf8}
+
+
+def write_bad_rows(path: Path, rows: list[BadRow]) -> None:
+    """The bad lines of a product file, one row each (``BAD_ROW_COLUMNS``), written
+    atomically to ``path`` (CSV, JSON Lines or Parquet by extension)."""
+    with AtomicWriter(path, BAD_ROW_COLUMNS) as writer:
+        writer.write(pl.DataFrame([(r.line, r.reason, r.detail, r.raw) for r in rows],
+                                  schema=BAD_ROW_COLUMNS, orient="row"))
 
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _empty_id() -> pl.Expr:
-    return pl.col("product_id").is_null() | (pl.col("product_id").str.strip_chars() == "")
-
-
-def count_rows(path: Path) -> int:
-    """Rows of a product file, in one streaming pass (Parquet: mostly its footer).
-
-    Raises:
-        InputFileError: as ``scan_file``, or a row has no product_id (naming the first such
-            row, 1 being the first data row).
-    """
-    frame = scan_file(path)
-    try:
-        rows, empty = frame.select(pl.len(), _empty_id().sum()).collect().row(0)
-        if empty:
-            row = (frame.select(_empty_id().arg_max()).collect().item()) + 1
-            raise InputFileError(f"input file {path} row {row}: product_id is empty")
-    except pl.exceptions.PolarsError as exc:
-        raise InputFileError(f"input file {path} cannot be read: {_first_line(exc)}") from exc
-    return int(rows)
-
-
 def read_batches(path: Path, batch_size: int, required: tuple[str, ...] = REQUIRED_COLUMNS,
                  optional: tuple[str, ...] = OPTIONAL_COLUMNS) -> Iterator[pl.DataFrame]:
-    """The file's rows in batches of ``batch_size`` (the last may be smaller).
+    """The file's rows in batches of ``batch_size``, for readers that need every row (a
+    labelled file): as ``ProductFile``, but the first bad row is an error.
 
     Raises:
-        InputFileError: as ``scan_file``; also a row without a product_id (naming the row,
-            1 being the first data row) or a file that stops parsing part way.
+        InputFileError: as ``ProductFile``, or naming the first bad row's line and reason.
     """
-    if batch_size < 1:
-        raise InputFileError(f"batch size must be at least 1, got {batch_size}")
-    frame = scan_file(path, required, optional)
-    offset = 0
-    try:
-        for batch in frame.collect_batches(chunk_size=batch_size):
-            empty = batch.select(_empty_id())["product_id"]
-            if empty.any():
-                row = offset + int(empty.arg_max()) + 1
-                raise InputFileError(f"input file {path} row {row}: product_id is empty")
-            yield batch
-            offset += batch.height
-    except pl.exceptions.PolarsError as exc:
-        raise InputFileError(f"input file {path} cannot be read after row {offset}: "
-                             f"{_first_line(exc)}") from exc
+    with ProductFile(path, required, optional) as products:
+        if products.bad_rows:
+            bad = products.bad_rows[0]
+            more = len(products.bad_rows) - 1
+            raise InputFileError(f"input file {path} line {bad.line}: {bad.reason} "
+                                 f"({bad.detail})" + (f"; {more} more bad line(s)" if more
+                                                      else ""))
+        yield from products.batches(batch_size)
 
 
 @dataclass(frozen=True)
 class ImageProblem:
     """An image a product names that cannot be used; the product is tagged from its text."""
 
-    row: int  # 1 = the file's first data row
+    row: int  # the file's line (``_line`` of ``ProductFile``), else 1 = the first data row
     product_id: str
     path: str
     status: str  # as in image_checks: missing, corrupt, outside_root, unsupported, ...
@@ -138,7 +233,7 @@ class ImageProblem:
         """One line for the user."""
         status = {"outside_root": "outside the image root (not opened)",
                   "unsupported": "not supported"}.get(self.status, self.status)
-        return (f"{source} row {self.row} (product {self.product_id}): image {self.path} is "
+        return (f"{source} line {self.row} (product {self.product_id}): image {self.path} is "
                 f"{status} ({self.detail}); tagged from its text only")
 
 
@@ -160,6 +255,8 @@ def check_images(batch: pl.DataFrame, base_dir: Path, first_row: int = 1,
     resolved: list[str | None] = []
     problems: list[ImageProblem] = []
     ids = batch["product_id"].to_list()
+    lines = (batch["_line"].to_list() if "_line" in batch.columns
+             else list(range(first_row, first_row + batch.height)))
     for i, ref in enumerate(batch["image_path"].to_list()):
         ref = (ref or "").strip()
         if not ref:
@@ -179,7 +276,7 @@ def check_images(batch: pl.DataFrame, base_dir: Path, first_row: int = 1,
             resolved.append(str(path))
         else:
             resolved.append(None)
-            problems.append(ImageProblem(first_row + i, str(ids[i]), str(path), status, detail))
+            problems.append(ImageProblem(lines[i], str(ids[i]), str(path), status, detail))
     return batch.with_columns(pl.Series("image_path", resolved, dtype=pl.Utf8)), problems
 
 

@@ -83,6 +83,7 @@ from tag_pipeline.lib.catalog.ingest import (
     csv_header,
     file_sha256,
     quote_ident,
+    unix_newlines,
 )
 from tag_pipeline.lib.events.pseudonym import (
     register_pseudonym_function,
@@ -283,7 +284,7 @@ def _csv_options(names: list[str]) -> str:
 
 
 def _stage_csv(con: duckdb.DuckDBPyConnection, kind: str, path: Path,
-               nonce: str) -> set[str]:
+               nonce: str, read: Path) -> set[str]:
     try:
         names = csv_header(path)
     except ValueError as exc:
@@ -299,7 +300,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, kind: str, path: Path,
     """
     con.execute("DROP TABLE IF EXISTS _ev_csv_rejects")
     con.execute("DROP TABLE IF EXISTS _ev_csv_scans")
-    params = [str(path), MAX_LINE_BYTES]
+    params = [str(read), MAX_LINE_BYTES]
     users_sql = (f"SELECT user_id FROM {reader}, ignore_errors = true)"
                  if "user_id" in present else None)
     _stage_rows(con, kind, rows_sql, params, users_sql, params, nonce)
@@ -309,7 +310,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, kind: str, path: Path,
 
 
 def _stage_jsonl(con: duckdb.DuckDBPyConnection, kind: str, path: Path,
-                 nonce: str) -> set[str]:
+                 nonce: str, read: Path) -> set[str]:
     wanted = COLUMNS[kind] + OPTIONAL_COLUMNS[kind]
     fields = ", ".join(
         f"json_extract_string(_j, {_json_path(c)}) AS {quote_ident(c)}" for c in wanted
@@ -344,7 +345,7 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, kind: str, path: Path,
     """
     con.execute("DROP TABLE IF EXISTS _ev_csv_rejects")
     con.execute("DROP TABLE IF EXISTS _ev_csv_scans")
-    params = [str(path), MAX_LINE_BYTES]
+    params = [str(read), MAX_LINE_BYTES]
     _stage_rows(con, kind, rows_sql, params, users_sql, params, nonce)
     present = {r[0] for r in con.execute(
         "SELECT DISTINCT unnest(_keys) FROM _ev_stage WHERE _kind = 'OBJECT'").fetchall()}
@@ -511,7 +512,11 @@ def _load_file(con: duckdb.DuckDBPyConnection, kind: str, path: Path, load: File
     stage = {"csv": _stage_csv, "jsonl": _stage_jsonl, "parquet": _stage_parquet}[fmt]
     try:
         try:
-            stage(con, kind, path, nonce)
+            if fmt == "parquet":
+                stage(con, kind, path, nonce)
+            else:  # a file that mixes line breaks is read through a copy with one kind
+                with unix_newlines(path) as read:
+                    stage(con, kind, path, nonce, read)
         except duckdb.Error as exc:
             raise EventIngestError(f"{kind} file {path} could not be read as {fmt}: {exc}") \
                 from exc
