@@ -41,8 +41,9 @@ from tag_pipeline.defs.tags.assets import product_tags, product_tags_export, tag
 from tag_pipeline.defs.tags.checks import tags_checks
 from tag_pipeline.defs.tags.jobs import restore_tags_job
 
-# Transient failures (a busy MLflow server, a file still being written) are retried; a data
-# error fails again the same way, three times in about 6 seconds.
+# Transient failures (a busy MLflow server, a held warehouse lock, file I/O) are retried; every
+# asset is wrapped by defs.retries.retry_only_transient, so a bad profile, SQL model or data
+# error fails once, at once, with its own message.
 RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 
 

@@ -8,6 +8,7 @@ from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.policies import OWNERS
 from tag_pipeline.defs.resources import SQL_ROOT, CatalogResource
+from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.lib.catalog.profile import model_vars
 from tag_pipeline.lib.events import behaviour_vars
 from tag_pipeline.lib.sql import SqlModel, discover_models, run_model
@@ -48,6 +49,7 @@ def _build(model: SqlModel) -> dg.AssetsDefinition:
         description=model.description or f"SQL model {model.path.name}",
         metadata={"sql_file": dg.MetadataValue.path(str(model.path.relative_to(SQL_ROOT.parent)))},
     )
+    @retry_only_transient
     def _sql_asset(
         context: dg.AssetExecutionContext, duckdb: DuckDBResource, catalog: CatalogResource
     ) -> dg.MaterializeResult:

@@ -8,6 +8,7 @@ from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.policies import OWNERS
 from tag_pipeline.defs.resources import CatalogResource
+from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.defs.sql_models import sql_model_assets
 from tag_pipeline.lib.image_store import check_catalog_images
 from tag_pipeline.lib.warehouse import counts_by, preview
@@ -21,6 +22,7 @@ cleaning_sql_assets = sql_model_assets(("staging", "cleaned"))
     deps=["stg_products"],
     kinds={"duckdb", "python"},
 )
+@retry_only_transient
 def image_checks(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, catalog: CatalogResource
 ) -> dg.MaterializeResult:

@@ -13,6 +13,7 @@ from tag_pipeline.defs.resources import (
     PseudonymResource,
     sales_history_start,
 )
+from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.defs.sql_models import sql_model_assets
 from tag_pipeline.lib.warehouse import count_rows, preview
 
@@ -22,6 +23,7 @@ def _event_asset(kind: str, group: str, description: str) -> dg.AssetsDefinition
 
     @dg.asset(name=table, group_name=group, owners=OWNERS, kinds={"duckdb", "python"},
               description=description)
+    @retry_only_transient
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                catalog: CatalogResource, pseudonyms: PseudonymResource) -> dg.MaterializeResult:
         from tag_pipeline.lib.events import ingest_events, unknown_products
@@ -86,6 +88,7 @@ sales_daily_partitions = dg.DailyPartitionsDefinition(start_date=sales_history_s
 @dg.asset(group_name="sales_history", owners=OWNERS, kinds={"duckdb", "sql"},
           partitions_def=sales_daily_partitions, deps=["raw_sales"],
           metadata={"sql_file": dg.MetadataValue.path("dbt_like_sql/writes/sales_daily.sql")})
+@retry_only_transient
 def sales_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource
                 ) -> dg.MaterializeResult:
     """Units, order lines, revenue and buyers per product for one UTC day of raw_sales, each

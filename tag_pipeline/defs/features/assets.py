@@ -8,6 +8,7 @@ from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.policies import OWNERS
 from tag_pipeline.defs.resources import CatalogResource
+from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.lib.models.catalog_features import columns_to_json
 from tag_pipeline.lib.models.training import build_features
 from tag_pipeline.lib.warehouse import markdown_table, read_table, replace_table, table_exists
@@ -22,6 +23,7 @@ class ProductFeaturesConfig(dg.Config):
 
 @dg.asset(group_name="features", owners=OWNERS, deps=["cleaned_products", "product_labels"],
           kinds={"duckdb", "python"})
+@retry_only_transient
 def product_features(context: dg.AssetExecutionContext, config: ProductFeaturesConfig,
                      duckdb: DuckDBResource, catalog: CatalogResource) -> dg.MaterializeResult:
     """Products with their train/val/test split, feature words and the label space decided

@@ -9,6 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.policies import OWNERS
 from tag_pipeline.defs.resources import CatalogResource
+from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.lib.catalog.ingest import FileLoad, ingest_catalog
 from tag_pipeline.lib.warehouse import count_rows, counts_by, preview
 
@@ -26,6 +27,7 @@ RAW_TABLES = ("raw_products", "raw_product_rejects", "ingest_files")
                      description="The ledger of loaded files: content hash, rows, status."),
     ],
 )
+@retry_only_transient
 def raw_products(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, catalog: CatalogResource
 ) -> Iterator[dg.MaterializeResult]:

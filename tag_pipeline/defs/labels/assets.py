@@ -8,6 +8,7 @@ from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.policies import OWNERS
 from tag_pipeline.defs.resources import CatalogResource
+from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.defs.sql_models import sql_model_assets
 from tag_pipeline.lib.catalog.rules import label_rules, style_lexicon
 from tag_pipeline.lib.warehouse import markdown_table, replace_table
@@ -25,6 +26,7 @@ labels_sql_assets = sql_model_assets(("labels",))
                                  "mined from the text."),
     ],
 )
+@retry_only_transient
 def catalog_profile_rules(
     duckdb: DuckDBResource, catalog: CatalogResource
 ) -> Iterator[dg.MaterializeResult]:

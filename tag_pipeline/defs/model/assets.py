@@ -11,6 +11,7 @@ from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.policies import OWNERS
 from tag_pipeline.defs.resources import CatalogResource, MlflowResource
+from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.lib.models.labels import LabelSpace
 from tag_pipeline.lib.models.training import FeatureSet
 from tag_pipeline.lib.warehouse import markdown_table, read_table
@@ -72,6 +73,7 @@ def load_feature_set(duckdb: DuckDBResource) -> FeatureSet:
 
 @dg.asset(group_name="model", owners=OWNERS, deps=["product_features"],
           kinds={"tensorflow", "keras", "mlflow"})
+@retry_only_transient
 def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
               duckdb: DuckDBResource, mlflow: MlflowResource,
               catalog: CatalogResource) -> dg.MaterializeResult:
@@ -183,6 +185,7 @@ def _registry_tagger(name: str, version: str):
 
 @dg.asset(group_name="model", owners=OWNERS, deps=["tag_model"],
           kinds={"mlflow", "scikitlearn"})
+@retry_only_transient
 def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEvaluationConfig,
                          duckdb: DuckDBResource, mlflow: MlflowResource) -> dg.MaterializeResult:
     """Test-split metrics of the challenger, its backends and the baseline; promote it if it

@@ -10,6 +10,7 @@ from dagster_duckdb import DuckDBResource
 from tag_pipeline.defs.model.assets import load_feature_set
 from tag_pipeline.defs.policies import OWNERS
 from tag_pipeline.defs.resources import MlflowResource
+from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.lib.warehouse import markdown_table, replace_table
 
 
@@ -32,6 +33,7 @@ class TagRefinerConfig(dg.Config):
 
 @dg.asset(group_name="refiner", owners=OWNERS, deps=["tag_model_evaluation"],
           kinds={"tensorflow", "keras", "mlflow"})
+@retry_only_transient
 def tag_refiner(context: dg.AssetExecutionContext, config: TagRefinerConfig,
                 duckdb: DuckDBResource, mlflow: MlflowResource) -> dg.MaterializeResult:
     """Train the conditional GAN refiner on the champion tagger; ablate it on the test split."""

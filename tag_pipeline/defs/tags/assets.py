@@ -8,6 +8,7 @@ from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.policies import OWNERS
 from tag_pipeline.defs.resources import SQL_ROOT, ExportResource, MlflowResource
+from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.defs.sql_models import sql_model_assets
 from tag_pipeline.lib.warehouse import count_rows, counts_by, markdown_table, preview
 
@@ -42,6 +43,7 @@ class ProductTagsConfig(dg.Config):
                      description="Append-only record of every change to a product's tags."),
     ],
 )
+@retry_only_transient
 def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
                  duckdb: DuckDBResource, mlflow: MlflowResource):
     """Tag new and changed products with the champion tagger (and refiner, if it passed its
@@ -137,6 +139,7 @@ def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
 
 
 @dg.asset(group_name="tags", owners=OWNERS, deps=["product_tags"], kinds={"parquet", "duckdb"})
+@retry_only_transient
 def product_tags_export(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                         exports: ExportResource) -> dg.MaterializeResult:
     """product_tags as Parquet, partitioned by tag type, swapped in whole for readers."""
