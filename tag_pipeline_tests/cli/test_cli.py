@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -520,6 +521,45 @@ def test_bad_input_fails_with_one_line_naming_it(trained_home, tmp_path):
     assert result.returncode == 1
     assert last_error(result).startswith(f"error: model {TAGGER} has no alias 'foo' "
                                          "(aliases: ")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+def test_a_killed_tag_leaves_no_file_behind(trained_home, tmp_path):
+    # SIGKILL while the tag file is being written: the old file stays as it was and no
+    # temporary file is left (it has no name until the command finishes)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "tags.csv").write_text("old\n", encoding="utf-8")
+    rows = [{"product_id": f"p{i}", "title": f"Men Blue Cotton Shirt {i}"} for i in range(20_000)]
+    pl.DataFrame(rows).write_csv(tmp_path / "products.csv")
+    env = {k: v for k, v in trained_home.env.items()
+           if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    script = Path(sys.executable).parent / "tag-pipeline"
+    worker = subprocess.Popen([str(script), "tag", "products.csv", "out/tags.csv", "--no-refiner",
+                               "--no-explain", "--batch-size", "64"], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def writing() -> bool:  # an open file in out/ that has no name: the tag file being written
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{worker.pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith(str(out)) and target.endswith("(deleted)"):
+                    return True
+        return False
+
+    try:
+        deadline = time.monotonic() + 300
+        while not writing():
+            assert worker.poll() is None, "tag ended before it was killed"
+            assert time.monotonic() < deadline, "tag never started writing"
+            time.sleep(0.05)
+        time.sleep(0.5)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert sorted(p.name for p in out.iterdir()) == ["tags.csv"]
+    assert (out / "tags.csv").read_text(encoding="utf-8") == "old\n"
 
 
 @pytest.mark.slow

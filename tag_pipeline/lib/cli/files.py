@@ -282,7 +282,12 @@ def check_images(batch: pl.DataFrame, base_dir: Path, first_row: int = 1,
 
 class AtomicWriter:
     """Writes frames of one schema to ``path`` (CSV, JSON Lines or Parquet by extension)
-    through a temporary file that replaces ``path`` only on a clean ``close``."""
+    through a temporary file that replaces ``path`` only on a clean ``close``.
+
+    Where the OS allows (Linux, ``O_TMPFILE``), the temporary file has no name until ``close``
+    links it in and renames it over ``path``: a command killed part way (even by SIGKILL)
+    leaves nothing behind. Elsewhere it is ``.NAME.PID.tmp`` beside ``path``, removed on any
+    error or interrupt."""
 
     def __init__(self, path: Path, schema: dict[str, pl.DataType]) -> None:
         self.path = path
@@ -295,43 +300,71 @@ class AtomicWriter:
         self._started = False
         self._parquet = None
         self._handle = None
+        self._unnamed: int | None = None  # a second descriptor of the O_TMPFILE file
+
+    def _open(self):
+        flag = getattr(os, "O_TMPFILE", None)
+        if flag is not None and Path("/proc/self/fd").is_dir():
+            try:
+                fd = os.open(self.path.parent, flag | os.O_WRONLY, 0o644)
+            except OSError:
+                pass  # the file system has no unnamed files: use a named one
+            else:
+                self._unnamed = os.dup(fd)
+                return os.fdopen(fd, "wb")
+        return self.tmp.open("wb")
 
     def write(self, frame: pl.DataFrame) -> None:
         """Append a frame (its columns are cast to the schema, in the schema's order)."""
         frame = frame.select(pl.col(n).cast(t) for n, t in self.schema.items())
+        if self._handle is None:
+            self._handle = self._open()
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
             table = frame.to_arrow()
             if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.tmp, table.schema)
+                self._parquet = pq.ParquetWriter(self._handle, table.schema)
             self._parquet.write_table(table)
+        elif self.format == "csv":
+            frame.write_csv(self._handle, include_header=not self._started)
         else:
-            if self._handle is None:
-                self._handle = self.tmp.open("wb")
-            if self.format == "csv":
-                frame.write_csv(self._handle, include_header=not self._started)
-            else:
-                frame.write_ndjson(self._handle)
+            frame.write_ndjson(self._handle)
         self._started = True
         self.rows += frame.height
+
+    def _close_handles(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        if self._handle is not None and not self._handle.closed:
+            self._handle.close()
 
     def close(self) -> None:
         """Finish the file and move it into place."""
         if not self._started:
             self.write(pl.DataFrame(schema=self.schema))
-        if self._parquet is not None:
-            self._parquet.close()
-        if self._handle is not None:
-            self._handle.close()
+        self._close_handles()
+        if self._unnamed is not None:
+            try:
+                self.tmp.unlink(missing_ok=True)
+                # linkat with AT_SYMLINK_FOLLOW (a dir_fd makes Python call linkat, not link)
+                root = os.open("/", os.O_RDONLY)
+                try:
+                    os.link(f"/proc/self/fd/{self._unnamed}", self.tmp, src_dir_fd=root,
+                            follow_symlinks=True)
+                finally:
+                    os.close(root)
+            finally:
+                os.close(self._unnamed)
+                self._unnamed = None
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
         """Drop the temporary file; ``path`` stays as it was."""
-        if self._parquet is not None:
-            self._parquet.close()
-        if self._handle is not None:
-            self._handle.close()
+        self._close_handles()
+        if self._unnamed is not None:
+            os.close(self._unnamed)  # the unnamed file goes with its last descriptor
+            self._unnamed = None
         self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> AtomicWriter:
