@@ -75,14 +75,21 @@ def resolve_image(ref: str, base_dir: Path, image_root: Path) -> tuple[Path | No
 
 
 def decode_image(path: Path) -> ImageVerdict:
-    """Decode an image fully: 'ok' with its size, or 'corrupt' with the decoder's error."""
+    """Decode an image fully: 'ok' with its size, or 'corrupt' with the decoder's error.
+
+    The error never names the file (Pillow's does: "cannot identify image file '/a.jpg'"):
+    a verdict is kept per content hash and reported for every path with those bytes, each
+    under its own path."""
     try:
         with Image.open(path) as image:
             width, height = image.size
             image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
             Image.DecompressionBombError) as exc:
-        return ImageVerdict("corrupt", None, None, f"{type(exc).__name__}: {exc}"[:300])
+        detail = f"{type(exc).__name__}: {exc}"
+        for name in (repr(str(path)), str(path)):
+            detail = detail.replace(name, "the file")
+        return ImageVerdict("corrupt", None, None, detail[:300])
     return ImageVerdict("ok", width, height, "")
 
 

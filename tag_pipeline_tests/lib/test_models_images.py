@@ -78,3 +78,17 @@ def test_images_decoded_once_give_the_arrays_of_decoding_every_pass(tmp_path):
                     np.testing.assert_array_equal(w1[name].numpy(), w2[name].numpy())
     with pytest.raises(ValueError, match="decoded images are for 30 products"):
         make_dataset(products.head(3), None, tokenizer, 8, 5, images=decoded)
+
+
+def test_identical_bad_bytes_at_two_paths_are_reported_under_each_path(tmp_path):
+    # one decode per content hash, but the verdict never carries the first path's name
+    from tag_pipeline.lib.images import verify_images
+
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(b"not an image at all")
+    checks, stats = verify_images(["a.jpg", "b.jpg"], tmp_path, tmp_path, 8, {}, {})
+    assert stats.decoded == 1
+    assert [c.status for c in checks] == ["corrupt", "corrupt"]
+    for check in checks:
+        assert "a.jpg" not in check.detail and "b.jpg" not in check.detail, check.detail
+        assert "cannot identify image file" in check.detail
