@@ -172,3 +172,79 @@ def test_lexicon_needles_match_the_sql_text_preparation(con):
         prepared = con.execute("SELECT CASE ? WHEN 'han' THEN lower(?) ELSE latin_match_text(?) "
                                "END", [script, text, text]).fetchone()[0]
         assert (needle in prepared) is hit, (text, term, prepared)
+
+
+def test_a_hostile_catalog_loses_no_line_and_gives_each_defect_its_reason(write_catalog, con):
+    # every defect class of the README's "Bad input" list at the start, the middle and the end
+    # of a file of more than 25,000 lines (past DuckDB's sniffer sample), with line breaks
+    # mixed: nothing fatal, every line accounted for, each bad one with its reason
+    n = 26_000
+    ok = png()
+
+    def good(i: int) -> dict:
+        return product(f"P{i}", title=f"Red cotton shirt {i}")
+
+    def line(record: dict) -> bytes:
+        return catalog_csv(record).split("\n", 1)[1].rstrip("\n").encode()
+
+    defects = {  # defect -> (the line's bytes, where it ends up, reason)
+        "bad_quote": (b'"Q0","Unclosed quote shirt,"Apparel > Tops","red",""', "parse",
+                      "malformed_line"),
+        "too_many_fields": (b"E0,a,b,c,d,e,f,g,h,i,j,k,l", "parse", "malformed_line"),
+        "invalid_utf8": (b"U0,Caf\xe9 \xff shirt,,,,,Apparel > Tops > Shirts,,,", "parse",
+                         "invalid_encoding"),
+        "missing_id": (line(product("", title="no id")), "clean", "missing_id"),
+        "empty_title": (line(product("T0", title="  <br/> ")), "clean", "empty_title"),
+        "title_too_long": (line(product("L0", title="x" * 3000)), "clean", "title_too_long"),
+        "id_too_long": (line(product("I" * 300)), "clean", "id_too_long"),
+    }
+    flagged = {  # loaded and cleaned, the image flagged and never opened
+        "outside_root": line(product("O0", image="../../../../etc/passwd")),
+        "sql_in_id": line(product("x'); DROP TABLE raw_products; --")),
+    }
+    kinds = list(defects) + list(flagged)
+    places = {"start": 2, "middle": n // 2, "end": n - len(kinds) + 1}
+    lines, expected, ids_seen = [HEADER.encode()], {}, set()
+    i = 0
+    while len(lines) < n:
+        at = len(lines) + 1  # the line number this one will have
+        where = next((w for w, first in places.items() if first <= at < first + len(kinds)),
+                     None)
+        if where is None:
+            i += 1
+            lines.append(line(good(i)))
+            continue
+        kind = kinds[at - places[where]]
+        raw = defects[kind][0] if kind in defects else flagged[kind]
+        # each copy gets its own id, so none supersedes another
+        raw = raw.replace(b"0,", f"{where[0]}{at},".encode(), 1) if kind not in (
+            "missing_id", "id_too_long", "sql_in_id") else raw
+        lines.append(raw)
+        expected[at] = kind
+    ends = (b"\n", b"\r\n", b"\n", b"\r")
+    body = b"".join(text + ends[k % len(ends)] for k, text in enumerate(lines))
+    result, _ = build(write_catalog, con, {"hostile.csv": body, "images/ok.png": ok})
+
+    raw_rows, parse, cleaned, rejected, superseded, accounted = one(
+        con, "SELECT raw_rows, parse_rejected, cleaned, rejected, superseded, accounted "
+             "FROM row_accounting")
+    assert raw_rows == n - 1 == accounted  # every data line, the header aside
+    got = dict(con.execute("SELECT source_line, reject_reason FROM rejected_products"
+                           ).fetchall())
+    want = {at: defects[kind][2] for at, kind in expected.items() if kind in defects}
+    assert got == want
+    assert parse == sum(1 for at, kind in expected.items()
+                        if kind in defects and defects[kind][1] == "parse")
+    # the sql_in_id product twice over the file (start, middle, end) is one product, two
+    # versions superseded; no other line superseded any
+    assert superseded == 2
+    assert rejected == len(want) - parse
+    assert cleaned == n - 1 - len(want) - superseded
+    statuses = dict(con.execute(
+        "SELECT product_id, image_status FROM cleaned_products WHERE product_id LIKE 'O%' "
+        "AND image_status <> 'none'").fetchall())
+    assert set(statuses.values()) == {"outside_root"} and len(statuses) == 3
+    assert one(con, "SELECT count(*) FROM cleaned_products WHERE product_id = "
+                    "'x''); DROP TABLE raw_products; --'") == (1,)
+    assert one(con, "SELECT count(*) FROM raw_products")[0] == n - 1 - parse
+    assert result.images.hashed == 0  # /etc/passwd was never read
