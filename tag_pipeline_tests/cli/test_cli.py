@@ -22,12 +22,14 @@ import mlflow.tracking._model_registry.utils as registry_utils
 import mlflow.tracking._tracking_service.utils as tracking_utils
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
 from mlflow import MlflowClient
 
 from tag_pipeline.cli import main as cli_main
 from tag_pipeline.lib.cli.evaluation import parse_labels
-from tag_pipeline.lib.cli.files import InputFileError
+from tag_pipeline.lib.cli.files import InputFileError, ProductFile
 from tag_pipeline.lib.models.labels import TAG_TYPES, Head, LabelSpace, TagClass
+from tag_pipeline_tests.lib.test_properties import csv_body, data_lines
 from tag_pipeline_tests.project_home import ProjectHome, environment, home_env
 
 TAGGER = "tag_pipeline_tagger"
@@ -236,6 +238,27 @@ def test_tag_names_each_bad_line_and_tags_every_good_one(trained_home, tmp_path)
     rejects = pl.read_csv(tmp_path / "rejects.csv", infer_schema=False)
     assert rejects["line"].to_list() == ["3", "4", "6", "7"]
     assert "price" in result.stderr  # the demo model's catalog feature, absent from the file
+
+
+@pytest.mark.slow
+@settings(max_examples=4, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=csv_body("product_id,title,description"))
+def test_tag_on_random_csv_shapes_tags_or_reports_every_line(trained_home, tmp_path, body):
+    # hypothesis: random CSV shapes (bad bytes, wrong field counts, empty ids and lines, line
+    # breaks mixed) through the real command: it never crashes, and each non-empty line is
+    # either a tagged product or a reported bad line
+    (tmp_path / "products.csv").write_bytes(body)
+    result = run_cli(trained_home.env, tmp_path, "tag", "products.csv", "tags.csv",
+                     "--no-refiner", "--no-explain", "--rejects", "rejects.csv")
+    assert result.returncode == 0, result.stderr
+    rejects = pl.read_csv(tmp_path / "rejects.csv", infer_schema=False)
+    with ProductFile(tmp_path / "products.csv") as products:
+        ids = {line: pid for batch in products.batches(100)
+               for line, pid in zip(batch["_line"], batch["product_id"], strict=True)}
+    assert set(ids) | {int(v) for v in rejects["line"]} == data_lines(body, 2)
+    tags = pl.read_csv(tmp_path / "tags.csv", infer_schema=False)
+    assert set(tags["product_id"]) <= set(ids.values())
 
 
 def test_tag_reads_the_models_feature_columns(trained_home, tmp_path):

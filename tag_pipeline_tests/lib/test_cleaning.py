@@ -204,7 +204,7 @@ def test_a_hostile_catalog_loses_no_line_and_gives_each_defect_its_reason(write_
     }
     kinds = list(defects) + list(flagged)
     places = {"start": 2, "middle": n // 2, "end": n - len(kinds) + 1}
-    lines, expected, ids_seen = [HEADER.encode()], {}, set()
+    lines, expected = [HEADER.encode()], {}
     i = 0
     while len(lines) < n:
         at = len(lines) + 1  # the line number this one will have

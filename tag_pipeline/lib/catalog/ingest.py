@@ -145,8 +145,9 @@ def _line_breaks(path: Path, chunk_bytes: int = 1 << 20) -> set[bytes]:
 
 @contextmanager
 def unix_newlines(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[Path]:
-    """The file to read for ``path``: ``path`` itself when its lines all end alike, else a
-    private copy with every line break (``\\r\\n``, ``\\n``, a lone ``\\r``) as ``\\n``.
+    """The file to read for ``path``: ``path`` itself when its lines all end in ``\\n`` or all
+    in ``\\r\\n``, else a private copy with every line break (``\\r\\n``, ``\\n``, a lone
+    ``\\r``) as ``\\n``.
 
     DuckDB's CSV reader takes one line break for the whole file; a file that mixes them (rows
     appended by another tool, an Excel cell with a line break) fails as a whole. The copy has
@@ -154,7 +155,8 @@ def unix_newlines(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[Path]:
     a line break, as editors count it). On Linux the copy is unlinked as soon as it is made and
     read through ``/proc/self/fd``, so not even a killed process leaves it behind.
     """
-    if len(_line_breaks(path, chunk_bytes)) < 2:
+    kinds = _line_breaks(path, chunk_bytes)
+    if len(kinds) < 2 and kinds != {b"\r"}:
         yield path
         return
     handle = tempfile.NamedTemporaryFile(prefix="tag-pipeline-lines-", suffix=path.suffix,
@@ -193,6 +195,8 @@ def csv_header(path: Path, delimiter: str = ",") -> list[str]:
     """
     with path.open("rb") as handle:
         raw = handle.readline(MAX_LINE_BYTES + 1)
+    if b"\r" in raw:  # the header ends at \r\n or a lone \r too
+        raw = raw[:raw.index(b"\r")]
     if len(raw) > MAX_LINE_BYTES:
         raise ValueError(f"file {path}: the header line is longer than {MAX_LINE_BYTES} bytes")
     try:
@@ -242,20 +246,34 @@ def _relative(profile: CatalogProfile, path: Path) -> str:
         return path.resolve().as_posix()
 
 
-def _line_map(con: duckdb.DuckDBPyConnection, n_accepted: int, first_line: int) -> None:
-    """Map the k-th accepted row to its line in the file, skipping rejected lines.
+def empty_lines(path: Path) -> list[int]:
+    """The numbers of the file's empty lines, which DuckDB's reader skips without a trace (a
+    line of spaces is read, and rejected or kept). ``path`` has one kind of line break
+    (``unix_newlines``)."""
+    with path.open("rb") as handle:
+        return [number for number, line in enumerate(handle, 1)
+                if line in (b"\n", b"\r\n")]
+
+
+def _line_map(con: duckdb.DuckDBPyConnection, n_accepted: int, first_line: int,
+              skipped: list[int] | None = None) -> None:
+    """Map the k-th accepted row to its line in the file, skipping rejected lines and the
+    empty lines the reader skipped (``skipped``, see ``empty_lines``).
 
     Creates temp table ``_line_map(k, line)``. Assumes one record per line, which holds for
     JSON Lines and for CSV files without quoted line breaks.
     """
+    skipped = [line for line in (skipped or []) if line >= first_line]
+    con.execute("CREATE OR REPLACE TEMP TABLE _skipped AS "
+                "SELECT unnest(?::BIGINT[]) AS line", [skipped])
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _line_map AS
         SELECT (row_number() OVER (ORDER BY l) - 1)::BIGINT AS k, l::BIGINT AS line
-        FROM range(?, ? + ? + (SELECT count(*) FROM _rejects)) t(l)
-        WHERE l NOT IN (SELECT line FROM _rejects)
+        FROM range(?, ? + ? + (SELECT count(*) FROM _rejects) + ?) t(l)
+        WHERE l NOT IN (SELECT line FROM _rejects) AND l NOT IN (SELECT line FROM _skipped)
         """,
-        [first_line, first_line, n_accepted],
+        [first_line, first_line, n_accepted, len(skipped)],
     )
 
 
@@ -310,7 +328,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str = ",",
     )
     _collect_reader_rejects(con)
     n_accepted = con.execute("SELECT count(*) FROM _raw").fetchone()[0]
-    _line_map(con, n_accepted, first_line=2)
+    _line_map(con, n_accepted, first_line=2, skipped=empty_lines(read or path))
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _src AS
@@ -339,6 +357,7 @@ def stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     )
     _collect_reader_rejects(con)
     n_accepted = con.execute("SELECT count(*) FROM _lines").fetchone()[0]
+    # read as one column, an empty line is a NULL row, not skipped (the CSV reader skips it)
     _line_map(con, n_accepted, first_line=1)
     con.execute(
         """

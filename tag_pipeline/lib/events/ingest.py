@@ -81,6 +81,7 @@ from tag_pipeline.lib.catalog.ingest import (
     _line_map,
     csv_columns_sql,
     csv_header,
+    empty_lines,
     file_sha256,
     quote_ident,
     unix_newlines,
@@ -257,18 +258,20 @@ def _reader_rejects(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP TABLE IF EXISTS _ev_csv_scans")
 
 
-def _number_lines(con: duckdb.DuckDBPyConnection, first_line: int, view: str = "_ev_src") -> None:
+def _number_lines(con: duckdb.DuckDBPyConnection, first_line: int, skipped: list[int],
+                  view: str = "_ev_src") -> None:
     """View ``view``: the staged rows with their line in the file (a row's ``rowid`` is its
-    index among the lines the reader accepted, in file order)."""
+    index among the lines the reader accepted, in file order; ``skipped``: the empty lines
+    the reader passed over, ``empty_lines``)."""
     n_rejects = con.execute("SELECT count(*) FROM _rejects").fetchone()[0]
-    if n_rejects == 0:
+    if n_rejects == 0 and not [line for line in skipped if line >= first_line]:
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {view} AS "
             f"SELECT rowid + {int(first_line)} AS _line, * FROM _ev_stage"
         )
         return
     n_accepted = con.execute("SELECT count(*) FROM _ev_stage").fetchone()[0]
-    _line_map(con, n_accepted, first_line=first_line)
+    _line_map(con, n_accepted, first_line=first_line, skipped=skipped)
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT m.line AS _line, s.* "
         "FROM _ev_stage s JOIN _line_map m ON m.k = s.rowid"
@@ -305,7 +308,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, kind: str, path: Path,
                  if "user_id" in present else None)
     _stage_rows(con, kind, rows_sql, params, users_sql, params, nonce)
     _reader_rejects(con)
-    _number_lines(con, first_line=2)
+    _number_lines(con, first_line=2, skipped=empty_lines(read))
     return present
 
 
@@ -351,7 +354,8 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, kind: str, path: Path,
         "SELECT DISTINCT unnest(_keys) FROM _ev_stage WHERE _kind = 'OBJECT'").fetchall()}
     _check_columns(kind, path, present)
     _reader_rejects(con)
-    _number_lines(con, first_line=1, view="_ev_lines")
+    # read as one column, an empty line is a NULL row, not skipped (the CSV reader skips it)
+    _number_lines(con, first_line=1, skipped=[], view="_ev_lines")
     con.execute(
         """
         INSERT INTO _rejects
@@ -500,7 +504,7 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, kind: str, params: list[object]
 def _drop_staging(con: duckdb.DuckDBPyConnection) -> None:
     for view in ("_ev_src", "_ev_lines"):
         con.execute(f"DROP VIEW IF EXISTS {view}")
-    for table in ("_ev_stage", "_rejects", "_line_map", "_ev_csv_rejects",
+    for table in ("_ev_stage", "_rejects", "_line_map", "_skipped", "_ev_csv_rejects",
                   "_ev_csv_scans"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
