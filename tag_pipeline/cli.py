@@ -38,8 +38,13 @@ storage:
 
 def _init(_: argparse.Namespace) -> int:
     from tag_pipeline.defs.resources import build_resources, project_home
+    from tag_pipeline.lib.home import relocate
 
     home = project_home()
+    home.mkdir(parents=True, exist_ok=True)
+    moved = relocate(home)  # records the home's place; rewrites its stores if it moved
+    if moved.moved:
+        _print_relocation(moved)
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
     resources = build_resources()
     landing = Path(resources["catalog"].landing_dir)
@@ -64,6 +69,28 @@ def _init(_: argparse.Namespace) -> int:
     print(f"warehouse:      {resources['duckdb'].database}")
     print(f"landing folder: {landing}")
     print(f"profile:        {resources['catalog'].profile}")
+    return 0
+
+
+def _print_relocation(moved) -> None:
+    print(f"project home moved from {moved.old} to {moved.new}: rewrote "
+          f"{sum(moved.values.values()):,} stored path(s)")
+    for where, n in sorted(moved.values.items()):
+        print(f"  {where}: {n:,}")
+
+
+def _relocate(_: argparse.Namespace) -> int:
+    from tag_pipeline.defs.resources import project_home
+    from tag_pipeline.lib.home import relocate
+
+    home = project_home()
+    if not home.is_dir():
+        raise FileNotFoundError(f"project home {home} does not exist")
+    moved = relocate(home)
+    if moved.moved:
+        _print_relocation(moved)
+    else:
+        print(f"project home {home} is where its stores think it is; nothing to rewrite")
     return 0
 
 
@@ -450,7 +477,7 @@ def _doctor(_: argparse.Namespace) -> int:
     from tag_pipeline.lib.cli import doctor
 
     home = project_home()
-    resources = build_resources()
+    resources = build_resources(check_moved=False)  # check_home reports a moved home
     mlflow, keys = resources["mlflow"], resources["pseudonyms"]
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
 
@@ -539,6 +566,8 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--reason", required=True, help="why; recorded on the version")
         command.add_argument("--actor", help="who; recorded on the version (default: your "
                                              "user name)")
+    sub.add_parser("relocate", help="after copying or moving the project home: point its "
+                                    "MLflow store and warehouse at the new place")
     sub.add_parser("doctor", help="check the project home, warehouse, MLflow, Dagster "
                                   "instance, pseudonym key and landing folders")
     return parser
@@ -546,7 +575,7 @@ def _parser() -> argparse.ArgumentParser:
 
 HANDLERS = {"init": _init, "demo": _demo, "summary": _summary, "suggest": _suggest,
             "tag": _tag, "eval": _eval, "promote": _promote, "rollback": _rollback,
-            "doctor": _doctor}
+            "doctor": _doctor, "relocate": _relocate}
 
 
 def main(argv: list[str] | None = None) -> int:

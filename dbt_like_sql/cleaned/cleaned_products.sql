@@ -14,6 +14,7 @@ SELECT
          ELSE coalesce(i.status, 'missing') END AS image_status,
     i.width AS image_width,
     i.height AS image_height,
+    i.content_hash AS image_hash,
     s.price,
     s.currency,
     s.updated_at,

@@ -2,10 +2,12 @@
 -- retag; otherwise those never tagged, those whose title, description or image changed, and
 -- those tagged by another tagger or refiner version (so a new champion retags everything).
 -- The feature columns' raw values ride in tag_fields (feature:<name>), so they are hashed too.
+-- The image counts by its content hash, not its path: a moved project home (its image paths
+-- rewritten by `tag-pipeline relocate`) or a renamed file with the same bytes rescores nothing.
 WITH products AS (
     SELECT
         product_id, title, coalesce(description, '') AS description, image_path, tag_fields,
-        md5(concat_ws(chr(31), title, coalesce(description, ''), coalesce(image_path, ''),
+        md5(concat_ws(chr(31), title, coalesce(description, ''), coalesce(image_hash, ''),
                       CAST(map_entries(tag_fields) AS VARCHAR)))
             AS input_hash
     FROM {{ ref('cleaned_products') }}

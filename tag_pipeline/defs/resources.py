@@ -160,9 +160,19 @@ def _setting(name: str, default: Path | str) -> str:
     return os.environ.get(name) or str(default)
 
 
-def build_resources() -> dict[str, dg.ConfigurableResource]:
-    """The resources for the current environment."""
+def build_resources(check_moved: bool = True) -> dict[str, dg.ConfigurableResource]:
+    """The resources for the current environment.
+
+    Raises:
+        HomeMovedError: the project home was copied or moved and not relocated yet (its
+            stores would read the original's files; ``lib.home``), unless ``check_moved`` is
+            False (``doctor`` and ``relocate``, which report or fix it).
+    """
     home = project_home()
+    if check_moved:
+        from tag_pipeline.lib.home import check_home
+
+        check_home(home)
     return {
         "duckdb": WarehouseResource(
             database=_setting("TAG_PIPELINE_DUCKDB_PATH", home / "warehouse.duckdb"),

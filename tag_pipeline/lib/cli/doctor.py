@@ -38,11 +38,23 @@ class Check:
 
 
 def check_home(home: Path) -> Check:
-    """The project home folder exists."""
-    if home.is_dir():
-        return Check("project home", OK, str(home))
-    return Check("project home", FAIL, f"{home} does not exist",
-                 "run `tag-pipeline init` (or set TAG_PIPELINE_HOME)")
+    """The project home folder exists and is where its stores think it is (``lib.home``)."""
+    from tag_pipeline.lib.home import HomeMovedError, recorded_home
+
+    if not home.is_dir():
+        return Check("project home", FAIL, f"{home} does not exist",
+                     "run `tag-pipeline init` (or set TAG_PIPELINE_HOME)")
+    try:
+        old = recorded_home(home)
+    except HomeMovedError as exc:
+        return Check("project home", FAIL, str(exc))
+    if old is None:
+        return Check("project home", WARN, f"{home} has no home.json marker, so a copy of it "
+                     "would not know it moved", "run `tag-pipeline init`")
+    if old != home:
+        return Check("project home", FAIL, f"{home} was copied or moved from {old}; its "
+                     "stores still name files there", "run `tag-pipeline relocate`")
+    return Check("project home", OK, str(home))
 
 
 def check_warehouse(database: str) -> Check:

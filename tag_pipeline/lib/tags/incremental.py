@@ -32,7 +32,10 @@ INPUTS_META_TABLE = "product_tag_inputs_settings"
 SCOPE_TABLE = "_retag_scope"
 _CURRENT = "_retag_inputs_now"
 
-# (table, SQL of its product id) per input; each row's whole content goes into the hash.
+# (table, SQL of its product id) per input; each row's whole content goes into the hash, but
+# for the image path of cleaned_products (its content hash is there: a moved home, whose paths
+# `tag-pipeline relocate` rewrote, rebuilds nothing).
+_EXCLUDED = {"cleaned_products": ("image_path",)}
 _PARTS = (
     ("cleaned_products", "product_id"),
     ("product_labels", "product_id"),
@@ -63,7 +66,14 @@ def changed_scope(con: duckdb.DuckDBPyConnection, sql_root: Path, settings: str)
     """Fingerprint every product's inputs now (kept for ``record_inputs``) and return the
     name of a temporary table of the products to rebuild, or None when every product must be
     (no fingerprints yet, or another settings key)."""
-    parts = [f"SELECT {expr} AS product_id, hash(t)::HUGEINT AS h FROM {quote_ident(table)} t"
+    def source(table: str) -> str:
+        excluded = _EXCLUDED.get(table)
+        if not excluded:
+            return quote_ident(table)
+        return (f"(SELECT * EXCLUDE ({', '.join(quote_ident(c) for c in excluded)}) "
+                f"FROM {quote_ident(table)})")
+
+    parts = [f"SELECT {expr} AS product_id, hash(t)::HUGEINT AS h FROM {source(table)} t"
              for table, expr in _PARTS if table_exists(con, table)]
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {_CURRENT} AS
