@@ -8,7 +8,8 @@ export DAGSTER_HOME ?= $(TAG_PIPELINE_HOME)/dagster
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 DAGSTER_HOST ?= 127.0.0.1
 DAGSTER_PORT ?= 3000
-MODEL ?= tag_pipeline_tagger
+# The model `make serve` serves; empty: what `tag-pipeline serving-model` names.
+MODEL_URI ?=
 SERVE_HOST ?= 127.0.0.1
 SERVE_PORT ?= 5001
 # The browser test drives the distribution's chromium; Playwright never downloads one.
@@ -47,14 +48,17 @@ quickstart: home
 dev: home
 	$(BIN)/dagster dev -w workspace.yaml -h $(DAGSTER_HOST) -p $(DAGSTER_PORT)
 
-# Serve the registered champion over REST with MLflow's scoring server (POST /invocations),
-# from the project home's registry unless MLFLOW_TRACKING_URI says otherwise.
+# Serve the champion over REST with MLflow's scoring server (POST /invocations), from the
+# project home's registry unless MLFLOW_TRACKING_URI says otherwise: the model `tag` and
+# product_tags use (the champion refiner's model, which holds its tagger, when it applies to the
+# champion tagger; else the champion tagger). MODEL_URI=models:/NAME@ALIAS serves another.
 .PHONY: serve
 # env-manager local starts `uvicorn` by name: the venv's bin must come first on PATH.
 serve: export PATH := $(abspath $(BIN)):$(PATH)
 serve: export MLFLOW_TRACKING_URI ?= sqlite:///$(TAG_PIPELINE_HOME)/mlflow/mlflow.db
 serve: setup
-	$(BIN)/mlflow models serve -m models:/$(MODEL)@champion --env-manager local -h $(SERVE_HOST) -p $(SERVE_PORT)
+	uri="$(MODEL_URI)"; [ -n "$$uri" ] || uri=$$($(BIN)/tag-pipeline serving-model) || exit 1; \
+	$(BIN)/mlflow models serve -m "$$uri" --env-manager local -h $(SERVE_HOST) -p $(SERVE_PORT)
 
 # The MLflow UI of the local store (the run and version links in Dagster's metadata go here).
 .PHONY: mlflow-ui

@@ -79,6 +79,17 @@ def _print_relocation(moved) -> None:
         print(f"  {where}: {n:,}")
 
 
+def _serving_model(args: argparse.Namespace) -> int:
+    from tag_pipeline.lib.cli.models import serving_model
+
+    mlflow = _mlflow()
+    uri, why = serving_model(mlflow.client(), mlflow.registered_model_name,
+                             mlflow.refiner_model_name, args.model)
+    print(uri)
+    print(why, file=sys.stderr)
+    return 0
+
+
 def _relocate(_: argparse.Namespace) -> int:
     from tag_pipeline.defs.resources import project_home
     from tag_pipeline.lib.home import relocate
@@ -566,6 +577,11 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--reason", required=True, help="why; recorded on the version")
         command.add_argument("--actor", help="who; recorded on the version (default: your "
                                              "user name)")
+    serving = sub.add_parser("serving-model", help="print the MLflow model URI that answers as "
+                                                   "tag and product_tags do (make serve serves "
+                                                   "it)")
+    serving.add_argument("--model", default="champion", help=MODEL_HELP +
+                         " (default: champion)")
     sub.add_parser("relocate", help="after copying or moving the project home: point its "
                                     "MLflow store and warehouse at the new place")
     sub.add_parser("doctor", help="check the project home, warehouse, MLflow, Dagster "
@@ -575,7 +591,7 @@ def _parser() -> argparse.ArgumentParser:
 
 HANDLERS = {"init": _init, "demo": _demo, "summary": _summary, "suggest": _suggest,
             "tag": _tag, "eval": _eval, "promote": _promote, "rollback": _rollback,
-            "doctor": _doctor, "relocate": _relocate}
+            "doctor": _doctor, "relocate": _relocate, "serving-model": _serving_model}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,7 +32,6 @@ from tag_pipeline_tests.project_home import ProjectHome
 
 pytestmark = pytest.mark.slow
 
-MODEL_URI = "models:/tag_pipeline_tagger@champion"
 # The response contract: one record per (product, tag).
 OUTPUT_COLUMNS = ["product_id", "tag", "tag_type", "facet", "score", "warning"]
 INPUT_COLUMNS = ["product_id", "title", "description", "image_path", "image_bytes"]
@@ -47,6 +46,7 @@ class Server:
     url: str
     process: subprocess.Popen
     log: Path
+    model_uri: str
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -64,7 +64,7 @@ def wait_until_up(server: Server, timeout_s: float) -> None:
     last = "no answer yet"
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            pytest.fail(f"`mlflow models serve -m {MODEL_URI}` exited with code "
+            pytest.fail(f"`mlflow models serve -m {server.model_uri}` exited with code "
                         f"{server.process.returncode} before {server.url}/ping answered; "
                         f"its output ends with:\n{server.log_tail()}")
         try:
@@ -96,8 +96,22 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(trained_home: ProjectHome, tmp_path_factory) -> Iterator[Server]:
-    """``mlflow models serve`` of the champion from the home's sqlite registry (venv's env)."""
+def model_uri(trained_home: ProjectHome) -> str:
+    """The model ``make serve`` serves: ``tag-pipeline serving-model``, as a subprocess."""
+    env = {k: v for k, v in trained_home.env.items()
+           if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    done = subprocess.run([str(Path(sys.executable).parent / "tag-pipeline"), "serving-model"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    uri = done.stdout.strip()
+    assert uri.startswith(("models:/tag_pipeline_tagger/", "models:/tag_pipeline_refiner/")), uri
+    return uri
+
+
+@pytest.fixture(scope="module")
+def server(trained_home: ProjectHome, model_uri: str, tmp_path_factory) -> Iterator[Server]:
+    """``mlflow models serve`` of the model ``make serve`` serves, from the home's sqlite
+    registry (venv's env)."""
     workdir = tmp_path_factory.mktemp("serve")
     bin_dir = Path(sys.executable).parent
     # env-manager local execs `uvicorn` by name (as `make serve` does, the venv's bin first)
@@ -107,13 +121,14 @@ def server(trained_home: ProjectHome, tmp_path_factory) -> Iterator[Server]:
            "TAG_PIPELINE_IMAGE_ROOT": str(image_root(trained_home.home))}
     env.pop("MLFLOW_REGISTRY_URI", None)
     port = free_port()
-    command = [str(bin_dir / "mlflow"), "models", "serve", "-m", MODEL_URI,
+    command = [str(bin_dir / "mlflow"), "models", "serve", "-m", model_uri,
                "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
     log = workdir / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, cwd=workdir, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
-    running = Server(url=f"http://127.0.0.1:{port}", process=process, log=log)
+    running = Server(url=f"http://127.0.0.1:{port}", process=process, log=log,
+                     model_uri=model_uri)
     try:
         wait_until_up(running, START_TIMEOUT_S)
         yield running
@@ -206,15 +221,15 @@ def tags_of(tags: pd.DataFrame, product_id: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def local_champion(trained_home: ProjectHome):
-    """The champion loaded in this process, as the server loads it (same image root)."""
+def local_champion(trained_home: ProjectHome, model_uri: str):
+    """The served model loaded in this process, as the server loads it (same image root)."""
     saved = os.environ.get("TAG_PIPELINE_IMAGE_ROOT")
     os.environ["TAG_PIPELINE_IMAGE_ROOT"] = str(image_root(trained_home.home))
     # Earlier tests in the session may have pointed the mlflow module's registry elsewhere.
     mlflow.set_tracking_uri(trained_home.tracking_uri)
     mlflow.set_registry_uri(trained_home.tracking_uri)
     try:
-        yield mlflow.pyfunc.load_model(MODEL_URI)
+        yield mlflow.pyfunc.load_model(model_uri)
     finally:
         mlflow.set_tracking_uri(None)  # unset again; the restored environment decides
         mlflow.set_registry_uri(None)
@@ -288,3 +303,27 @@ def test_request_without_title_is_refused_naming_the_column(server: Server, rows
     assert 400 <= status < 500, f"HTTP {status}: {answer}"
     # MLflow's schema check, from the signature's required column
     assert "missing inputs ['title']" in answer.get("message", ""), answer
+
+
+def test_served_equals_the_tag_command(served: pd.DataFrame, rows: pd.DataFrame,
+                                       trained_home: ProjectHome, tmp_path):
+    # REST answers as `tag-pipeline tag` does (which tags as product_tags does): same model,
+    # same refiner, same tags and scores, for the rows a product file can carry (no bytes)
+    text_rows = rows[rows["image_bytes"].map(len) == 0].drop(columns="image_bytes")
+    pl.from_pandas(text_rows).write_csv(tmp_path / "products.csv")
+    env = {k: v for k, v in trained_home.env.items()
+           if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "tag-pipeline"), "tag", "products.csv", "tags.csv",
+         "--no-explain", "--image-root", str(image_root(trained_home.home))],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    keys = ["product_id", "tag_type", "facet", "tag"]
+    tagged = (pl.read_csv(tmp_path / "tags.csv", infer_schema=False)
+              .with_columns(pl.col("score").cast(pl.Float64)).select(*keys, "score")
+              .sort(keys))
+    answer = (pl.from_pandas(served[served["product_id"].isin(text_rows["product_id"])])
+              .select(*keys, "score").sort(keys))
+    assert tagged.select(keys).rows() == answer.select(keys).rows()
+    np.testing.assert_allclose(tagged["score"].to_numpy(), answer["score"].to_numpy(),
+                               rtol=0, atol=1e-6)

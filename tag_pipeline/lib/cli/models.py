@@ -74,6 +74,20 @@ class Models:
                 f"({self.refiner_reason})")
 
 
+def serving_model(client: MlflowClient, tagger_name: str, refiner_name: str,
+                  reference: str = "champion") -> tuple[str, str]:
+    """The MLflow model URI that answers as ``tag`` and ``product_tags`` do for the tagger
+    ``reference`` names, and why: the refiner version that applies to it (its pyfunc holds the
+    tagger it was trained on and refines its scores), else the tagger version itself."""
+    version = resolve_version(client, tagger_name, reference)
+    choice = choose_refiner(client, refiner_name, version)
+    if choice.version is not None:
+        return (f"models:/{refiner_name}/{choice.version}",
+                f"tagger {tagger_name} v{version} refined by {choice.reason}")
+    return (f"models:/{tagger_name}/{version}",
+            f"tagger {tagger_name} v{version} alone: {choice.reason}")
+
+
 def load_models(client: MlflowClient, tagger_name: str, refiner_name: str, reference: str,
                 use_refiner: bool = True) -> Models:
     """Load the tagger version ``reference`` names and the refiner that applies to it.
