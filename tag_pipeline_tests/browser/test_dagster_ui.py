@@ -137,16 +137,20 @@ def _stop(process: subprocess.Popen, dagster_home: str) -> None:
 @pytest.fixture(scope="module")
 def ui_home(trained_home: ProjectHome, tmp_path_factory) -> ProjectHome:
     """A private copy of the session's trained home: this module's runs must not change the
-    home other tests read. MLflow's artifact URIs still point into the original home, which
-    stays in place for the session, so the copy reads them there."""
+    home other tests read. It is relocated as a user would after copying a home
+    (`tag-pipeline relocate`), so it reads only its own artifacts and images."""
+    from tag_pipeline.lib.home import relocate
+
     home = tmp_path_factory.mktemp("browser") / "home"
     shutil.copytree(trained_home.home, home)
+    assert relocate(home).moved
     with sqlite3.connect(home / "mlflow" / "mlflow.db") as db:
         locations = [row[0] for row in db.execute(
             "SELECT artifact_location FROM experiments WHERE artifact_location LIKE 'file:%'")]
     for uri in locations:
         path = Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path))
         assert path.is_dir(), f"MLflow artifact location {uri} of the copied home is missing"
+        assert path.is_relative_to(home), f"the copied home still reads {uri}"
     env = {**trained_home.env, **home_env(home)}
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "TAG_PIPELINE_DUCKDB_PATH",
                  "TAG_PIPELINE_PROFILE", "TAG_PIPELINE_LANDING_DIR"):

@@ -326,10 +326,12 @@ def check_tag_file(tags: pl.DataFrame, result: subprocess.CompletedProcess, sour
     check_tags(tags.to_dicts())
     assert set(tags["tagger_version"]) == {version}
     assert set(tags["source"]) <= {"model", "refiner"}
-    assert f"{source} line 3 (product p2): image {source.parent / 'img' / 'bad.jpg'} is " \
-           "corrupt" in result.stderr
-    assert f"{source} line 4 (product p3): image {source.parent / 'img' / 'gone.jpg'} is " \
-           "missing" in result.stderr
+    # the lines of p2 and p3: after the header in CSV, from line 1 in JSON Lines
+    first = 2 if source.suffix == ".csv" else 1
+    assert f"{source} line {first + 1} (product p2): image {source.parent / 'img' / 'bad.jpg'} " \
+           "is corrupt" in result.stderr
+    assert f"{source} line {first + 2} (product p3): image {source.parent / 'img' / 'gone.jpg'} " \
+           "is missing" in result.stderr
     assert "real.png" not in result.stderr
     assert "2 product(s) had an unusable image" in result.stdout
     assert not list(out.parent.glob(".*.tmp"))  # the temporary file was renamed

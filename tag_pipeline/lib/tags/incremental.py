@@ -67,7 +67,8 @@ def changed_scope(con: duckdb.DuckDBPyConnection, sql_root: Path, settings: str)
     name of a temporary table of the products to rebuild, or None when every product must be
     (no fingerprints yet, or another settings key)."""
     def source(table: str) -> str:
-        excluded = _EXCLUDED.get(table)
+        present = {r[0] for r in con.execute(f"DESCRIBE {quote_ident(table)}").fetchall()}
+        excluded = [c for c in _EXCLUDED.get(table, ()) if c in present]
         if not excluded:
             return quote_ident(table)
         return (f"(SELECT * EXCLUDE ({', '.join(quote_ident(c) for c in excluded)}) "
