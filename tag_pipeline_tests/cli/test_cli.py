@@ -423,7 +423,13 @@ def registry_copy(trained_home, tmp_path) -> dict[str, str]:
     uri = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     current = client.get_model_version_by_alias(TAGGER, "champion")
-    client.create_model_version(TAGGER, current.source, run_id=current.run_id)
+    # the registry looks a models:/m-... source up through the global tracking URI
+    saved = tracking_utils._tracking_uri
+    tracking_utils._tracking_uri = uri
+    try:
+        client.create_model_version(TAGGER, current.source, run_id=current.run_id)
+    finally:
+        tracking_utils._tracking_uri = saved
     return {**trained_home.env, **home_env(home)}
 
 

@@ -32,8 +32,14 @@ from tag_pipeline_tests.project_home import ProjectHome
 
 pytestmark = pytest.mark.slow
 
-# The response contract: one record per (product, tag).
+# The response contract: one record per (product, tag); the refiner's model says which model
+# gives each tag (source: model or refiner).
 OUTPUT_COLUMNS = ["product_id", "tag", "tag_type", "facet", "score", "warning"]
+REFINED_COLUMNS = ["product_id", "tag", "tag_type", "facet", "score", "source", "warning"]
+
+
+def output_columns(model_uri: str) -> list[str]:
+    return REFINED_COLUMNS if "/tag_pipeline_refiner/" in model_uri else OUTPUT_COLUMNS
 INPUT_COLUMNS = ["product_id", "title", "description", "image_path", "image_bytes"]
 # Loading TensorFlow and the model on a busy 2-core CI machine; normally about 15 s.
 START_TIMEOUT_S = 240
@@ -240,8 +246,8 @@ def local_champion(trained_home: ProjectHome, model_uri: str):
 
 
 def test_served_champion_tags_real_rows(served: pd.DataFrame, rows: pd.DataFrame,
-                                        local_champion):
-    assert list(served.columns) == OUTPUT_COLUMNS
+                                        local_champion, model_uri: str):
+    assert list(served.columns) == output_columns(model_uri)
     assert served["score"].between(0, 1).all(), served["score"].describe()
     assert set(served["tag_type"]) <= set(TAG_TYPES)
     # every product is answered (its category head has no threshold)
@@ -263,11 +269,11 @@ def test_served_champion_tags_real_rows(served: pd.DataFrame, rows: pd.DataFrame
 
 
 def test_served_equals_in_process_champion(served: pd.DataFrame, rows: pd.DataFrame,
-                                           local_champion):
+                                           local_champion, model_uri: str):
     local = local_champion.predict(rows)
     assert len(local) > 0
     pd.testing.assert_frame_equal(served.drop(columns="score"),
-                                  local[OUTPUT_COLUMNS].drop(columns="score"))
+                                  local[output_columns(model_uri)].drop(columns="score"))
     np.testing.assert_allclose(served["score"].to_numpy(), local["score"].to_numpy(),
                                rtol=0, atol=1e-6)
 
@@ -318,7 +324,8 @@ def test_served_equals_the_tag_command(served: pd.DataFrame, rows: pd.DataFrame,
          "--no-explain", "--image-root", str(image_root(trained_home.home))],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    keys = ["product_id", "tag_type", "facet", "tag"]
+    # the refiner's model also says which model gives each tag, as the tag file does
+    keys = ["product_id", "tag_type", "facet", "tag", *(["source"] if "source" in served else [])]
     tagged = (pl.read_csv(tmp_path / "tags.csv", infer_schema=False)
               .with_columns(pl.col("score").cast(pl.Float64)).select(*keys, "score")
               .sort(keys))
