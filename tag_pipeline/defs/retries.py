@@ -45,34 +45,32 @@ def _fail_once(exc: Exception) -> dg.Failure:
     return dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False)
 
 
+def _reraise(exc: Exception) -> None:
+    """Raise ``exc`` as the retry policy should see it: as is when it is transient (or already
+    Dagster's), else as a Failure that is not retried."""
+    if isinstance(exc, (dg.Failure, dg.RetryRequested)) or is_transient(exc):
+        raise exc
+    raise _fail_once(exc) from exc
+
+
 def retry_only_transient(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap an asset function so that only transient errors are retried (module docstring).
 
     Dagster reads the wrapped function's parameters through ``functools.wraps``; generator
     functions (assets that yield their results) stay generators."""
-    passes = (dg.Failure, dg.RetryRequested)
-
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def generator(*args: Any, **kwargs: Any) -> Any:
             try:
                 yield from fn(*args, **kwargs)
-            except passes:
-                raise
             except Exception as exc:
-                if is_transient(exc):
-                    raise
-                raise _fail_once(exc) from exc
+                _reraise(exc)
         return generator
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except passes:
-            raise
         except Exception as exc:
-            if is_transient(exc):
-                raise
-            raise _fail_once(exc) from exc
+            _reraise(exc)
     return wrapper

@@ -119,27 +119,32 @@ def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _line_breaks(path: Path, chunk_bytes: int = 1 << 20) -> set[bytes]:
-    """The kinds of line break in a file: any of ``\\r\\n``, ``\\n`` and a lone ``\\r``."""
-    kinds: set[bytes] = set()
+def _line_chunks(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """The file's bytes in chunks that never split a ``\\r\\n`` (a chunk's closing ``\\r``
+    waits for the next one; a ``\\r`` that ends the file comes last, alone)."""
     carry = b""
     with path.open("rb") as handle:
         while chunk := handle.read(chunk_bytes):
             data = carry + chunk
             carry = b"\r" if data.endswith(b"\r") else b""
-            if carry:
-                data = data[:-1]
-            crlf = data.count(b"\r\n")
-            if crlf:
-                kinds.add(b"\r\n")
-            if data.count(b"\n") > crlf:
-                kinds.add(b"\n")
-            if data.count(b"\r") > crlf:
-                kinds.add(b"\r")
-            if len(kinds) > 1:
-                return kinds
+            yield data[:-1] if carry else data
     if carry:
-        kinds.add(b"\r")
+        yield carry
+
+
+def _line_breaks(path: Path, chunk_bytes: int = 1 << 20) -> set[bytes]:
+    """The kinds of line break in a file: any of ``\\r\\n``, ``\\n`` and a lone ``\\r``."""
+    kinds: set[bytes] = set()
+    for data in _line_chunks(path, chunk_bytes):
+        crlf = data.count(b"\r\n")
+        if crlf:
+            kinds.add(b"\r\n")
+        if data.count(b"\n") > crlf:
+            kinds.add(b"\n")
+        if data.count(b"\r") > crlf:
+            kinds.add(b"\r")
+        if len(kinds) > 1:
+            break
     return kinds
 
 
@@ -165,16 +170,8 @@ def unix_newlines(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[Path]:
     try:
         if proc.exists():
             os.unlink(handle.name)
-        carry = b""
-        with path.open("rb") as source:
-            while chunk := source.read(chunk_bytes):
-                data = carry + chunk
-                carry = b"\r" if data.endswith(b"\r") else b""
-                if carry:
-                    data = data[:-1]
-                handle.write(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
-        if carry:
-            handle.write(b"\n")
+        for data in _line_chunks(path, chunk_bytes):
+            handle.write(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
         handle.flush()
         yield proc if proc.exists() else Path(handle.name)
     finally:
