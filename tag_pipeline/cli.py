@@ -483,8 +483,31 @@ def _dead_runs(dagster_home: Path) -> list[tuple[str, str, str]]:
         return dead
 
 
+def _profile_loader(name: str | None):
+    """A loader of ``name`` (a shipped profile or a YAML path; default: the configured
+    profile) with the configured folders for its placeholders, and the name it reads."""
+    from tag_pipeline.defs.resources import build_resources
+    from tag_pipeline.lib.catalog.profile import load_profile
+
+    catalog = build_resources(check_moved=False)["catalog"]
+    chosen = name or catalog.profile
+    placeholders = {"landing": catalog.landing_dir, "shared_data": catalog.shared_data_dir}
+    return (lambda: load_profile(chosen, placeholders)), chosen
+
+
+def _profile_check(args: argparse.Namespace) -> int:
+    from tag_pipeline.defs.resources import SQL_ROOT
+    from tag_pipeline.lib.catalog.inspect import inspect_profile, render
+
+    load, chosen = _profile_loader(args.profile)
+    report = inspect_profile(load, SQL_ROOT, check_images=not args.no_images,
+                             samples=args.samples)
+    print(render(report, chosen))
+    return 1 if report.errors else 0
+
+
 def _doctor(_: argparse.Namespace) -> int:
-    from tag_pipeline.defs.resources import build_resources, project_home
+    from tag_pipeline.defs.resources import SQL_ROOT, build_resources, project_home
     from tag_pipeline.lib.cli import doctor
 
     home = project_home()
@@ -506,6 +529,7 @@ def _doctor(_: argparse.Namespace) -> int:
         doctor.check_pseudonym_key(keys.key_env, os.environ.get(keys.key_env),
                                    Path(keys.key_file) if keys.key_file else None, keys.load),
         doctor.check_landing(Path(resources["catalog"].landing_dir)),
+        doctor.check_profile(*_profile_loader(None), SQL_ROOT),
     ]
     for check in checks:
         print(check.line())
@@ -585,13 +609,30 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("relocate", help="after copying or moving the project home: point its "
                                     "MLflow store and warehouse at the new place")
     sub.add_parser("doctor", help="check the project home, warehouse, MLflow, Dagster "
-                                  "instance, pseudonym key and landing folders")
+                                  "instance, pseudonym key, landing folders and the "
+                                  "catalog profile")
+    profile = sub.add_parser("profile", help="check a catalog profile against its files")
+    profile_sub = profile.add_subparsers(dest="profile_command", required=True)
+    check = profile_sub.add_parser(
+        "check", help="read the files as catalog_job would, without writing anything",
+        description="Read the profile's files as catalog_job would, into a private in-memory "
+                    "warehouse (nothing of the project is written), and print the column "
+                    "map, the files' row accounting, sample products, the labels per facet "
+                    "with counts and examples, and every error and suspicion. Exits 1 on "
+                    "errors.")
+    check.add_argument("profile", nargs="?", help="shipped profile name or YAML path "
+                                                  "(default: the configured profile, "
+                                                  "TAG_PIPELINE_PROFILE)")
+    check.add_argument("--no-images", action="store_true",
+                       help="do not open image files (faster; every image counts as missing)")
+    check.add_argument("--samples", type=int, default=5, help="sample products to show")
     return parser
 
 
 HANDLERS = {"init": _init, "demo": _demo, "summary": _summary, "suggest": _suggest,
             "tag": _tag, "eval": _eval, "promote": _promote, "rollback": _rollback,
-            "doctor": _doctor, "relocate": _relocate, "serving-model": _serving_model}
+            "doctor": _doctor, "relocate": _relocate, "serving-model": _serving_model,
+            "profile": _profile_check}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,3 +41,31 @@ CREATE OR REPLACE TEMP MACRO price_amount(p) AS
 -- Python by tag_pipeline.lib.catalog.rules.term_needle) matches whole words only.
 CREATE OR REPLACE TEMP MACRO latin_match_text(s) AS
     ' ' || regexp_replace(lower(s), '[^a-z0-9]+', ' ', 'g') || ' ';
+
+-- An attribute key as a facet name: lower case, each run of characters other than letters and
+-- digits one '_' ('Ideal For' -> 'ideal_for'); tag_pipeline.lib.catalog.profile.normalise_key
+-- folds the profile's keys the same way.
+CREATE OR REPLACE TEMP MACRO attribute_key(k) AS
+    trim(regexp_replace(lower(nfkc(k)), '[^\p{L}\p{N}]+', '_', 'g'), '_');
+
+-- A catalog timestamp as UTC, or NULL where it is none of the accepted forms: ISO 8601 with
+-- 'T' or a space (2016-03-25 22:59:23, 2016-03-25T22:59:23.5), a date alone, slashes
+-- (2016/03/25 10:00), an offset written +0000, +00:00, +00, Z, UTC or GMT (with or without a
+-- space before it), and Unix epoch seconds (10 digits) or milliseconds (13 digits). A time
+-- without an offset is taken as UTC. Day-first dates (25/03/2016) are ambiguous: NULL.
+CREATE OR REPLACE TEMP MACRO parse_timestamp(s) AS
+    CASE
+        WHEN s IS NULL OR trim(s) = '' THEN NULL
+        WHEN regexp_matches(trim(s), '^\d{10}(\.\d+)?$')
+            THEN timezone('UTC', to_timestamp(trim(s)::DOUBLE))
+        WHEN regexp_matches(trim(s), '^\d{13}$')
+            THEN timezone('UTC', to_timestamp(trim(s)::DOUBLE / 1000))
+        WHEN regexp_matches(trim(s), '\d:\d{2}(:\d{2}(\.\d+)?)?\s*([+-]\d{2}(:?\d{2})?|[Zz]|UTC|GMT)$')
+            -- the offset as +HH:MM, right after the time, which gets its seconds
+            THEN timezone('UTC', TRY_CAST(regexp_replace(regexp_replace(regexp_replace(
+                regexp_replace(trim(s), '\s*(UTC|GMT|[Zz])$', '+00:00'),
+                '\s*([+-]\d{2})$', '\1:00'),
+                '\s*([+-]\d{2}):?(\d{2})$', '\1:\2'),
+                '([ T]\d{1,2}:\d{2})([+-]\d{2}:\d{2})$', '\1:00\2') AS TIMESTAMPTZ))
+        ELSE TRY_CAST(trim(s) AS TIMESTAMP)
+    END;

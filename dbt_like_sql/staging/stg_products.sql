@@ -12,7 +12,8 @@ WITH normalised AS (
         coalesce(clean_text(description), '') AS description,
         nullif(trim(nfkc(image_ref)), '') AS image_ref,
         nfkc(price_raw) AS price_text,
-        TRY_CAST(trim(nfkc(updated_at_raw)) AS TIMESTAMP) AS updated_at,
+        parse_timestamp(nfkc(updated_at_raw)) AS updated_at,
+        nullif(trim(updated_at_raw), '') AS updated_at_text,
         tag_fields
     FROM {{ ref('raw_products') }}
 ),
@@ -54,6 +55,9 @@ SELECT
     price_amount(price_text) AS price,
     price_currency(price_text) AS currency,
     updated_at,
+    -- a time stamp given but not in an accepted form (see the parse_timestamp macro)
+    (updated_at_text IS NOT NULL AND updated_at IS NULL) AS updated_at_unparsed,
+    updated_at_text,
     tag_fields,
     CASE WHEN reject_reason IS NOT NULL THEN 'rejected'
          WHEN version_rank = 1 THEN 'cleaned'

@@ -33,7 +33,7 @@ BREAKDOWNS: dict[str, tuple[str, ...]] = {
 # Columns whose totals are shown as metadata, per model.
 SUMS: dict[str, tuple[str, ...]] = {
     "row_accounting": ("raw_rows", "parse_rejected", "cleaned", "rejected", "superseded",
-                       "accounted"),
+                       "accounted", "updated_at_unparsed"),
 }
 
 
@@ -65,6 +65,14 @@ def _build(model: SqlModel) -> dg.AssetsDefinition:
                     metadata[f"{column}.{value}"] = n
             for column in SUMS.get(model.name, ()):
                 metadata[f"total.{column}"] = sum_column(con, model.name, column)
+            if model.name == "row_accounting":
+                for source_file, n in con.execute(
+                        "SELECT source_file, updated_at_unparsed FROM row_accounting "
+                        "WHERE updated_at_unparsed > 0 ORDER BY 1").fetchall():
+                    context.log.warning(
+                        f"{n} row(s) of {source_file} have an update time in no accepted form "
+                        "(kept, with no update time); `tag-pipeline profile check` shows "
+                        "examples and the accepted forms")
         context.log.info(f"{model.name}: {rows} rows")
         return dg.MaterializeResult(metadata=metadata)
 

@@ -23,6 +23,11 @@ from tag_pipeline.lib.warehouse import replace_table
 
 # The SQL folders of the catalog chain (the tags folder needs the tagger's tables).
 CATALOG_FOLDERS = ("staging", "cleaned", "labels")
+IMAGE_CHECKS_EMPTY = """
+    CREATE OR REPLACE TABLE image_checks (image_ref VARCHAR, image_path VARCHAR,
+        status VARCHAR, width INTEGER, height INTEGER, content_hash VARCHAR, detail VARCHAR,
+        checked_at TIMESTAMP)
+"""
 
 
 @dataclass
@@ -37,8 +42,13 @@ class ChainResult:
 
 def run_catalog_chain(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, sql_root: Path,
                       with_labels: bool = True,
-                      log: Callable[[str], None] | None = None) -> ChainResult:
-    """Ingest new files, check images and build every SQL model, in dependency order."""
+                      log: Callable[[str], None] | None = None,
+                      check_images: bool = True) -> ChainResult:
+    """Ingest new files, check images and build every SQL model, in dependency order.
+
+    ``check_images=False`` reads no image file: ``image_checks`` is left empty, so every
+    product's image counts as missing (for a quick look at a profile's text and tags).
+    """
 
     def timed(step: str, fn: Callable[[], object]) -> object:
         started = time.perf_counter()
@@ -60,9 +70,12 @@ def run_catalog_chain(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, s
                                 if m.folder.split("/")[0] in folders])
     for model in models:
         if "image_checks" in model.refs and "image_checks" not in result.seconds:
-            result.images = timed("image_checks", lambda: check_catalog_images(
-                con, profile.root, profile.image_root, profile.cleaning.min_image_px,
-                datetime.now(UTC).replace(tzinfo=None)))
+            if check_images:
+                result.images = timed("image_checks", lambda: check_catalog_images(
+                    con, profile.root, profile.image_root, profile.cleaning.min_image_px,
+                    datetime.now(UTC).replace(tzinfo=None)))
+            else:
+                timed("image_checks", lambda: con.execute(IMAGE_CHECKS_EMPTY))
         result.rows[model.name] = timed(
             model.name, lambda m=model: run_model(con, m, sql_root, variables))
     return result

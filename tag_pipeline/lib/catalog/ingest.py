@@ -13,6 +13,7 @@ from the profile are quoted identifiers.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import os
 import tempfile
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 
@@ -119,11 +121,21 @@ def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def is_compressed(path: Path) -> bool:
+    """True for a gzip-compressed file (``.gz``), which is read through gzip."""
+    return path.suffix.lower() == ".gz"
+
+
+def open_bytes(path: Path) -> BinaryIO:
+    """The file's (uncompressed) bytes."""
+    return gzip.open(path, "rb") if is_compressed(path) else path.open("rb")
+
+
 def _line_chunks(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
-    """The file's bytes in chunks that never split a ``\\r\\n`` (a chunk's closing ``\\r``
-    waits for the next one; a ``\\r`` that ends the file comes last, alone)."""
+    """The file's bytes (uncompressed) in chunks that never split a ``\\r\\n`` (a chunk's
+    closing ``\\r`` waits for the next one; a ``\\r`` that ends the file comes last, alone)."""
     carry = b""
-    with path.open("rb") as handle:
+    with open_bytes(path) as handle:
         while chunk := handle.read(chunk_bytes):
             data = carry + chunk
             carry = b"\r" if data.endswith(b"\r") else b""
@@ -152,7 +164,8 @@ def _line_breaks(path: Path, chunk_bytes: int = 1 << 20) -> set[bytes]:
 def unix_newlines(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[Path]:
     """The file to read for ``path``: ``path`` itself when its lines all end in ``\\n`` or all
     in ``\\r\\n``, else a private copy with every line break (``\\r\\n``, ``\\n``, a lone
-    ``\\r``) as ``\\n``.
+    ``\\r``) as ``\\n``. A gzip-compressed file (``.gz``) is always read through such a
+    copy, uncompressed.
 
     DuckDB's CSV reader takes one line break for the whole file; a file that mixes them (rows
     appended by another tool, an Excel cell with a line break) fails as a whole. The copy has
@@ -160,11 +173,15 @@ def unix_newlines(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[Path]:
     a line break, as editors count it). On Linux the copy is unlinked as soon as it is made and
     read through ``/proc/self/fd``, so not even a killed process leaves it behind.
     """
-    kinds = _line_breaks(path, chunk_bytes)
-    if len(kinds) < 2 and kinds != {b"\r"}:
-        yield path
-        return
-    handle = tempfile.NamedTemporaryFile(prefix="tag-pipeline-lines-", suffix=path.suffix,
+    compressed = is_compressed(path)
+    if not compressed:
+        kinds = _line_breaks(path, chunk_bytes)
+        if len(kinds) < 2 and kinds != {b"\r"}:
+            yield path
+            return
+    # a compressed file is always read through an uncompressed copy, one pass
+    suffix = path.with_suffix("").suffix if compressed else path.suffix
+    handle = tempfile.NamedTemporaryFile(prefix="tag-pipeline-lines-", suffix=suffix,
                                          delete=False)
     proc = Path(f"/proc/self/fd/{handle.fileno()}")
     try:
@@ -179,18 +196,20 @@ def unix_newlines(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[Path]:
         Path(handle.name).unlink(missing_ok=True)
 
 
-def csv_header(path: Path, delimiter: str = ",") -> list[str]:
+def csv_header(path: Path, delimiter: str = ",", read: Path | None = None) -> list[str]:
     """The column names of a CSV file, from its header line alone.
 
     The readers are then given these columns and the dialect (``csv_columns_sql``), so DuckDB
     never sniffs the data lines: one badly quoted line anywhere in the file is quarantined as
     that line, instead of defeating the dialect detection of the whole file.
 
+    ``read``: the file to read in its place (``unix_newlines``); messages name ``path``.
+
     Raises:
         ValueError: naming the file, when the header is empty, not UTF-8, not closed on its
             line, or repeats or leaves out a column name.
     """
-    with path.open("rb") as handle:
+    with (read or path).open("rb") as handle:
         raw = handle.readline(MAX_LINE_BYTES + 1)
     if b"\r" in raw:  # the header ends at \r\n or a lone \r too
         raw = raw[:raw.index(b"\r")]
@@ -202,7 +221,8 @@ def csv_header(path: Path, delimiter: str = ",") -> list[str]:
         raise ValueError(f"file {path}: the header line (line 1) is not UTF-8 ({exc})") from exc
     if not line.strip():
         raise ValueError(f"file {path}: line 1 is empty; a CSV file needs a header line "
-                         "naming its columns")
+                         "naming its columns (or, for a file without one, a profile with "
+                         "source.header: false and source.column_names)")
     try:
         names = next(csv.reader([line], delimiter=delimiter, quotechar='"', strict=True))
     except csv.Error as exc:
@@ -292,40 +312,46 @@ def _collect_reader_rejects(con: duckdb.DuckDBPyConnection) -> None:
 
 def _stage_csv(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, path: Path,
                read: Path) -> None:
+    names = None if profile.csv_header else list(profile.column_names)
     try:
-        stage_csv(con, path, profile.csv_delimiter, read)
+        stage_csv(con, path, profile.delimiter_of(path), read, names=names)
     except ValueError as exc:
         raise ProfileError(f"profile {profile.name!r}: {exc}") from exc
 
 
 def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str = ",",
-              read: Path | None = None) -> None:
+              read: Path | None = None, names: list[str] | None = None) -> None:
     """Read a CSV file into temp tables ``_src`` (its rows, every column VARCHAR, with their
     line in ``_line``) and ``_rejects`` (line, error_type, error_message, raw_line).
 
     ``read``: the file to read in its place, the same lines (``unix_newlines``).
+    ``names``: the column names of a file without a header line (every line is data);
+    None: line 1 names the columns.
 
     Raises:
         ValueError: the header line is unusable (see ``csv_header``).
     """
-    names = csv_header(path, delimiter)
+    header = names is None
+    if header:
+        names = csv_header(path, delimiter, read)
     con.execute("DROP TABLE IF EXISTS _csv_rejects")
     con.execute("DROP TABLE IF EXISTS _csv_scans")
     # The columns come from the header, the dialect from the profile: no sniffing.
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _raw AS
-        SELECT * FROM read_csv(?, header = true, auto_detect = false,
+        SELECT * FROM read_csv(?, header = ?, auto_detect = false,
                                columns = {csv_columns_sql(names)}, delim = ?, quote = '"',
                                escape = '"', store_rejects = true,
                                rejects_table = '_csv_rejects', rejects_scan = '_csv_scans',
                                max_line_size = ?, null_padding = false)
         """,
-        [str(read or path), delimiter, MAX_LINE_BYTES],
+        [str(read or path), header, delimiter, MAX_LINE_BYTES],
     )
     _collect_reader_rejects(con)
     n_accepted = con.execute("SELECT count(*) FROM _raw").fetchone()[0]
-    _line_map(con, n_accepted, first_line=2, skipped=empty_lines(read or path))
+    _line_map(con, n_accepted, first_line=2 if header else 1,
+              skipped=empty_lines(read or path))
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _src AS
@@ -413,13 +439,22 @@ def stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     )
 
 
-def _check_columns(profile: CatalogProfile, path: Path, present: set[str]) -> None:
+def _check_columns(profile: CatalogProfile, path: Path, present: set[str],
+                   fmt: str = "") -> None:
     missing = [c for c in profile.source_columns() if c not in present]
     if missing:
         column = missing[0]
+        if fmt == "csv" and profile.csv_header:
+            hint = ("; the profile reads line 1 of a CSV file as its header (the column "
+                    "names): if the file has no header line, set source.header: false and "
+                    "list the names in file order under source.column_names")
+        elif fmt == "csv":
+            hint = "; the names come from source.column_names, in file order"
+        else:
+            hint = ""
         raise ProfileError(
             f"profile {profile.name!r}: key '{profile.column_origin(column)}' names column "
-            f"{column!r}, which file {path} does not have (columns: {sorted(present)})"
+            f"{column!r}, which file {path} does not have (columns: {sorted(present)}){hint}"
         )
 
 
@@ -453,7 +488,7 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, load_i
         if spec.shape == "levels":
             parts = ", ".join(f"coalesce({col(c)}, '')" for c in spec.columns)
             values.append(f"concat_ws(chr(31), {parts})")
-        elif spec.value_map:
+        elif spec.shape == "plain" and spec.value_map:
             whens = " ".join("WHEN ? THEN ?" for _ in spec.value_map)
             values.append(f"CASE trim({col(spec.columns[0])}) {whens} "
                           f"ELSE {col(spec.columns[0])} END")
@@ -502,7 +537,7 @@ def _load_file(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, path: Pa
         else:
             stage_parquet(con, path)
             present = {r[0] for r in con.execute("DESCRIBE _src").fetchall()} - {"_line"}
-        _check_columns(profile, path, present)
+        _check_columns(profile, path, present, fmt)
         if fmt == "jsonl":
             stage_jsonl_columns(con, profile.source_columns())
     except duckdb.Error as exc:

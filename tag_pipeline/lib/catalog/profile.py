@@ -8,9 +8,21 @@ tags, each with its tag type and shape. Shapes:
 - ``multi``: several tags in one column, split on ``separator``.
 - ``path``: a hierarchical category path split on ``separator``; each level is a tag whose
   parent is the level above.
+  A value may be wrapped as a JSON array of one or several paths (``["A >> B", "A >> C"]``):
+  each path gives its tags. ``max_depth`` keeps the top levels only; ``max_single_product_share``
+  (0..1) drops a level, and every level below it, when more than that share of its distinct
+  values belong to a single product (a product-name leaf). Facets are ``level_names[i]``, and
+  ``<name>_l<i>`` (1-based) for levels past them.
 - ``levels``: the same hierarchy spread over several ``columns`` (top level first).
 - ``key_value``: ``key: value`` pairs split on ``pair_separator`` / ``kv_separator``; the
   values of the chosen ``keys`` become tags, faceted by key.
+- ``attributes``: structured attributes in one column: a JSON object (``{"Fabric":
+  "Cotton"}``), a list of ``{key, value}`` objects, or either wrapped in a one-key object
+  (``{"product_specification": [...]}``), in JSON or Ruby's ``=>`` hash syntax. Keys are
+  normalised (case, spacing and punctuation: ``Ideal For`` -> ``ideal_for``) and mapped by
+  ``key_synonyms``; ``keys`` (optional, normalised too) keeps only those; ``value_separator``
+  splits multi-valued values (``Women, Girls``); ``values`` maps values (compared without
+  case). Facets are ``<name>.<key>``.
 - ``lexicon``: tags mined from the title and description with a term list per tag
   (``Slim Fit: [slim fit, 修身]``).
 
@@ -26,6 +38,7 @@ Every error names the profile, the key and, where there is one, the column at fa
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,10 +48,12 @@ import yaml
 from tag_pipeline.lib.models.catalog_features import FEATURE_KINDS, FeatureColumn
 
 TAG_TYPES = ("category", "attribute", "scene", "style")
-SHAPES = ("plain", "multi", "path", "levels", "key_value", "lexicon")
+SHAPES = ("plain", "multi", "path", "levels", "key_value", "attributes", "lexicon")
 FORMATS = ("csv", "jsonl", "parquet")
 _EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
                ".parquet": "parquet", ".pq": "parquet"}
+# Compressed text files are read by extension too: ``products.csv.gz``.
+COMPRESSED = (".gz",)
 # Separator used internally to carry a ``levels`` hierarchy as a path (ASCII unit separator).
 LEVEL_SEPARATOR = "\x1f"
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -64,6 +79,10 @@ class TagSpec:
     level_names: tuple[str, ...] = ()
     lexicon: dict[str, tuple[str, ...]] = field(default_factory=dict)
     value_map: dict[str, str] = field(default_factory=dict)
+    max_depth: int | None = None
+    max_single_product_share: float | None = None
+    value_separator: str | None = None
+    key_synonyms: dict[str, str] = field(default_factory=dict)
 
     @property
     def field_key(self) -> str:
@@ -98,7 +117,11 @@ class CatalogProfile:
     price_column: str | None
     updated_at_column: str | None
     tags: tuple[TagSpec, ...]
-    csv_delimiter: str = ","
+    # None: ',' except for '.tsv' files, which are tab-separated (see ``delimiter_of``)
+    csv_delimiter: str | None = None
+    # False: the CSV files have no header line; ``column_names`` names their columns
+    csv_header: bool = True
+    column_names: tuple[str, ...] = ()
     generator: str | None = None
     cleaning: CleaningSettings = CleaningSettings()
     description: str = ""
@@ -151,16 +174,35 @@ class CatalogProfile:
         return sorted(found)
 
     def format_of(self, path: Path) -> str:
-        """The format of one source file: the profile's, or from the extension."""
+        """The format of one source file: the profile's, or from the extension (a ``.gz``
+        after it is read through gzip)."""
         if self.format != "auto":
             return self.format
-        fmt = _EXTENSIONS.get(path.suffix.lower())
+        suffix = data_suffix(path)
+        fmt = _EXTENSIONS.get(suffix)
         if fmt is None:
             raise ProfileError(
                 f"profile {self.name!r}: key 'source.format' is 'auto' but file {path} has an "
-                f"unknown extension {path.suffix!r}; expected one of {sorted(_EXTENSIONS)}"
+                f"unknown extension {suffix!r}; expected one of {sorted(_EXTENSIONS)}, "
+                f"optionally followed by {', '.join(COMPRESSED)}"
             )
         return fmt
+
+    def delimiter_of(self, path: Path) -> str:
+        """The CSV delimiter of one file: the profile's ``source.delimiter``, else a tab for
+        ``.tsv`` files and a comma for the others."""
+        if self.csv_delimiter is not None:
+            return self.csv_delimiter
+        return "\t" if data_suffix(path) == ".tsv" else ","
+
+
+def data_suffix(path: Path) -> str:
+    """The extension that names a file's format, past a compression suffix:
+    ``products.tsv.gz`` -> ``.tsv``."""
+    suffixes = [x.lower() for x in path.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSED:
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
 
 
 def _expand(value: str, placeholders: dict[str, str], profile: str, key: str) -> str:
@@ -248,8 +290,21 @@ def _parse_tag(raw: Any, i: int, profile: str) -> TagSpec:
     if shape == "path":
         sep = _separator(raw, "separator", profile, where)
         level_names = tuple(str(n) for n in raw.get("level_names", []))
+        max_depth = raw.get("max_depth")
+        if max_depth is not None and (not isinstance(max_depth, int) or isinstance(
+                max_depth, bool) or max_depth < 1):
+            raise ProfileError(f"profile {profile!r}: key '{where}max_depth' must be a "
+                               f"positive integer (the levels to keep), got {max_depth!r}")
+        share = raw.get("max_single_product_share")
+        if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float))
+                                  or not 0 <= share < 1):
+            raise ProfileError(f"profile {profile!r}: key '{where}max_single_product_share' "
+                               f"must be a number from 0 to below 1, got {share!r}")
         return TagSpec(name=name, tag_type=tag_type, shape=shape, columns=(column,),
-                       separator=sep, level_names=level_names)
+                       separator=sep, level_names=level_names, max_depth=max_depth,
+                       max_single_product_share=None if share is None else float(share))
+    if shape == "attributes":
+        return _parse_attributes(raw, name, tag_type, column, profile, where)
     # key_value
     pair_sep = _separator(raw, "pair_separator", profile, where)
     kv_sep = _separator(raw, "kv_separator", profile, where)
@@ -266,6 +321,47 @@ def _parse_tag(raw: Any, i: int, profile: str) -> TagSpec:
     return TagSpec(name=name, tag_type=tag_type, shape=shape, columns=(column,),
                    pair_separator=pair_sep, kv_separator=kv_sep,
                    keys=tuple(str(k) for k in keys))
+
+
+def normalise_key(key: str) -> str:
+    """An attribute key as a facet name: lower case, each run of characters other than
+    letters and digits one ``_``: ``Ideal For`` and ``ideal-for`` -> ``ideal_for``. The SQL
+    label model folds keys the same way (``attribute_key``)."""
+    return re.sub(r"(?:[^\w]|_)+", "_", unicodedata.normalize("NFKC", key).lower()).strip("_")
+
+
+def _string_map(raw: Any, profile: str, key: str) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, (str, int, float)) for v in raw.values()):
+        raise ProfileError(f"profile {profile!r}: key {key!r} must map each value to a string")
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def _parse_attributes(raw: dict[str, Any], name: str, tag_type: str, column: str,
+                      profile: str, where: str) -> TagSpec:
+    allowed = {"name", "type", "shape", "column", "keys", "key_synonyms", "value_separator",
+               "values"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ProfileError(f"profile {profile!r}: key '{where[:-1]}' has unknown key(s) "
+                           f"{unknown}; an attributes entry takes {sorted(allowed)}")
+    keys = raw.get("keys") or []
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k.strip() for k in keys):
+        raise ProfileError(f"profile {profile!r}: key '{where}keys' must list attribute keys "
+                           "(or be left out to keep every key)")
+    synonyms = {normalise_key(k): normalise_key(v) for k, v in
+                _string_map(raw.get("key_synonyms"), profile, f"{where}key_synonyms").items()}
+    value_sep = raw.get("value_separator")
+    if value_sep is not None:
+        value_sep = _separator(raw, "value_separator", profile, where)
+    values = {k.strip().lower(): v for k, v in
+              _string_map(raw.get("values"), profile, f"{where}values").items()}
+    normalised = tuple(dict.fromkeys(synonyms.get(normalise_key(k), normalise_key(k))
+                                     for k in keys))
+    return TagSpec(name=name, tag_type=tag_type, shape="attributes", columns=(column,),
+                   keys=normalised, key_synonyms=synonyms, value_separator=value_sep,
+                   value_map=values)
 
 
 def _id_column(columns: dict[str, Any], profile: str) -> str | None:
@@ -312,11 +408,32 @@ def parse_profile(data: dict[str, Any], source_path: Path,
         raise ProfileError(
             f"profile {name!r}: key 'source.format' is {fmt!r}; expected auto or one of {FORMATS}"
         )
-    delimiter = source.get("delimiter", ",")
-    if not isinstance(delimiter, str) or len(delimiter) != 1:
+    delimiter = source.get("delimiter")
+    if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
         raise ProfileError(
-            f"profile {name!r}: key 'source.delimiter' must be one character, got {delimiter!r}"
+            f"profile {name!r}: key 'source.delimiter' must be one character (\"\\t\" for a "
+            f"tab), got {delimiter!r}"
         )
+    header = source.get("header", True)
+    if not isinstance(header, bool):
+        raise ProfileError(f"profile {name!r}: key 'source.header' must be true (the first "
+                           f"line names the columns) or false, got {header!r}")
+    column_names = source.get("column_names") or []
+    if not isinstance(column_names, list) or not all(
+            isinstance(c, str) and c.strip() for c in column_names):
+        raise ProfileError(f"profile {name!r}: key 'source.column_names' must list the "
+                           "files' column names, in file order")
+    if not header and not column_names:
+        raise ProfileError(f"profile {name!r}: key 'source.header' is false, so key "
+                           "'source.column_names' must list the files' column names in order")
+    if header and column_names:
+        raise ProfileError(f"profile {name!r}: key 'source.column_names' is only read when "
+                           "'source.header' is false (the files' first line names the columns)")
+    lowered = [c.strip().lower() for c in column_names]
+    twice = sorted({c for c in lowered if lowered.count(c) > 1})
+    if twice:
+        raise ProfileError(f"profile {name!r}: key 'source.column_names' names {twice} twice "
+                           "(compared without case)")
 
     columns = _require(data, "columns", name, "")
     if not isinstance(columns, dict):
@@ -379,6 +496,8 @@ def parse_profile(data: dict[str, Any], source_path: Path,
         updated_at_column=columns.get("updated_at"),
         tags=tags,
         csv_delimiter=delimiter,
+        csv_header=header,
+        column_names=tuple(c.strip() for c in column_names),
         generator=source.get("generator"),
         cleaning=cleaning,
         description=str(data.get("description", "")),

@@ -20,6 +20,13 @@ LABEL_RULES_SCHEMA = {
     "kv_separator": pl.String,
     "keys": pl.List(pl.String),
     "level_names": pl.List(pl.String),
+    "max_depth": pl.Int64,
+    "max_single_product_share": pl.Float64,
+    "value_separator": pl.String,
+    "synonym_from": pl.List(pl.String),
+    "synonym_to": pl.List(pl.String),
+    "value_from": pl.List(pl.String),
+    "value_to": pl.List(pl.String),
 }
 
 
@@ -35,6 +42,14 @@ def label_rules(profile: CatalogProfile) -> pl.DataFrame:
             "kv_separator": spec.kv_separator,
             "keys": list(spec.keys),
             "level_names": list(spec.level_names),
+            "max_depth": spec.max_depth,
+            "max_single_product_share": spec.max_single_product_share,
+            "value_separator": spec.value_separator,
+            "synonym_from": list(spec.key_synonyms),
+            "synonym_to": list(spec.key_synonyms.values()),
+            # a plain column's value map is applied as the file is loaded
+            "value_from": list(spec.value_map) if spec.shape == "attributes" else [],
+            "value_to": list(spec.value_map.values()) if spec.shape == "attributes" else [],
         }
         for spec in profile.tags
         if spec.shape != "lexicon"

@@ -240,3 +240,20 @@ def check_landing(landing: Path) -> Check:
         return Check(name, WARN, f"{landing} lacks {', '.join(missing)}; their sensors have "
                                  "nothing to watch", "run `tag-pipeline init`")
     return Check(name, OK, f"{landing} has {', '.join(LANDING_FOLDERS)}")
+
+
+def check_profile(load: Callable, name: str, sql_root: Path) -> Check:
+    """The configured catalog profile loads its files with no error (``profile check``, with
+    no image opened)."""
+    from tag_pipeline.lib.catalog.inspect import inspect_profile
+
+    report = inspect_profile(load, sql_root, check_images=False)
+    hint = f"run `tag-pipeline profile check {name}` for the details"
+    if report.errors:
+        return Check("catalog profile", FAIL, f"{name}: {report.errors[0].line()}", hint)
+    if report.warnings:
+        return Check("catalog profile", WARN, f"{name}: {report.products} products; "
+                     f"{len(report.warnings)} warning(s), the first: "
+                     f"{report.warnings[0].line()[:240]}", hint)
+    return Check("catalog profile", OK, f"{name}: {report.products} products, "
+                 f"{0 if report.facets is None else report.facets.height} facets")

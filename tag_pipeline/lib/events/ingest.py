@@ -289,7 +289,7 @@ def _csv_options(names: list[str]) -> str:
 def _stage_csv(con: duckdb.DuckDBPyConnection, kind: str, path: Path,
                nonce: str, read: Path) -> set[str]:
     try:
-        names = csv_header(path)
+        names = csv_header(path, read=read)
     except ValueError as exc:
         raise EventIngestError(f"{kind} {exc}") from exc
     present = set(names)

@@ -27,7 +27,7 @@ LABEL_SOURCES = ["catalog", "lexicon", "feedback", "sales", "model", "refiner"]
 ROW_STATUSES = ["cleaned", "rejected", "superseded"]
 FILE_STATUSES = ["new", "changed"]
 FILE_FORMATS = ["csv", "jsonl", "parquet"]
-RULE_SHAPES = ["plain", "multi", "path", "levels", "key_value"]
+RULE_SHAPES = ["plain", "multi", "path", "levels", "key_value", "attributes"]
 ACCOUNTING_COUNTS = ["raw_rows", "parse_rejected", "cleaned", "rejected", "superseded", "accounted"]
 
 
