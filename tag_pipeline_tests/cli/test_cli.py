@@ -481,11 +481,12 @@ def test_doctor_passes_on_the_trained_home(trained_home, tmp_path):
     assert checks == {"project home": "OK", "warehouse": "OK", "MLflow tracking": "OK",
                       "tagger model": "OK", "refiner model": checks["refiner model"],
                       "Dagster instance": "OK", "Dagster runs": "OK", "pseudonym key": "OK",
-                      "landing folders": "OK"}
+                      "landing folders": "OK", "catalog profile": "OK"}
     assert checks["refiner model"] in {"OK", "WARN"}
+    assert "OK    catalog profile: demo: " in result.stdout
     assert f"{TAGGER} champion is v{champion(trained_home)}; it loads" in result.stdout
     assert "a dead run is marked failed within 15 s" in result.stdout
-    assert lines[-1].startswith("9 checks: 0 failed")
+    assert lines[-1].startswith("10 checks: 0 failed")
 
 
 @pytest.mark.slow
@@ -515,6 +516,7 @@ def test_doctor_fails_on_an_empty_home_and_creates_nothing(trained_home, tmp_pat
            f"chmod 600 {key}" in result.stdout.splitlines()
     assert "OK    Dagster instance:" in result.stdout
     assert "OK    landing folders:" in result.stdout
+    assert "WARN  catalog profile: demo: no files under " in result.stdout
 
 
 @pytest.mark.slow

@@ -22,7 +22,9 @@ import polars as pl
 
 from tag_pipeline.lib.catalog.profile import CatalogProfile, ProfileError, TagSpec
 
-ERROR, WARNING = "ERROR", "WARN"
+ERROR, WARNING, NOTE = "ERROR", "WARN", "NOTE"
+# Rejected rows are a note (each is kept with its reason) unless this share of rows or more.
+REJECTED_SHARE = 0.2
 # A facet with at least this many values, most of them on one product, is suspicious.
 MIN_VALUES_FOR_UNIQUE = 10
 UNIQUE_SHARE = 0.5
@@ -133,7 +135,13 @@ def inspect_profile(load: Callable[[], CatalogProfile], sql_root: Path,
             try:
                 run_catalog_chain(con, profile, sql_root, check_images=check_images)
             except (ProfileError, SqlModelError, duckdb.Error) as exc:
-                report.findings.append(Finding(ERROR, "files", str(exc)))
+                message = str(exc)
+                if profile.generator and not (profile.root.is_dir() and
+                                              profile.matching_files()):
+                    message += (f" (the {profile.generator} catalog is generated there by the "
+                                f"first catalog_job run, or by `tag-pipeline demo --out "
+                                f"{profile.root}`)")
+                report.findings.append(Finding(ERROR, "files", message))
                 return report
             _describe(con, profile, report, samples)
             _suspicions(con, profile, report)
@@ -172,18 +180,25 @@ def _suspicions(con: duckdb.DuckDBPyConnection, profile: CatalogProfile,
                 report: ProfileReport) -> None:
     add = report.findings.append
     # lines the reader could not use
+    # lines the reader could not use, rows rejected by cleaning: a note, each is kept with its
+    # reason; a warning where they are a large share of the rows
+    raw_rows = max(1, con.execute("SELECT sum(raw_rows) FROM row_accounting").fetchone()[0] or 0)
+
+    def level(n: int) -> str:
+        return WARNING if n >= REJECTED_SHARE * raw_rows else NOTE
+
     for source_file, error_type, n, first, detail in con.execute(
             "SELECT source_file, error_type, count(*), min(source_line), "
             "arg_min(error_message, source_line) FROM raw_product_rejects GROUP BY ALL "
             "ORDER BY 1, 2").fetchall():
-        add(Finding(WARNING, source_file, f"{n} line(s) could not be read ({error_type}; "
+        add(Finding(level(n), source_file, f"{n} line(s) could not be read ({error_type}; "
                     f"the first is line {first}: {str(detail)[:160]})"))
-    # rows rejected by cleaning
     for reason, n, example in con.execute(
             "SELECT reject_reason, count(*), arg_min(source_file || ' line ' || source_line, "
             "source_line) FROM stg_products WHERE row_status = 'rejected' GROUP BY ALL "
             "ORDER BY 2 DESC").fetchall():
-        add(Finding(WARNING, "columns", f"{n} row(s) rejected as {reason} (e.g. {example})"))
+        add(Finding(level(n), "columns", f"{n} row(s) rejected as {reason} (e.g. {example}; "
+                    "rejected_products lists them all)"))
     # time stamps in no accepted form
     for source_file, n, total, example in con.execute(
             "SELECT source_file, count(*) FILTER (WHERE updated_at_unparsed), count(*), "
@@ -275,5 +290,7 @@ def render(report: ProfileReport, source: str = "") -> str:
             out += ["", title, markdown_table(frame, max_chars=80)]
     out.append("")
     out += [f.line() for f in report.findings] or ["No finding."]
-    out.append(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+    notes = len(report.findings) - len(report.errors) - len(report.warnings)
+    out.append(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s), "
+               f"{notes} note(s)")
     return "\n".join(out)

@@ -247,8 +247,18 @@ def check_profile(load: Callable, name: str, sql_root: Path) -> Check:
     no image opened)."""
     from tag_pipeline.lib.catalog.inspect import inspect_profile
 
-    report = inspect_profile(load, sql_root, check_images=False)
+    from tag_pipeline.lib.catalog.profile import ProfileError
+
     hint = f"run `tag-pipeline profile check {name}` for the details"
+    try:
+        profile = load()
+    except ProfileError as exc:
+        return Check("catalog profile", FAIL, f"{name}: {exc}", hint)
+    if profile.generator and not (profile.root.is_dir() and profile.matching_files()):
+        return Check("catalog profile", WARN, f"{name}: no files under {profile.root} yet; "
+                     f"the {profile.generator} catalog is generated there by the first "
+                     "catalog_job run", "run catalog_job (e.g. `make quickstart`)")
+    report = inspect_profile(lambda: profile, sql_root, check_images=False)
     if report.errors:
         return Check("catalog profile", FAIL, f"{name}: {report.errors[0].line()}", hint)
     if report.warnings:
