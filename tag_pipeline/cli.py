@@ -332,10 +332,22 @@ def _tag(args: argparse.Namespace) -> int:
     rejects = Path(args.rejects).resolve() if args.rejects else None
     if rejects is not None:
         file_format(rejects)
+    base_dir = source.parent
+    if args.profile:
+        from tag_pipeline.lib.cli.profile_file import ProfileFile
+
+        profile = _profile_loader(args.profile)[0]()
+        opened = ProfileFile(profile, source)
+        base_dir = opened.profile.root  # image references are relative to the catalog's root
+        if not args.image_root:
+            image_root = profile.image_root
+    else:
+        opened = ProductFile(source, optional=None)
     # a missing file, a bad header or a missing column fails before the model loads
-    with ProductFile(source, optional=None) as products_file:
+    with opened as products_file:
         models = _load_models(args)
         features = tuple(c.name for c in models.bundle.feature_columns)
+        text_columns = models.bundle.text_columns
         bar = _progress(products_file.rows)
 
         def say(message: str) -> None:
@@ -356,12 +368,19 @@ def _tag(args: argparse.Namespace) -> int:
         if missing:
             say(f"{source} has no column(s) {missing}, which the model reads as catalog "
                 "features; they are taken as empty")
+        # the model reads the inputs it was trained on: a description it never saw is left out
+        read = (*OPTIONAL_COLUMNS, *features)
+        if (text_columns is not None and "description" not in text_columns
+                and "description" in products_file.columns):
+            read = tuple(c for c in read if c != "description")
+            say(f"{source} has descriptions, but the model was trained on products without "
+                "one; they are left out, as in training (train on a catalog with "
+                "descriptions to use them)")
         products = problems = empty = 0
         try:
             with AtomicWriter(target, TAG_COLUMNS) as writer:
-                for batch in products_file.batches(args.batch_size,
-                                                   (*OPTIONAL_COLUMNS, *features)):
-                    batch, found = check_images(batch, source.parent, image_root=image_root)
+                for batch in products_file.batches(args.batch_size, read):
+                    batch, found = check_images(batch, base_dir, image_root=image_root)
                     for problem in found:
                         say(problem.message(source))
                     no_image = (batch["image_path"].is_null().to_numpy()
@@ -408,11 +427,23 @@ def _eval(args: argparse.Namespace) -> int:
     from tag_pipeline.lib.warehouse import markdown_table
 
     path = Path(args.file).resolve()
-    # a missing or unreadable file fails before the model loads
-    with ProductFile(path, (*REQUIRED_COLUMNS, TAGS_COLUMN), ()):
-        pass
-    models = _load_models(argparse.Namespace(model=args.model, no_refiner=True))
-    result = evaluate_file(models.bundle, path, args.batch_size)
+    if args.profile:
+        from tag_pipeline.lib.cli.evaluation import evaluate_profile_file
+        from tag_pipeline.lib.cli.profile_file import ProfileFile
+
+        profile = _profile_loader(args.profile)[0]()
+        with ProfileFile(profile, path) as products:  # fails before the model loads
+            models = _load_models(argparse.Namespace(model=args.model, no_refiner=True))
+            for row in products.bad_rows[:_BAD_ROWS_SHOWN]:
+                _warn(row.message(path).replace("not tagged", "not scored"))
+            result = evaluate_profile_file(models.bundle, products, args.batch_size,
+                                           profile.image_root)
+    else:
+        # a missing or unreadable file fails before the model loads
+        with ProductFile(path, (*REQUIRED_COLUMNS, TAGS_COLUMN), ()):
+            pass
+        models = _load_models(argparse.Namespace(model=args.model, no_refiner=True))
+        result = evaluate_file(models.bundle, path, args.batch_size)
     for problem in result.image_problems:
         _warn(problem.message(path))
     if args.json:
@@ -581,6 +612,11 @@ def _parser() -> argparse.ArgumentParser:
                                           "outside it is never opened and the product is "
                                           "tagged from its text (default: the product "
                                           "file's folder)")
+    tag.add_argument("--profile", help="read INPUT as a raw export of this catalog profile "
+                                       "(shipped name or YAML path): its format, columns, "
+                                       "cleaning and feature columns, as catalog_job reads "
+                                       "it; image paths then start at the file's folder, "
+                                       "inside the profile's image root")
     tag.add_argument("--rejects", metavar="FILE",
                      help="also write the lines that could not be used (line, reason, detail, "
                           "raw_line) to FILE (.csv, .jsonl or .parquet)")
@@ -593,6 +629,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", default="champion", help=MODEL_HELP +
                           " (default: champion)")
     evaluate.add_argument("--batch-size", type=int, default=512)
+    evaluate.add_argument("--profile", help="read FILE as a raw export of this catalog profile "
+                                            "(shipped name or YAML path); its own tag columns, "
+                                            "read by the profile's rules, are the truth (no "
+                                            "tags column)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     promote = sub.add_parser("promote", help="point the tagger's champion alias at a version")
     promote.add_argument("version", help="version number (or an alias such as challenger)")

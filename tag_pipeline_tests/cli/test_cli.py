@@ -656,3 +656,35 @@ def test_summary_shows_the_gates_decision_per_model_version(trained_home, tmp_pa
     assert row["promoted"] == ("true" if tagger > baseline else "false")
     assert ("beats the baseline" if tagger > baseline else "does not beat the baseline") \
         in row["gate's reason"]
+
+
+@pytest.mark.slow
+def test_tag_and_eval_read_a_raw_export_through_its_profile(trained_home, tmp_path):
+    """A raw export of the demo catalog (its own column names, ¥ prices, bad rows) is tagged
+    and scored through the demo profile with no renaming; the truth is its own tag columns."""
+    export = sorted((trained_home.home / "landing" / "demo").glob("products_*.csv"))[0]
+    rows = sum(1 for _ in export.open(encoding="utf-8")) - 1
+    out = tmp_path / "tags.csv"
+    result = run_cli(trained_home.env, tmp_path, "tag", str(export), str(out), "--profile",
+                     "demo", "--no-explain", "--no-refiner")
+    assert result.returncode == 0, result.stdout + result.stderr
+    tags = pl.read_csv(out)
+    tagged = tags["product_id"].n_unique()
+    assert tags["product_id"].str.starts_with("SKU-").all()  # the profile's id column, sku
+    # every line is tagged or named with its reason (the demo export has rejected rows)
+    bad = [line for line in result.stderr.splitlines() if "not tagged" in line]
+    assert bad and all(" line " in line for line in bad)
+    assert "empty_title" in result.stderr
+    assert tagged + len(bad) >= rows - 5  # products with no tag above threshold may be absent
+    assert "could not be used and were not tagged" in result.stdout
+
+    result = run_cli(trained_home.env, tmp_path, "eval", str(export), "--profile", "demo",
+                     "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["products"] > 0.9 * rows and report["labels"] > report["products"]
+    assert report["metrics"]["all"]["micro_f1"] > 0.5  # the demo model on its own catalog
+
+    # the plain command on the same raw file: it has no product_id column
+    result = run_cli(trained_home.env, tmp_path, "tag", str(export), str(out))
+    assert result.returncode == 1 and "lacks column(s) ['product_id']" in last_error(result)

@@ -15,6 +15,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
@@ -301,3 +302,25 @@ def test_profile_check_command_exits_1_on_errors(tmp_path, monkeypatch, capsys):
     bad.write_text(yaml.safe_dump(dict(PROFILE, source={"files": "*.tsv.gz"})), encoding="utf-8")
     assert cli.main(["profile", "check", str(bad), "--no-images"]) == 1
     assert "source.header: false" in capsys.readouterr().out
+
+
+def test_a_raw_export_is_read_through_its_profile_for_tag_and_eval(tmp_path):
+    from tag_pipeline.lib.cli.profile_file import ProfileFile
+
+    rows = export_rows(12)
+    rows[3][2] = ""                      # no title: rejected
+    rows[5][0] = rows[4][0]              # a second version of p0004, older: superseded
+    rows[5][1] = "2016-01-01 00:00:00 +0000"
+    path = write(tmp_path, rows)
+    profile = load_profile(str(path), {})
+    with ProfileFile(profile, tmp_path / "data" / "export.tsv.gz") as products:
+        assert products.rows == 10
+        assert products.columns == ["product_id", "title"]  # no description or image here
+        assert [(b.line, b.reason) for b in products.bad_rows] == [(4, "empty_title"),
+                                                                  (6, "superseded")]
+        assert "newer version on line 5" in products.bad_rows[1].detail
+        batch = pl.concat(products.batches(4))
+        assert batch["product_id"].to_list()[:3] == ["p0000", "p0001", "p0002"]
+        assert batch["_line"].to_list()[:3] == [1, 2, 3]
+        labels = products.labels()
+        assert ("p0000", "attribute", "spec.gender", "Women") in labels.rows()

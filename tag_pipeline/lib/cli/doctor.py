@@ -246,7 +246,6 @@ def check_profile(load: Callable, name: str, sql_root: Path) -> Check:
     """The configured catalog profile loads its files with no error (``profile check``, with
     no image opened)."""
     from tag_pipeline.lib.catalog.inspect import inspect_profile
-
     from tag_pipeline.lib.catalog.profile import ProfileError
 
     hint = f"run `tag-pipeline profile check {name}` for the details"

@@ -109,6 +109,14 @@ def parse_labels(batch: pl.DataFrame, space: LabelSpace, source: Path | str,
     return known.unique(), parts.height - known.height
 
 
+def known_labels(labels: pl.DataFrame, space: LabelSpace) -> tuple[pl.DataFrame, int]:
+    """The labels (product_id, tag_type, facet, tag) in the model's label space, and the
+    number of the others."""
+    known = labels.select(list(_LABEL_SCHEMA)).unique().join(
+        _classes(space), on=["tag_type", "facet", "tag"], how="semi")
+    return known, labels.select(list(_LABEL_SCHEMA)).unique().height - known.height
+
+
 def evaluate_file(bundle: TaggerBundle, path: Path, batch_size: int = 512) -> FileEvaluation:
     """The tagger's metrics on a labelled file (format in the module docstring).
 
@@ -116,6 +124,32 @@ def evaluate_file(bundle: TaggerBundle, path: Path, batch_size: int = 512) -> Fi
         InputFileError: the file is missing, unreadable, lacks a column, has a bad tag entry or
             a duplicated product_id, or holds no product.
     """
+    space = bundle.space
+    batches = read_batches(path, batch_size, (*REQUIRED_COLUMNS, TAGS_COLUMN),
+                           OPTIONAL_COLUMNS)
+    return _evaluate(bundle, path, path.parent, None, (
+        (batch, lambda b, row: parse_labels(b, space, path, row)) for batch in batches))
+
+
+def evaluate_profile_file(bundle: TaggerBundle, products, batch_size: int = 512,
+                          image_root: Path | None = None) -> FileEvaluation:
+    """The tagger's metrics on a raw export read through its profile (a
+    ``profile_file.ProfileFile``): the catalog's own tags are the truth, as in training."""
+    by_product = products.labels()
+    columns = tuple(c for c in (*OPTIONAL_COLUMNS, *(f.name for f in bundle.feature_columns))
+                    if bundle.text_columns is None or c != "description"
+                    or "description" in bundle.text_columns)
+
+    def labels_of(batch: pl.DataFrame, _row: int) -> tuple[pl.DataFrame, int]:
+        return known_labels(by_product.join(batch.select("product_id"), on="product_id",
+                                            how="semi"), bundle.space)
+
+    return _evaluate(bundle, products.path, products.profile.root, image_root, (
+        (batch, labels_of) for batch in products.batches(batch_size, columns)))
+
+
+def _evaluate(bundle: TaggerBundle, path: Path, base_dir: Path, image_root: Path | None,
+              batches) -> FileEvaluation:
     from tag_pipeline.lib.models.bundle import model_inputs
     from tag_pipeline.lib.models.labels import encode_labels
     from tag_pipeline.lib.models.training import metrics_by_scope
@@ -127,11 +161,10 @@ def evaluate_file(bundle: TaggerBundle, path: Path, batch_size: int = 512) -> Fi
     problems: list[ImageProblem] = []
     unknown = 0
     row = 1
-    for batch in read_batches(path, batch_size, (*REQUIRED_COLUMNS, TAGS_COLUMN),
-                              OPTIONAL_COLUMNS):
-        batch, found = check_images(batch, path.parent, row)
+    for batch, label_fn in batches:
+        batch, found = check_images(batch, base_dir, row, image_root=image_root)
         problems += found
-        known, missed = parse_labels(batch, space, path, row)
+        known, missed = label_fn(batch, row)
         labels.append(known)
         unknown += missed
         ids.append(batch["product_id"])

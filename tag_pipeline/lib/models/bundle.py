@@ -167,6 +167,8 @@ class TaggerBundle:
     # each backend's own thresholds {backend: {head: thresholds}}, for the ablation
     backend_thresholds: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     feature_columns: tuple[FeatureColumn, ...] = ()
+    # the text columns its training products had (None: not recorded, an older bundle)
+    text_columns: tuple[str, ...] | None = None
     _tokenizer: Any = field(default=None, init=False, repr=False)
     _run: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _batches: int = field(default=0, init=False, repr=False)
@@ -373,10 +375,11 @@ def save_bundle(bundle: TaggerBundle, directory: Path) -> Path:
         json.dumps(thresholds, ensure_ascii=False, indent=1), encoding="utf-8")
     (directory / CONFIG_FILE).write_text(
         json.dumps(bundle.config.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
-    if bundle.feature_columns:
-        (directory / INPUTS_FILE).write_text(json.dumps(
-            {"feature_columns": columns_to_json(bundle.feature_columns)}, indent=1),
-            encoding="utf-8")
+    if bundle.feature_columns or bundle.text_columns is not None:
+        inputs: dict[str, Any] = {"feature_columns": columns_to_json(bundle.feature_columns)}
+        if bundle.text_columns is not None:
+            inputs["text_columns"] = list(bundle.text_columns)
+        (directory / INPUTS_FILE).write_text(json.dumps(inputs, indent=1), encoding="utf-8")
     if bundle.fusion is not None:
         import joblib
 
@@ -436,10 +439,13 @@ def load_bundle(directory: Path | str) -> TaggerBundle:
         raise ValueError(f"tagger bundle file {directory / CONFIG_FILE}: {exc}") from exc
     model = keras.models.load_model(directory / MODEL_FILE, compile=False)
     feature_columns: tuple[FeatureColumn, ...] = ()
+    text_columns: tuple[str, ...] | None = None
     if (directory / INPUTS_FILE).is_file():
         try:
-            feature_columns = columns_from_json(
-                read_json(directory / INPUTS_FILE).get("feature_columns"))
+            inputs = read_json(directory / INPUTS_FILE)
+            feature_columns = columns_from_json(inputs.get("feature_columns"))
+            if inputs.get("text_columns") is not None:
+                text_columns = tuple(str(c) for c in inputs["text_columns"])
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"tagger bundle file {directory / INPUTS_FILE}: {exc}") from exc
     linear = fusion = None
@@ -462,7 +468,7 @@ def load_bundle(directory: Path | str) -> TaggerBundle:
     bundle = TaggerBundle(model=model, space=space, vocab=vocab, thresholds=thresholds,
                           config=config, linear=linear, fusion=fusion,
                           backend_thresholds=backend_thresholds,
-                          feature_columns=feature_columns)
+                          feature_columns=feature_columns, text_columns=text_columns)
     _check_bundle(bundle, f"tagger bundle folder {directory}")
     return bundle
 

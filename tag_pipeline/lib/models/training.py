@@ -59,6 +59,14 @@ class FeatureSet:
         """The products of one split, in the row order of its targets."""
         return self.products.filter(pl.col("split") == name)
 
+    def text_columns(self) -> tuple[str, ...]:
+        """The text columns the training products have (``title``, and ``description`` where
+        any training product has one): the inputs the model learns to read."""
+        train = self.split("train")
+        has_description = "description" in train.columns and bool(
+            (train["description"].fill_null("").str.strip_chars() != "").any())
+        return ("title", "description") if has_description else ("title",)
+
     @classmethod
     def from_stored(cls, products: pl.DataFrame, labels: pl.DataFrame,
                     space: LabelSpace,
@@ -136,6 +144,8 @@ class TrainedTagger:
     backend_thresholds: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     feature_columns: tuple[FeatureColumn, ...] = ()
     linear_seconds: float = 0.0
+    # the text columns training products had (None: not recorded)
+    text_columns: tuple[str, ...] | None = None
 
     def bundle(self):  # -> bundle.TaggerBundle (keras is imported only where it is used)
         """The trained tagger as a bundle (``bundle.save_bundle`` writes it)."""
@@ -144,7 +154,8 @@ class TrainedTagger:
         return TaggerBundle(model=self.model, space=self.space, vocab=self.vocab,
                             thresholds=self.thresholds, config=self.config, linear=self.linear,
                             fusion=self.fusion, backend_thresholds=self.backend_thresholds,
-                            feature_columns=self.feature_columns)
+                            feature_columns=self.feature_columns,
+                            text_columns=self.text_columns)
 
     @classmethod
     def from_bundle(cls, bundle) -> TrainedTagger:
@@ -153,7 +164,7 @@ class TrainedTagger:
                    thresholds=bundle.thresholds, config=bundle.config, history={},
                    linear=bundle.linear, fusion=bundle.fusion,
                    backend_thresholds=bundle.backend_thresholds,
-                   feature_columns=bundle.feature_columns)
+                   feature_columns=bundle.feature_columns, text_columns=bundle.text_columns)
 
 
 def train_model(features: FeatureSet, config: object,
@@ -208,7 +219,8 @@ def train_model(features: FeatureSet, config: object,
     if not getattr(config, "fuse_linear", True):
         return TrainedTagger(model=model, space=space, vocab=vocab, thresholds=cnn_thresholds,
                              config=config, history=history, epoch_seconds=epoch_seconds,
-                             feature_columns=features.feature_columns)
+                             feature_columns=features.feature_columns,
+                             text_columns=features.text_columns())
     started = time.perf_counter()
     linear = train_linear(features, seed=config.seed, c=config.linear_c)
     linear_val = baseline_scores(linear, val)
@@ -222,7 +234,7 @@ def train_model(features: FeatureSet, config: object,
                          backend_thresholds={CNN: cnn_thresholds,
                                              LINEAR: tune_thresholds(linear_val, y_val, space)},
                          feature_columns=features.feature_columns,
-                         linear_seconds=linear_seconds)
+                         linear_seconds=linear_seconds, text_columns=features.text_columns())
 
 
 def train_linear(features: FeatureSet, seed: int = 42, c: float = 0.5) -> BaselineTagger:
