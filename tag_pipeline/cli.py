@@ -106,6 +106,15 @@ def _relocate(_: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.shape == "marketplace":
+        from tag_pipeline.lib.catalog.marketplace import write_marketplace_export
+
+        export = write_marketplace_export(Path(args.out), products=args.products,
+                                          more=max(1, args.products // 20), seed=args.seed)
+        print(f"wrote {export.products} products to {', '.join(str(f) for f in export.files)}"
+              f" and their profile {export.profile}")
+        print(f"next: tag-pipeline profile check {export.profile}")
+        return 0
     from tag_pipeline.lib.catalog.demo import generate_demo_catalog
 
     manifest = generate_demo_catalog(Path(args.out), n_products=args.products, seed=args.seed)
@@ -174,6 +183,34 @@ def _print_gate_decisions(limit: int = 5) -> None:
     } for v in versions]
     print(f"\nModel versions of {name!r} (test split; the gate's decision):")
     print(markdown_table(pl.DataFrame(rows)))
+    _print_test_results(client, versions)
+
+
+def _print_test_results(client, versions) -> None:
+    """The latest evaluated version's test-split table (tag_model_evaluation's
+    ``test_facets.csv``): the tagger, its parts and the baseline per tag type and facet."""
+    import tempfile
+
+    import polars as pl
+
+    from tag_pipeline.lib.warehouse import markdown_table
+
+    evaluated = [v for v in versions if v.tags.get("gate.promoted") is not None]
+    if not evaluated:
+        print("No version has been evaluated yet (tag_model_evaluation, in model_job).")
+        return
+    latest = evaluated[0]
+    with tempfile.TemporaryDirectory(prefix="tag-pipeline-summary-") as tmp:
+        try:
+            path = client.download_artifacts(latest.run_id, "test_facets.csv", tmp)
+        except Exception as error:  # an older run, or an artifact store out of reach
+            print(f"Test results of v{latest.version}: not readable ({_first_line(error)})")
+            return
+        table = pl.read_csv(path)
+    keep = ["scope", *[c for c in table.columns if c.split(" ")[-1] in ("tagger", "baseline")]]
+    print(f"\nTest split of v{latest.version} (accuracy of single-valued facets, micro-F1 "
+          "and macro-F1; tagger vs the TF-IDF + LinearSVC baseline, same split, same run):")
+    print(markdown_table(table.select(keep), max_chars=40))
 
 
 PRODUCT_FILE_HELP = """\
@@ -578,6 +615,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", required=True, help="folder to write the files into")
     demo.add_argument("--products", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--shape", choices=("shop", "marketplace"), default="shop",
+                      help="shop: the embedded bilingual demo catalog; marketplace: a raw "
+                           "marketplace-shaped export (headerless CSV, gzip TSV, JSON category "
+                           "trees, '=>' specifications) with the profile that reads it")
     sub.add_parser("summary", help="print the warehouse's row accounting and label counts")
 
     def model_options(command: argparse.ArgumentParser, refiner: bool = True) -> None:

@@ -656,6 +656,13 @@ def test_summary_shows_the_gates_decision_per_model_version(trained_home, tmp_pa
     assert row["promoted"] == ("true" if tagger > baseline else "false")
     assert ("beats the baseline" if tagger > baseline else "does not beat the baseline") \
         in row["gate's reason"]
+    # the latest evaluated version's test table: tagger vs baseline per tag type and facet
+    assert "Test split of v" in result.stdout
+    header = next(line for line in result.stdout.splitlines()
+                  if line.startswith("| scope | acc tagger |"))
+    assert "| micro tagger |" in header and "| micro baseline |" in header
+    scopes = {r["scope"] for r in table_rows(result.stdout, header)}
+    assert {"all", "type:category", "type:attribute"} <= scopes, scopes
 
 
 @pytest.mark.slow
