@@ -16,7 +16,7 @@ SERVE_PORT ?= 5001
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: setup browser home quickstart catalog dev test lint bench clean
+.PHONY: setup browser home quickstart catalog dev test test-fast lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -65,8 +65,13 @@ serve: setup
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(TAG_PIPELINE_HOME)/mlflow/mlflow.db -h 127.0.0.1 -p 5000
 
+# The README's test command (CI runs it): every test, the slowest 15 listed at the end.
 test: setup browser
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
+
+# The quick loop: no test that trains a model or runs a whole Dagster job (marked slow).
+test-fast: setup
+	$(BIN)/pytest -m "not slow" --durations=10
 
 lint: setup
 	$(BIN)/ruff check tag_pipeline tag_pipeline_tests bench

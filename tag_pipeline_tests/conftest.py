@@ -95,3 +95,11 @@ def trained_home(tmp_path_factory):
     from tag_pipeline_tests.project_home import prepare_home
 
     return prepare_home(tmp_path_factory.mktemp("project") / "home")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the session's trained home (a whole catalog, model and tags run) is
+    slow, whether or not it says so."""
+    for item in items:
+        if "trained_home" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -18,6 +18,9 @@ from tag_pipeline.lib.events.daily import write_sales_day
 from tag_pipeline_tests.conftest import SQL_ROOT
 from tag_pipeline_tests.integration.test_catalog_job import resources
 
+# these tests train taggers or refiners, or run whole jobs (make test-fast skips them)
+pytestmark = pytest.mark.slow
+
 KEY = b"sales-daily-test-key-0123456789"
 HEADER = "order_id,product_id,quantity,price,timestamp,user_id"
 # 2026-11-11 (UTC): O1 P1 x2 (u1), O1 P2 x1 (u1), O2 P1 x3 (u2), a line without an order id

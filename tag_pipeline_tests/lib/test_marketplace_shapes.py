@@ -29,7 +29,8 @@ COLUMNS = ["uniq_id", "crawl_timestamp", "product_name", "product_category_tree"
 
 # (category path without the product-name leaf, name, specifications as (key, value) pairs)
 PRODUCTS = [
-    (["Clothing", "Women's Clothing", "Sports Wear", "Shorts"], "Alisha Solid Women's Cycling Shorts",
+    (["Clothing", "Women's Clothing", "Sports Wear", "Shorts"],
+     "Alisha Solid Women's Cycling Shorts",
      [("Fabric", "Cotton Lycra"), ("Ideal For", "Women, Girls"), ("Pattern", "Solid")]),
     (["Clothing", "Men's Clothing", "Shirts"], "Roadster Men's Checked Casual Shirt",
      [("Fabric", "Cotton"), ("ideal for", "Men"), ("Pattern", "Checked")]),

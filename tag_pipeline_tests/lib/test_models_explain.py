@@ -22,6 +22,9 @@ from tag_pipeline.lib.models.tagger import TaggerConfig
 from tag_pipeline.lib.models.training import build_features, train_model
 from tag_pipeline_tests.lib.models_data import write_png
 
+# these tests train taggers or refiners, or run whole jobs (make test-fast skips them)
+pytestmark = pytest.mark.slow
+
 COLOURS = {"Red": ("红色", "red"), "Blue": ("蓝色", "blue"), "Black": ("黑色", "black")}
 GARMENTS = {"Dress": ("连衣裙", "dress"), "Shirt": ("衬衫", "shirt"), "Trousers": ("裤子", "pants")}
 FILLERS = ("", "女士", "新款", "夏季", "women", "classic", "new")

@@ -39,6 +39,9 @@ from tag_pipeline.lib.models.tagger import (
 from tag_pipeline.lib.models.text import RESERVED_TOKENS, learn_vocabulary, product_texts
 from tag_pipeline_tests.lib.models_data import labels_frame, products_frame, write_png
 
+# these tests train taggers or refiners, or run whole jobs (make test-fast skips them)
+pytestmark = pytest.mark.slow
+
 TINY = TaggerConfig(embedding_dim=8, lstm_units=8, cnn_filters=(4, 4, 4), fused_dim=16,
                     image_size=16, seq_len=16, epochs=1, batch_size=8, vocab_size=300)
 NAME = "product_tagger"

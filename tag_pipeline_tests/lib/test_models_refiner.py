@@ -46,6 +46,9 @@ from tag_pipeline.lib.models.tagger import TaggerConfig, train_tagger, tune_thre
 from tag_pipeline.lib.models.text import learn_vocabulary, product_texts
 from tag_pipeline_tests.lib.models_data import labels_frame, products_frame
 
+# these tests train taggers or refiners, or run whole jobs (make test-fast skips them)
+pytestmark = pytest.mark.slow
+
 TINY = TaggerConfig(embedding_dim=8, lstm_units=8, cnn_filters=(4, 4, 4), fused_dim=16,
                     image_size=16, seq_len=16, epochs=1, batch_size=8, vocab_size=300)
 TINY_REFINER = RefinerConfig(noise_dim=4, hidden_dim=16, epochs=2, batch_size=8,

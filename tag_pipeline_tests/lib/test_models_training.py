@@ -3,11 +3,15 @@
 import math
 
 import polars as pl
+import pytest
 
 from tag_pipeline.lib.models.tagger import TaggerConfig
 from tag_pipeline.lib.models.tracking import flat_metrics, plot_model_vs_baseline
 from tag_pipeline.lib.models.training import build_features, evaluate_on_test, train_model
 from tag_pipeline_tests.lib.models_data import labels_frame, products_frame
+
+# these tests train taggers or refiners, or run whole jobs (make test-fast skips them)
+pytestmark = pytest.mark.slow
 
 TINY = TaggerConfig(embedding_dim=8, lstm_units=8, cnn_filters=(4, 4, 4), fused_dim=16,
                     image_size=16, seq_len=16, epochs=1, batch_size=8, vocab_size=300)
