@@ -174,7 +174,8 @@ def test_unparsed_time_stamps_are_counted_per_file_never_silently_null(tmp_path,
                       check_images=False)
     assert con.execute("SELECT source_file, updated_at_unparsed FROM row_accounting"
                        ).fetchall() == [("export.tsv.gz", 2)]
-    stamps = dict(con.execute("SELECT product_id, updated_at FROM cleaned_products").fetchall())
+    stamps = dict(con.execute("SELECT product_id, updated_at FROM cleaned_products "
+                              "WHERE product_id LIKE 'a%'").fetchall())
     assert stamps["p0003"] is None and stamps["p0005"] is None
     assert stamps["p0006"] == datetime(2016, 3, 25, 22, 59, 23)
     assert stamps["p0007"] == datetime(2016, 3, 25, 22, 59, 23)
@@ -325,3 +326,56 @@ def test_a_raw_export_is_read_through_its_profile_for_tag_and_eval(tmp_path):
         assert batch["_line"].to_list()[:3] == [1, 2, 3]
         labels = products.labels()
         assert ("p0000", "attribute", "spec.gender", "Women") in labels.rows()
+
+
+def test_other_exports_shapes_the_fixtures_do_not_use_load_too(tmp_path, con):
+    """Shapes beyond the walk-through's: specifications as a plain JSON object with list
+    values, {name, value} entries, several wrapper keys absent, a JSON Lines file, a path
+    that is not wrapped at all, and time stamps with Z, +05:30 and epoch milliseconds."""
+    data = tmp_path / "data"
+    data.mkdir()
+    records = [
+        {"id": "a1", "name": "Red Cotton Kurta", "tree": '["Clothing >> Kurtas >> Red Kurta a1"]',
+         "spec": json.dumps({"Fabric": "Cotton", "Ideal For": ["Women", "Girls"]}),
+         "ts": "2016-03-25T22:59:23Z"},
+        {"id": "a2", "name": "Blue Linen Shirt", "tree": "Clothing >> Shirts >> Blue Shirt a2",
+         "spec": json.dumps([{"name": "FABRIC", "value": "Linen"},
+                             {"name": "ideal-for", "value": "Men"}]),
+         "ts": "2016-03-25 22:59:23+05:30"},
+        {"id": "a3", "name": "Black Watch", "tree": '["Watches >> Black Watch a3"]',
+         "spec": '{"Strap"=>"Leather", "Ideal For"=>"Men", "Warranty"=>nil}',
+         "ts": "1458946763000"},
+    ]
+    # more products in the same categories, so the levels above the names are shared
+    records += [{"id": f"b{i}", "name": f"Kurta {i}", "ts": "2016-01-01",
+                 "tree": json.dumps([f"Clothing >> {leaf} >> Item b{i}"])}
+                for i, leaf in enumerate(["Kurtas", "Shirts"])]
+    (data / "shop.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records),
+                                     encoding="utf-8")
+    profile = {
+        "name": "other", "root": "data", "source": {"files": "*.jsonl"},
+        "columns": {"id": "id", "title": "name", "updated_at": "ts"},
+        "tags": [
+            {"name": "cat", "column": "tree", "type": "category", "shape": "path",
+             "separator": " >> ", "max_single_product_share": 0.5},
+            {"name": "spec", "column": "spec", "type": "attribute", "shape": "attributes",
+             "key_synonyms": {"ideal for": "gender"}, "values": {"girls": "Women"}},
+        ],
+    }
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(profile), encoding="utf-8")
+    run_catalog_chain(con, load_profile(str(path), {}), SQL_ROOT, check_images=False)
+    got = {(p, f, t) for p, f, t, _ in labels(con) if p.startswith("a")}
+    assert got == {
+        ("a1", "cat_l1", "Clothing"), ("a1", "cat_l2", "Kurtas"),
+        ("a1", "spec.fabric", "Cotton"), ("a1", "spec.gender", "Women"),
+        ("a2", "cat_l1", "Clothing"), ("a2", "cat_l2", "Shirts"),
+        ("a2", "spec.fabric", "Linen"), ("a2", "spec.gender", "Men"),
+        ("a3", "cat_l1", "Watches"),
+        ("a3", "spec.strap", "Leather"), ("a3", "spec.gender", "Men"),
+    }
+    stamps = dict(con.execute("SELECT product_id, updated_at FROM cleaned_products "
+                              "WHERE product_id LIKE 'a%'").fetchall())
+    assert stamps == {"a1": datetime(2016, 3, 25, 22, 59, 23),
+                      "a2": datetime(2016, 3, 25, 17, 29, 23),
+                      "a3": datetime(2016, 3, 25, 22, 59, 23)}
