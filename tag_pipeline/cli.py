@@ -273,11 +273,16 @@ def _mlflow():
 
 
 def _load_models(args: argparse.Namespace):
-    from tag_pipeline.lib.cli.models import load_models
+    from tag_pipeline.lib.cli.quiet import filtered_stderr
 
     mlflow = _mlflow()
-    return load_models(mlflow.client(), mlflow.registered_model_name, mlflow.refiner_model_name,
-                       args.model, use_refiner=not args.no_refiner)
+    # TensorFlow is imported and runs its first operations here: keep its CUDA probes quiet
+    with filtered_stderr():
+        from tag_pipeline.lib.cli.models import load_models
+
+        return load_models(mlflow.client(), mlflow.registered_model_name,
+                           mlflow.refiner_model_name, args.model,
+                           use_refiner=not args.no_refiner)
 
 
 def _warn(message: str) -> None:
