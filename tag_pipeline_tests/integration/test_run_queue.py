@@ -12,19 +12,35 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from tag_pipeline.cli import _dead_runs
 from tag_pipeline.defs.resources import REPO_ROOT
 from tag_pipeline.run_launcher import worker_pid, worker_state
-from tag_pipeline_tests.conftest import SHARED_DATA
+from tag_pipeline_tests.conftest import BASIC_PROFILE, HEADER, SHARED_DATA
 
 BIN = Path(sys.executable).parent
 
 
-def _start_home(tmp_path, monkeypatch) -> tuple[dict[str, str], str, dg.DagsterInstance]:
+def _small_catalog(folder: Path, n: int = 40) -> Path:
+    """A small catalog and its profile: runs that queue need not load the demo catalog."""
+    data = folder / "data"
+    (data / "images").mkdir(parents=True)
+    rows = [f"S{i},Solid Shirt {i},Cotton shirt,,99,2026-11-01,Apparel > Tops > Shirts,"
+            f"color: Blue; gender: Men,Casual,Acme" for i in range(n)]
+    (data / "products.csv").write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    profile = folder / "shop.yaml"
+    profile.write_text(yaml.safe_dump(BASIC_PROFILE), encoding="utf-8")
+    return profile
+
+
+def _start_home(tmp_path, monkeypatch, profile: Path | None = None
+                ) -> tuple[dict[str, str], str, dg.DagsterInstance]:
     env = {**os.environ, "TAG_PIPELINE_HOME": str(tmp_path / "home"),
            "DAGSTER_HOME": str(tmp_path / "dagster"),
            "TAG_PIPELINE_SHARED_DATA": str(SHARED_DATA)}
+    if profile is not None:
+        env["TAG_PIPELINE_PROFILE"] = str(profile)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     subprocess.run([str(BIN / "tag-pipeline"), "init"], env=env, check=True,
@@ -41,7 +57,8 @@ def _daemon(env: dict[str, str], workspace: str, cwd: Path) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_overlapping_runs_queue_without_lock_errors(tmp_path, monkeypatch):
-    env, workspace, instance = _start_home(tmp_path, monkeypatch)
+    env, workspace, instance = _start_home(tmp_path, monkeypatch,
+                                           _small_catalog(tmp_path / "catalog"))
     daemon = _daemon(env, workspace, tmp_path)
     try:
         for _ in range(2):
