@@ -112,9 +112,7 @@ kv AS (
 attr_docs AS (
     -- Ruby's hash syntax ("key"=>"value", nil) is read as JSON
     SELECT product_id, tag_type, field, keys, value_separator, synonym_from, synonym_to,
-           value_from, value_to,
-           regexp_replace(regexp_replace(value, '=>\s*nil\b', '=>null', 'g'),
-                          '"\s*=>\s*', '":', 'g') AS doc_text
+           value_from, value_to, attribute_doc(value) AS doc_text
     FROM ruled WHERE shape = 'attributes'
 ),
 attr_items AS (

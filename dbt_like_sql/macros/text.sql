@@ -69,3 +69,8 @@ CREATE OR REPLACE TEMP MACRO parse_timestamp(s) AS
                 '([ T]\d{1,2}:\d{2})([+-]\d{2}:\d{2})$', '\1:00\2') AS TIMESTAMPTZ))
         ELSE TRY_CAST(trim(s) AS TIMESTAMP)
     END;
+
+-- An attributes value as JSON text: Ruby's hash syntax ("key"=>"value", nil) rewritten as JSON
+-- (JSON itself passes unchanged); json_valid tells whether it is a document.
+CREATE OR REPLACE TEMP MACRO attribute_doc(v) AS
+    regexp_replace(regexp_replace(v, '=>\s*nil\b', '=>null', 'g'), '"\s*=>\s*', '":', 'g');

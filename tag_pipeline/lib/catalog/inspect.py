@@ -244,11 +244,10 @@ def _suspicions(con: duckdb.DuckDBPyConnection, profile: CatalogProfile,
         where = f"tags[{i}] ({spec.name})"
         if spec.shape == "attributes":
             bad, total, example = con.execute(
-                r"""
+                """
                 SELECT count(*) FILTER (WHERE NOT json_valid(doc)), count(*),
                        any_value(v) FILTER (WHERE NOT json_valid(doc))
-                FROM (SELECT v, regexp_replace(regexp_replace(v, '=>\s*nil\b', '=>null', 'g'),
-                                               '"\s*=>\s*', '":', 'g') AS doc
+                FROM (SELECT v, attribute_doc(v) AS doc
                       FROM (SELECT nullif(trim(tag_fields[?]), '') AS v FROM cleaned_products)
                       WHERE v IS NOT NULL)
                 """, [spec.field_key]).fetchone()
