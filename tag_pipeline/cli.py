@@ -11,11 +11,18 @@ INSTANCE_YAML = """\
 # Written by `tag-pipeline init`. Dagster instance settings for tag_pipeline.
 telemetry:
   enabled: false
-# DuckDB allows one writing process per database file: runs queue and start one at a time.
-run_queue:
-  max_concurrent_runs: 1
+# DuckDB allows one writing process per database file. Every asset, check and op that opens
+# the warehouse is in the `warehouse` pool; with run granularity a queued run whose steps need
+# that pool starts only when no running run holds it, one at a time. Runs that touch only MLflow
+# (promote_model_job, rollback_model_job) hold no pool and start at once, even during training.
+concurrency:
+  pools:
+    granularity: run
+    default_limit: 1
+  runs:
+    max_concurrent_runs: 4
 # A run whose process died (kill -9, out of memory, reboot) is marked failed by the daemon
-# within poll_interval_seconds, so it cannot hold the queue: the launcher below is Dagster's
+# within poll_interval_seconds, so it cannot hold the pool: the launcher below is Dagster's
 # default one plus a check that the run's local worker process is still alive.
 run_launcher:
   module: tag_pipeline.run_launcher

@@ -3,7 +3,8 @@
 Dagster's ``DefaultRunLauncher`` starts each run as a local process but cannot tell the run
 monitor (``run_monitoring`` in ``dagster.yaml``) whether that process is still alive: a run
 whose worker was killed (``kill -9``, the OOM killer, a reboot) stays STARTED for ever, and
-with one run at a time (``run_queue``) no sensor, schedule or UI run starts again.
+as it holds the ``warehouse`` pool's one slot no sensor, schedule or UI run that opens the
+warehouse starts again.
 
 ``LocalRunLauncher`` is the default launcher plus that health check: the run worker records
 its pid in the run's event log ("Started process for run (pid: N)"); the check looks the pid

@@ -1,8 +1,8 @@
-"""Shared fixtures: small catalogs written to tmp_path, real DuckDB files, real profiles."""
+"""Shared fixtures only (what they use lives in ``support.py``): small catalogs written to
+tmp_path, real DuckDB files, real profiles, and the session's trained project home."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,41 +11,7 @@ import pytest
 import yaml
 
 from tag_pipeline.lib.catalog.profile import CatalogProfile, load_profile
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SQL_ROOT = REPO_ROOT / "dbt_like_sql"
-SHARED_DATA = Path(os.environ.get("TAG_PIPELINE_SHARED_DATA", REPO_ROOT.parent / "shared/data"))
-
-# Keep the tests away from the user's project home and from GX/MLflow writing into the repo.
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-BASIC_PROFILE = {
-    "name": "shop",
-    "root": "data",
-    "source": {"files": ["*.csv", "*.jsonl", "*.parquet"]},
-    "columns": {
-        "id": "sku",
-        "title": "title",
-        "description": "description",
-        "image": "image",
-        "image_root": "images",
-        "price": "price",
-        "updated_at": "updated_at",
-    },
-    "tags": [
-        {"column": "category_path", "type": "category", "shape": "path", "separator": " > ",
-         "level_names": ["l1", "l2", "l3"]},
-        {"column": "attributes", "type": "attribute", "shape": "key_value",
-         "pair_separator": ";", "kv_separator": ":", "keys": ["color", "gender"]},
-        {"column": "occasions", "type": "scene", "shape": "multi", "separator": "|"},
-        {"column": "brand", "type": "attribute"},
-        {"name": "style", "type": "style", "shape": "lexicon",
-         "lexicon": {"Solid": ["solid", "纯色"], "Slim Fit": ["slim fit", "修身"]}},
-    ],
-}
-
-HEADER = "sku,title,description,image,price,updated_at,category_path,attributes,occasions,brand"
+from tag_pipeline_tests.support import BASIC_PROFILE, ProjectHome, copy_home, prepare_home
 
 
 @pytest.fixture
@@ -78,28 +44,32 @@ def con(tmp_path: Path):
     connection.close()
 
 
-def shared_data_or_skip(name: str) -> Path:
-    """The path of a real data set in ../shared/data, or skip with the reason."""
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"real data set {path} is absent on this machine (../shared/data)")
-    return path
+@pytest.fixture(scope="session")
+def trained_snapshot(tmp_path_factory) -> ProjectHome:
+    """One project home per test session right after catalog_job, model_job and tags_job ran
+    on the demo catalog (tiny model): a champion in its sqlite registry, tags in its warehouse.
+    Never used in place: ``trained_home`` and ``trained_home_copy`` are copies of it."""
+    return prepare_home(tmp_path_factory.mktemp("snapshot") / "home")
 
 
 @pytest.fixture(scope="session")
-def trained_home(tmp_path_factory):
-    """One project home per test session after catalog_job, model_job and tags_job ran on the
-    demo catalog (tiny model): a champion in its sqlite registry, tags in its warehouse.
-    Tests that change it (promote, rollback, new runs) must leave the champion in place or use
-    ``prepare_home`` on their own folder."""
-    from tag_pipeline_tests.project_home import prepare_home
+def trained_home(trained_snapshot, tmp_path_factory) -> ProjectHome:
+    """The session's shared trained home (a copy of the snapshot) for tests that read it:
+    command line, REST, browser. Tests that change it (promote, rollback, new runs) must leave
+    the champion in place, or take a ``trained_home_copy``."""
+    return copy_home(trained_snapshot, tmp_path_factory.mktemp("project") / "home")
 
-    return prepare_home(tmp_path_factory.mktemp("project") / "home")
+
+@pytest.fixture
+def trained_home_copy(trained_snapshot, tmp_path) -> ProjectHome:
+    """This test's own copy of the trained home, as it was right after the three jobs."""
+    return copy_home(trained_snapshot, tmp_path / "trained" / "home")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that needs the session's trained home (a whole catalog, model and tags run) is
-    slow, whether or not it says so."""
+    """A test that needs a trained home (a whole catalog, model and tags run) is slow, whether
+    or not it says so."""
     for item in items:
-        if "trained_home" in getattr(item, "fixturenames", ()):
+        if {"trained_home", "trained_home_copy", "trained_snapshot"} & set(
+                getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)

@@ -11,6 +11,7 @@ import duckdb as duckdb_lib
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
+from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.lib.check_frames import spec_columns
 from tag_pipeline.lib.expectations.suites import ID_COLUMNS, SUITES
 from tag_pipeline.lib.warehouse import read_table
@@ -31,7 +32,8 @@ def gx_asset_check(asset: str, *, blocking: bool, description: str,
     suite_name = suite or asset
 
     @dg.asset_check(asset=asset, name=name or f"{asset}_expectations", blocking=blocking,
-                    description=description, additional_deps=additional_deps)
+                    description=description, additional_deps=additional_deps,
+                    pool=WAREHOUSE_POOL)
     def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
         from tag_pipeline.lib.expectations.runner import validate_frame
 
@@ -45,7 +47,9 @@ def gx_asset_check(asset: str, *, blocking: bool, description: str,
         outcome = validate_frame(data, suite_name, specs, ids)
         return dg.AssetCheckResult(
             passed=outcome.success,
-            severity=dg.AssetCheckSeverity.ERROR,
+            # A failed blocking check stops what is downstream (ERROR); a non-blocking one
+            # is shown and lets the run go on (WARN).
+            severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
             metadata={**outcome.to_metadata(), "rows_validated": outcome.row_count,
                       "report": dg.MetadataValue.md(outcome.to_markdown())},
         )

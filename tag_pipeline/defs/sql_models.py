@@ -1,17 +1,18 @@
 """One Dagster asset per SQL model in ``dbt_like_sql/``; dependencies come from its refs."""
 
-
+import hashlib
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from tag_pipeline.defs.policies import OWNERS
+from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
 from tag_pipeline.defs.resources import SQL_ROOT, CatalogResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.lib.catalog.profile import model_vars
 from tag_pipeline.lib.events import behaviour_vars
-from tag_pipeline.lib.sql import SqlModel, discover_models, run_model
+from tag_pipeline.lib.sql import MACRO_FOLDER, SqlModel, discover_models, run_model
 from tag_pipeline.lib.warehouse import counts_by, preview, sum_column
 
 # Which SQL folder feeds which asset group (groups match the defs/ folders).
@@ -37,6 +38,15 @@ SUMS: dict[str, tuple[str, ...]] = {
 }
 
 
+def file_code_version(path: Path, root: Path = SQL_ROOT) -> str:
+    """A SQL file and the macros every model may call, hashed: the Dagster UI marks the asset
+    changed (and what is downstream stale) when either is edited."""
+    digest = hashlib.sha256(path.read_bytes())
+    for macro in sorted((root / MACRO_FOLDER).glob("*.sql")):
+        digest.update(macro.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _build(model: SqlModel) -> dg.AssetsDefinition:
     group = FOLDER_GROUPS.get(model.folder.split("/")[0], "cleaning")
 
@@ -48,6 +58,8 @@ def _build(model: SqlModel) -> dg.AssetsDefinition:
         kinds={"duckdb", "sql"},
         description=model.description or f"SQL model {model.path.name}",
         metadata={"sql_file": dg.MetadataValue.path(str(model.path.relative_to(SQL_ROOT.parent)))},
+        code_version=file_code_version(model.path),
+        pool=WAREHOUSE_POOL,
     )
     @retry_only_transient
     def _sql_asset(

@@ -32,8 +32,7 @@ import duckdb
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tag_pipeline_tests.conftest import REPO_ROOT
-from tag_pipeline_tests.project_home import ProjectHome, home_env
+from tag_pipeline_tests.support import REPO_ROOT, ProjectHome, home_env
 
 pytestmark = pytest.mark.slow
 

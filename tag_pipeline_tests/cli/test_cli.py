@@ -8,7 +8,6 @@ subprocess to check what a shell sees (exit code, one error line, no traceback).
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -18,47 +17,19 @@ import time
 from pathlib import Path
 
 import duckdb
-import mlflow.tracking._model_registry.utils as registry_utils
 import mlflow.tracking._tracking_service.utils as tracking_utils
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from mlflow import MlflowClient
 
-from tag_pipeline.cli import main as cli_main
 from tag_pipeline.lib.cli.evaluation import parse_labels
 from tag_pipeline.lib.cli.files import InputFileError, ProductFile
 from tag_pipeline.lib.models.labels import TAG_TYPES, Head, LabelSpace, TagClass
-from tag_pipeline_tests.lib.test_properties import csv_body, data_lines
-from tag_pipeline_tests.project_home import ProjectHome, environment, home_env
+from tag_pipeline_tests.support import ProjectHome, csv_body, data_lines, home_env, run_cli
 
 TAGGER = "tag_pipeline_tagger"
 NOT_AN_IMAGE = b"\xff\xd8\xff\xe0 this is not a JPEG, only its first bytes are"
-
-
-def run_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    """``tag-pipeline ARGS`` run in process, in ``cwd`` with ``env``; stdout, stderr and the
-    exit code captured as a subprocess would give them."""
-    # the settings come from the project home alone, as in ProjectHome.env
-    settings = {k: v for k, v in env.items()
-                if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    out, err = io.StringIO(), io.StringIO()
-    saved_uris = (tracking_utils._tracking_uri, registry_utils._registry_uri)
-    saved_cwd = Path.cwd()
-    try:
-        with environment(settings), contextlib.redirect_stdout(out), \
-                contextlib.redirect_stderr(err):
-            os.chdir(cwd)
-            try:
-                code = cli_main(list(args))
-            except SystemExit as exc:  # argparse's usage errors
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        os.chdir(saved_cwd)
-        # the CLI points the mlflow module at the home's store; later tests must not inherit it
-        tracking_utils._tracking_uri, registry_utils._registry_uri = saved_uris
-    return subprocess.CompletedProcess(["tag-pipeline", *args], code, out.getvalue(),
-                                       err.getvalue())
 
 
 def run_script(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -637,7 +608,6 @@ def test_bad_label_entries_name_the_row(tags, message):
     with pytest.raises(InputFileError) as error:
         parse_labels(batch, tiny_space(), "f.csv", first_row=7)
     assert message in str(error.value)
-
 
 
 def test_summary_shows_the_gates_decision_per_model_version(trained_home, tmp_path):

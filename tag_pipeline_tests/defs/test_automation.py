@@ -30,7 +30,7 @@ from tag_pipeline.defs.resources import (
 from tag_pipeline.lib.events import ingest_events
 from tag_pipeline.lib.landing import new_files
 from tag_pipeline.lib.operations import read_failures
-from tag_pipeline_tests.conftest import SHARED_DATA
+from tag_pipeline_tests.support import SHARED_DATA
 
 
 def _catalog(tmp_path) -> CatalogResource:

@@ -71,3 +71,48 @@ def test_loading_definitions_does_not_import_tensorflow_or_gx():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _nodes_by_resource():
+    """(name, pools, required resource keys) of every op behind an asset, check or op job."""
+    repository = defs.get_repository_def()
+    seen = {}
+    for job in repository.get_all_jobs():
+        for node in job.graph.iterate_op_defs():
+            seen[node.name] = (node.pools, node.required_resource_keys)
+    return seen
+
+
+def test_every_step_that_opens_the_warehouse_is_in_its_pool_and_mlflow_only_jobs_hold_none():
+    from tag_pipeline.defs.policies import WAREHOUSE_POOL
+
+    nodes = _nodes_by_resource()
+    opening = {name for name, (_, keys) in nodes.items() if "duckdb" in keys}
+    assert {"tag_model", "tag_refiner", "restore_product_tags",
+            "cleaned_products_cleaned_products_expectations"} <= opening
+    missing = sorted(name for name in opening if nodes[name][0] != {WAREHOUSE_POOL})
+    assert missing == [], f"ops that open DuckDB outside the {WAREHOUSE_POOL!r} pool: {missing}"
+    # promotion and rollback touch only MLflow: they must not wait behind a training run
+    for name in ("promote_model", "rollback_model"):
+        assert "duckdb" not in nodes[name][1]
+        assert nodes[name][0] == set(), (name, nodes[name][0])
+
+
+def test_sql_models_carry_the_hash_of_their_sql_as_code_version(tmp_path):
+    from tag_pipeline.defs.sql_models import file_code_version
+
+    graph = defs.get_repository_def().asset_graph
+    by_name = {k.to_user_string(): graph.get(k) for k in graph.get_all_asset_keys()}
+    versions = {name: by_name[name].code_version for name in
+                ("stg_products", "cleaned_products", "product_labels", "sales_daily")}
+    assert all(v and len(v) == 16 for v in versions.values()), versions
+    assert len(set(versions.values())) == len(versions)
+    # an edit to the file (or to a macro) changes the version
+    (tmp_path / "macros").mkdir()
+    model = tmp_path / "m.sql"
+    model.write_text("SELECT 1", encoding="utf-8")
+    first = file_code_version(model, tmp_path)
+    model.write_text("SELECT 2", encoding="utf-8")
+    second = file_code_version(model, tmp_path)
+    (tmp_path / "macros" / "x.sql").write_text("CREATE MACRO x() AS 1", encoding="utf-8")
+    assert len({first, second, file_code_version(model, tmp_path)}) == 3

@@ -12,7 +12,7 @@ from tag_pipeline.definitions import RETRY_POLICY
 from tag_pipeline.defs.retries import is_transient, retry_only_transient
 from tag_pipeline.lib.catalog.profile import ProfileError
 from tag_pipeline.lib.sql import SqlModelError
-from tag_pipeline_tests.integration.test_catalog_job import run_job
+from tag_pipeline_tests.support import run_catalog_job
 
 
 def _events(result, kind: dg.DagsterEventType) -> list:
@@ -22,7 +22,7 @@ def _events(result, kind: dg.DagsterEventType) -> list:
 def test_a_bad_profile_fails_once_with_its_message(tmp_path):
     (tmp_path / "landing").mkdir()
     started = time.monotonic()
-    result = run_job(tmp_path, profile="no_such_profile", raise_on_error=False)
+    result = run_catalog_job(tmp_path, profile="no_such_profile", raise_on_error=False)
     took = time.monotonic() - started
     assert not result.success
     assert _events(result, dg.DagsterEventType.STEP_UP_FOR_RETRY) == []

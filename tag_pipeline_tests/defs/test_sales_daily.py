@@ -15,8 +15,7 @@ from tag_pipeline.defs.events.assets import raw_sales, sales_daily
 from tag_pipeline.defs.events.checks import sales_daily_expectations
 from tag_pipeline.lib.events import ingest_events
 from tag_pipeline.lib.events.daily import write_sales_day
-from tag_pipeline_tests.conftest import SQL_ROOT
-from tag_pipeline_tests.integration.test_catalog_job import resources
+from tag_pipeline_tests.support import SQL_ROOT, job_resources
 
 # these tests train taggers or refiners, or run whole jobs (make test-fast skips them)
 pytestmark = pytest.mark.slow
@@ -80,7 +79,7 @@ def test_a_day_counts_each_order_line_once_and_is_replaced_whole(con, tmp_path):
 
 
 def _resources(tmp_path: Path) -> dict:
-    return resources(tmp_path)
+    return job_resources(tmp_path)
 
 
 def test_sales_daily_job_materializes_one_day_with_its_check(tmp_path, monkeypatch):

@@ -1,56 +1,21 @@
 """The catalog job run for real: Dagster instance, DuckDB file and GX checks in tmp_path."""
 
-from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
 
-from tag_pipeline.definitions import build_definitions
-from tag_pipeline.defs.resources import (
-    CatalogResource,
-    ExportResource,
-    MlflowResource,
-    OperationsResource,
-    PseudonymResource,
-    WarehouseResource,
+from tag_pipeline_tests.support import (
+    check_results,
+    query,
+    run_catalog_job,
+    shared_data_or_skip,
 )
-from tag_pipeline_tests.conftest import SHARED_DATA, shared_data_or_skip
-
-
-def resources(tmp_path: Path, profile: str = "demo") -> dict:
-    return {
-        "duckdb": WarehouseResource(database=str(tmp_path / "home" / "warehouse.duckdb")),
-        "catalog": CatalogResource(profile=profile, landing_dir=str(tmp_path / "landing"),
-                                   shared_data_dir=str(SHARED_DATA)),
-        "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
-        "exports": ExportResource(directory=str(tmp_path / "exports")),
-        "operations": OperationsResource(database=str(tmp_path / "operations.duckdb")),
-        "pseudonyms": PseudonymResource(key_env="TAG_PIPELINE_TEST_PSEUDONYM_KEY",
-                                        key_file=str(tmp_path / "pseudonym.key")),
-    }
-
-
-def run_job(tmp_path: Path, profile: str = "demo", raise_on_error: bool = True):
-    defs = build_definitions(resources(tmp_path, profile))
-    (tmp_path / "dagster_home").mkdir(exist_ok=True)
-    instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home"))
-    job = defs.resolve_job_def("catalog_job")
-    return job.execute_in_process(instance=instance, raise_on_error=raise_on_error)
-
-
-def check_results(result) -> dict[str, bool]:
-    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-
-
-def query(tmp_path: Path, sql: str) -> list[tuple]:
-    with duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True) as con:
-        return con.execute(sql).fetchall()
 
 
 @pytest.mark.slow
 def test_demo_catalog_job_end_to_end(tmp_path):
-    result = run_job(tmp_path)
+    result = run_catalog_job(tmp_path)
     assert result.success
     checks = check_results(result)
     assert len(checks) == 13 and all(checks.values()), checks
@@ -73,7 +38,7 @@ def test_demo_catalog_job_end_to_end(tmp_path):
     assert metadata["dagster/row_count"].value == raw - metadata["rows_rejected_this_run"].value
 
     # A second run with no new files duplicates nothing.
-    again = run_job(tmp_path)
+    again = run_catalog_job(tmp_path)
     assert again.success and all(check_results(again).values())
     assert query(tmp_path, "SELECT count(*) FROM raw_products")[0][0] == raw - sum(
         r[0] for r in query(tmp_path, "SELECT count(*) FROM raw_product_rejects"))
@@ -85,7 +50,7 @@ def test_demo_catalog_job_end_to_end(tmp_path):
     first_line = jsonl.read_text(encoding="utf-8").splitlines()[0]
     with jsonl.open("a", encoding="utf-8") as handle:
         handle.write(first_line.replace('"updated_at": "', '"updated_at": "2027') + "\n")
-    third = run_job(tmp_path)
+    third = run_catalog_job(tmp_path)
     assert third.success
     statuses = [r[0] for r in query(tmp_path, "SELECT status FROM ingest_files ORDER BY loaded_at")]
     assert statuses.count("changed") == 1 and len(statuses) == 3
@@ -96,17 +61,24 @@ def test_demo_catalog_job_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_blocking_check_stops_downstream(tmp_path):
-    assert run_job(tmp_path).success
+    assert run_catalog_job(tmp_path).success
     # Someone writes a duplicate raw row behind the pipeline's back.
     with duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb")) as con:
         con.execute("INSERT INTO raw_products SELECT * FROM raw_products LIMIT 1")
         [(dup_file, dup_line)] = con.execute(
             "SELECT source_file, source_line FROM raw_products GROUP BY ALL "
             "HAVING count(*) > 1").fetchall()
-    result = run_job(tmp_path, raise_on_error=False)
+        # and a parse reject of an unknown kind, which only the non-blocking check sees
+        con.execute("INSERT INTO raw_product_rejects (source_file, source_line, error_type) "
+                    "VALUES ('x.csv', 7, 'bogus')")
+    result = run_catalog_job(tmp_path, raise_on_error=False)
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     failed = evaluations["raw_products_expectations"]
     assert not failed.passed
+    assert failed.severity == dg.AssetCheckSeverity.ERROR
+    warned = evaluations["raw_product_rejects_expectations"]
+    assert not warned.passed and warned.severity == dg.AssetCheckSeverity.WARN
+    assert "bogus" in warned.metadata["report"].value
     report = failed.metadata["report"].value
     assert dup_file in report and str(dup_line) in report
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
@@ -120,7 +92,7 @@ def test_blocking_check_stops_downstream(tmp_path):
 def test_real_catalogs_end_to_end(tmp_path, profile):
     shared_data_or_skip({"myntra": "myntra/products.csv",
                          "cn_reviews": "cn_reviews/reviews.csv"}[profile])
-    result = run_job(tmp_path, profile)
+    result = run_catalog_job(tmp_path, profile)
     assert result.success
     checks = check_results(result)
     assert all(checks.values()), checks

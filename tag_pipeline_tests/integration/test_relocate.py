@@ -10,8 +10,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from tag_pipeline_tests.cli.test_cli import run_cli
-from tag_pipeline_tests.project_home import environment, home_env
+from tag_pipeline_tests.support import environment, home_env, run_cli
 
 
 def stored_values_naming(home, text: str) -> list[str]:

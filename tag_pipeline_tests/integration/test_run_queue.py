@@ -17,7 +17,7 @@ import yaml
 from tag_pipeline.cli import _dead_runs
 from tag_pipeline.defs.resources import REPO_ROOT
 from tag_pipeline.run_launcher import worker_pid, worker_state
-from tag_pipeline_tests.conftest import BASIC_PROFILE, HEADER, SHARED_DATA
+from tag_pipeline_tests.support import BASIC_PROFILE, HEADER, SHARED_DATA
 
 BIN = Path(sys.executable).parent
 

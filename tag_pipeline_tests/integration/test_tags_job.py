@@ -1,5 +1,8 @@
-"""The refiner and the tag tables for real: Dagster runs on the demo catalog with a sqlite
-MLflow in tmp_path; retagging is idempotent, history grows only by changes, restore works."""
+"""The refiner and the tag tables for real: Dagster runs on the demo catalog with the project
+home's sqlite MLflow; retagging is idempotent, history grows only by changes, restore works.
+
+The first tags_job is the one that prepared the session's trained home (read back from the
+copy's own event log); the runs after it go on this test's copy."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -8,30 +11,29 @@ import duckdb
 import polars as pl
 import pytest
 
-from tag_pipeline_tests.integration.test_model_job import definitions, run, train_champion
+from tag_pipeline.definitions import build_definitions
+from tag_pipeline.defs.resources import build_resources
+from tag_pipeline_tests.support import environment, home_env, run, run_events
 
-TINY_REFINER = {"epochs": 1, "batch_size": 64, "noise_dim": 4, "hidden_dim": 16,
-                "noise_samples": 2}
 
-
-def _table(tmp_path, name: str) -> pl.DataFrame:
-    with duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True) as con:
+def _table(home, name: str) -> pl.DataFrame:
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         return con.execute(f"SELECT * FROM {name}").pl()
 
 
 @pytest.mark.slow
-def test_tags_job_tags_every_product_and_retags_idempotently(tmp_path, monkeypatch):
+def test_tags_job_tags_every_product_and_retags_idempotently(trained_home_copy, tmp_path,
+                                                             monkeypatch):
     monkeypatch.chdir(tmp_path)
-    defs = definitions(tmp_path)
-    (tmp_path / "dagster").mkdir()
-    instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))
-    assert run(defs, instance, "catalog_job").success
-    train_champion(defs, instance)
+    home = trained_home_copy.home
+    with environment(home_env(home)), dg.DagsterInstance.get() as instance:
+        _tags_job_then_retags_feedback_and_sales(
+            home, build_definitions(build_resources()), instance,
+            trained_home_copy.runs["tags_job"])
 
-    first = run(defs, instance, "tags_job",
-                {"ops": {"tag_refiner": {"config": TINY_REFINER}}})
-    assert first.success
-    checks = {e.check_name: e.passed for e in first.get_asset_check_evaluations()}
+
+def _tags_job_then_retags_feedback_and_sales(home, defs, instance, first_run):
+    tags_meta, checks = run_events(instance, first_run)
     assert checks == {"tag_refiner_ablation_expectations": True,
                       "product_tags_expectations": True,
                       "model_tags_expectations": True,
@@ -39,39 +41,37 @@ def test_tags_job_tags_every_product_and_retags_idempotently(tmp_path, monkeypat
                       "product_tags_consistent": True,
                       "product_tags_cover_catalog": True,
                       "product_tags_versions_registered": True}
-    refiner = first.asset_materializations_for_node("tag_refiner")[0].metadata
+    refiner = tags_meta["tag_refiner"]
     assert refiner["tagger_version"].value == "1"
     for arm in ("tagger", "tagger_refiner"):
         assert 0.0 <= refiner[f"{arm}.micro_f1"].value <= 1.0
-    tags_meta = {m.asset_key.to_user_string(): m.metadata
-                 for m in first.asset_materializations_for_node("product_tags")}
     applied = tags_meta["product_tags"]["refiner_applied"].value
     assert applied == refiner["ablation_passed"].value
 
-    tags = _table(tmp_path, "product_tags")
-    cleaned = _table(tmp_path, "cleaned_products")
-    untagged = _table(tmp_path, "untagged_products")
+    tags = _table(home, "product_tags")
+    cleaned = _table(home, "cleaned_products")
+    untagged = _table(home, "untagged_products")
     assert set(tags["product_id"]) | set(untagged["product_id"]) == set(cleaned["product_id"])
     assert tags.filter(pl.col("source") == "model")["tagger_version"].unique().to_list() == ["1"]
     assert tags["score"].is_between(0, 1).all()
     assert tags.filter(pl.col("source").is_in(["model", "refiner"]))[
         "explanation"].is_not_null().any()
-    history = _table(tmp_path, "product_tag_history")
+    history = _table(home, "product_tag_history")
     assert history.height == tags.height and set(history["change"]) == {"added"}
 
     # The same champion retags: nothing changes, the history does not grow.
     again = run(defs, instance, "retag_job")
     assert again.success
-    assert _table(tmp_path, "product_tags").sort("product_id", "tag_type", "tag").equals(
+    assert _table(home, "product_tags").sort("product_id", "tag_type", "tag").equals(
         tags.sort("product_id", "tag_type", "tag"))
-    assert _table(tmp_path, "product_tag_history").height == history.height
+    assert _table(home, "product_tag_history").height == history.height
     meta = {m.asset_key.to_user_string(): m.metadata
             for m in again.asset_materializations_for_node("product_tags")}
     assert meta["product_tag_history"]["rows_appended"].value == 0
     # Nothing changed and the champion is the same: no product is scored again.
     assert meta["model_tags"]["products_scored"].value == 0
     assert tags_meta["model_tags"]["products_scored"].value == cleaned.height
-    exported = pl.read_parquet(tmp_path / "exports" / "product_tags" / "**" / "*.parquet",
+    exported = pl.read_parquet(home / "exports" / "product_tags" / "**" / "*.parquet",
                                hive_partitioning=True)
     assert exported.height == tags.height
     assert set(exported["tag_type"]) == set(tags["tag_type"])
@@ -80,19 +80,18 @@ def test_tags_job_tags_every_product_and_retags_idempotently(tmp_path, monkeypat
     changed = run(defs, instance, "retag_job",
                   {"ops": {"product_tags": {"config": {"include_catalog_tags": False}}}})
     assert changed.success
-    assert not _table(tmp_path, "product_tags").filter(pl.col("source") == "catalog").height
-    restore = {"ops": {"restore_product_tags": {"config": {"to_run_id": first.run_id}}}}
+    assert not _table(home, "product_tags").filter(pl.col("source") == "catalog").height
+    restore = {"ops": {"restore_product_tags": {"config": {"to_run_id": first_run}}}}
     assert run(defs, instance, "restore_tags_job", restore).success
-    restored = _table(tmp_path, "product_tags")
+    restored = _table(home, "product_tags")
     columns = ["product_id", "tag", "tag_type", "score", "source"]
     assert restored.select(columns).sort(columns).equals(tags.select(columns).sort(columns))
 
     # Feedback: a shopper rejects a model tag and adds one; feedback_job applies it at once.
-    monkeypatch.setenv("TAG_PIPELINE_TEST_PSEUDONYM_KEY", "test-key-" + "k" * 24)
     target = restored.filter(pl.col("source") == "model").sort("product_id").row(0, named=True)
     pid, key = target["product_id"], (target["tag_type"], target["tag"])
-    feedback = tmp_path / "landing" / "feedback"
-    feedback.mkdir(parents=True)
+    feedback = home / "landing" / "feedback"
+    feedback.mkdir(parents=True, exist_ok=True)
     (feedback / "f1.csv").write_text(
         "product_id,tag,tag_type,action,user_id,timestamp,note\n"
         f"{pid},{key[1]},{key[0]},reject,alice@example.com,2026-11-28T10:00:00,wrong\n"
@@ -101,11 +100,11 @@ def test_tags_job_tags_every_product_and_retags_idempotently(tmp_path, monkeypat
     assert applied_feedback.success
 
     def product(name: str = "product_tags") -> pl.DataFrame:
-        return _table(tmp_path, name).filter(pl.col("product_id") == pid)
+        return _table(home, name).filter(pl.col("product_id") == pid)
 
     assert key not in set(product().select("tag_type", "tag").iter_rows())
     assert product().filter(pl.col("tag") == "handmade")["source"].to_list() == ["feedback"]
-    users = _table(tmp_path, "raw_feedback")["user_key"].to_list()
+    users = _table(home, "raw_feedback")["user_key"].to_list()
     assert all(u.startswith("u_") and len(u) == 34 for u in users)
     assert not {"alice@example.com", "bob"} & set(users)
     events = product("product_tag_history").filter(pl.col("run_id") == applied_feedback.run_id)
@@ -118,8 +117,8 @@ def test_tags_job_tags_every_product_and_retags_idempotently(tmp_path, monkeypat
     assert key not in set(product().select("tag_type", "tag").iter_rows())
 
     # Sales: one product sells far more than the others in the last days: bestseller.
-    sales = tmp_path / "landing" / "sales"
-    sales.mkdir(parents=True)
+    sales = home / "landing" / "sales"
+    sales.mkdir(parents=True, exist_ok=True)
     when = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S")
     others = cleaned.filter(pl.col("product_id") != pid)["product_id"].head(5).to_list()
     lines = [f"o1,{pid},60,9.5,{when},carol"] + [

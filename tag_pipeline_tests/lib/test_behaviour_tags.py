@@ -7,7 +7,7 @@ import pytest
 
 from tag_pipeline.lib.events import behaviour_vars, ingest_events
 from tag_pipeline.lib.sql import discover_models, run_model, topological_order
-from tag_pipeline_tests.conftest import SQL_ROOT
+from tag_pipeline_tests.support import SQL_ROOT
 
 KEY = b"behaviour-test-key-0123456789"
 AS_OF = datetime(2026, 12, 1)  # window: [2026-11-03, 2026-12-01); previous: [2026-10-06, ...)

@@ -6,7 +6,7 @@ import io
 from PIL import Image
 
 from tag_pipeline.lib.catalog.chain import run_catalog_chain
-from tag_pipeline_tests.conftest import HEADER, SQL_ROOT
+from tag_pipeline_tests.support import HEADER, SQL_ROOT
 
 COLUMNS = HEADER.split(",")
 

@@ -33,7 +33,7 @@ from tag_pipeline.lib.catalog.demo import (
 )
 from tag_pipeline.lib.catalog.ingest import ingest_catalog
 from tag_pipeline.lib.catalog.profile import load_profile
-from tag_pipeline_tests.conftest import REPO_ROOT
+from tag_pipeline_tests.support import REPO_ROOT
 
 HTML = re.compile(r"<[A-Za-z/][^>]*>|&[A-Za-z]+;|&#\d+;")
 FULLWIDTH = re.compile("[\uff01-\uff5e]")

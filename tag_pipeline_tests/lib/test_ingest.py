@@ -6,7 +6,7 @@ import pytest
 
 from tag_pipeline.lib.catalog.ingest import ingest_catalog
 from tag_pipeline.lib.catalog.profile import ProfileError
-from tag_pipeline_tests.conftest import HEADER
+from tag_pipeline_tests.support import HEADER
 
 T0 = datetime(2026, 11, 1, 8, 0, 0)
 

@@ -22,7 +22,7 @@ import yaml
 from tag_pipeline.lib.catalog.chain import run_catalog_chain
 from tag_pipeline.lib.catalog.inspect import ERROR, WARNING, inspect_profile
 from tag_pipeline.lib.catalog.profile import ProfileError, load_profile
-from tag_pipeline_tests.conftest import SQL_ROOT
+from tag_pipeline_tests.support import SQL_ROOT
 
 COLUMNS = ["uniq_id", "crawl_timestamp", "product_name", "product_category_tree",
            "retail_price", "product_specifications"]

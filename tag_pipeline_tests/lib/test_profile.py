@@ -10,7 +10,7 @@ from tag_pipeline.lib.catalog.profile import (
     parse_profile,
     shipped_profiles_dir,
 )
-from tag_pipeline_tests.conftest import BASIC_PROFILE
+from tag_pipeline_tests.support import BASIC_PROFILE
 
 
 def parse(data: dict, tmp_path: Path):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +21,7 @@ from tag_pipeline.lib.catalog.ingest import ingest_catalog
 from tag_pipeline.lib.catalog.profile import ProfileError, load_profile
 from tag_pipeline.lib.cli.files import InputFileError, ProductFile
 from tag_pipeline.lib.events import EventIngestError, ingest_events
-from tag_pipeline_tests.conftest import BASIC_PROFILE, HEADER
+from tag_pipeline_tests.support import BASIC_PROFILE, HEADER, csv_body, data_lines, field_text
 
 T0 = datetime(2026, 11, 12, 8, 0, 0)
 KEY = b"test-pseudonym-key-0123456789"
@@ -32,43 +31,6 @@ FEEDBACK = "product_id,tag,action,user_id,timestamp,note"
 PROPERTY = settings(max_examples=int(os.environ.get("TAG_PIPELINE_PROPERTY_EXAMPLES", "60")),
                     deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
-
-# A field: any text without line breaks or quotes (a quoted line break joins two lines into
-# one record, which line numbers cannot follow: a documented limit), sometimes quoted.
-_text = st.text(st.characters(blacklist_characters='\n\r"', blacklist_categories=("Cs",)),
-                max_size=12)
-_field = st.one_of(_text, _text.map(lambda t: f'"{t}"'), st.sampled_from(["", "2026-11-11", "3"]))
-
-
-def _record(width: int) -> st.SearchStrategy[bytes]:
-    """A data line: mostly the right number of fields, sometimes too few or many, sometimes
-    raw bytes (invalid UTF-8 included), sometimes empty."""
-    fields = st.lists(_field, min_size=max(1, width - 2), max_size=width + 2).map(
-        lambda values: ",".join(values).encode())
-    right = st.lists(_field, min_size=width, max_size=width).map(
-        lambda values: ",".join(values).encode())
-    raw = st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"")
-                                     .replace(b'"', b""))
-    return st.one_of(right, right, right, fields, raw, st.just(b""))
-
-
-def csv_body(header: str) -> st.SearchStrategy[bytes]:
-    width = len(header.split(","))
-    return st.tuples(
-        st.lists(_record(width), max_size=30),
-        st.lists(st.sampled_from([b"\n", b"\r\n", b"\r"]), min_size=31, max_size=31),
-        st.booleans(),
-    ).map(lambda t: header.encode() + t[1][0] + b"".join(
-        line + end for line, end in zip(t[0], t[1][1:], strict=False))
-        + (b"" if t[2] else b"tail,without,break"))
-
-
-def data_lines(body: bytes, first: int) -> set[int]:
-    """The numbers of the non-empty lines from ``first`` on (any of the three line breaks)."""
-    lines = re.split(rb"\r\n|\r|\n", body)
-    if lines and lines[-1] == b"":
-        lines.pop()
-    return {i for i, line in enumerate(lines, 1) if i >= first and line != b""}
 
 
 def _catalog(folder: Path, body: bytes):
@@ -140,7 +102,7 @@ def test_event_loaders_account_for_every_line(kind, header, data):
 @PROPERTY
 @given(st.lists(st.one_of(
     st.dictionaries(st.sampled_from(["product_id", "title", "description", "x"]),
-                    st.one_of(_text, st.integers(), st.none()), max_size=4).map(json.dumps),
+                    st.one_of(field_text, st.integers(), st.none()), max_size=4).map(json.dumps),
     st.sampled_from(["[1, 2]", "null", "not json", "{", ""]),
 ), max_size=25), st.sampled_from(["\n", "\r\n"]))
 def test_product_file_reader_accounts_for_every_json_line(lines, end):

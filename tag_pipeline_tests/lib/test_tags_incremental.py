@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 from tag_pipeline.lib.tags.incremental import INPUTS_TABLE
 from tag_pipeline.lib.tags.store import restore_tags
 from tag_pipeline.lib.tags.tagging import candidate_view, refresh_product_tags
-from tag_pipeline_tests.conftest import SQL_ROOT
-from tag_pipeline_tests.lib.test_tags_feedback import (
+from tag_pipeline_tests.lib.feedback_data import (
     create_raw_feedback,
     load_feedback,
     setup_catalog,
 )
+from tag_pipeline_tests.support import SQL_ROOT
 
 T0 = datetime(2024, 5, 1, 9, 0)
 COLUMNS = "product_id, tag, tag_type, facet, round(score, 6), source"

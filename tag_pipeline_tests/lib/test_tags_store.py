@@ -24,7 +24,7 @@ from tag_pipeline.lib.tags.store import (
     tags_as_of,
     write_product_tags,
 )
-from tag_pipeline_tests.conftest import REPO_ROOT, SQL_ROOT
+from tag_pipeline_tests.support import REPO_ROOT, SQL_ROOT
 
 T0 = datetime(2024, 3, 1, 12, 0, 0)
 KEY = ["product_id", "tag_type", "tag"]

@@ -28,7 +28,7 @@ import pytest
 from PIL import Image
 
 from tag_pipeline.lib.models.labels import TAG_TYPES
-from tag_pipeline_tests.project_home import ProjectHome
+from tag_pipeline_tests.support import ProjectHome
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from tag_pipeline.defs.policies import OWNERS
+from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
 from tag_pipeline.defs.resources import (
     SQL_ROOT,
     CatalogResource,
@@ -14,7 +14,7 @@ from tag_pipeline.defs.resources import (
     sales_history_start,
 )
 from tag_pipeline.defs.retries import retry_only_transient
-from tag_pipeline.defs.sql_models import sql_model_assets
+from tag_pipeline.defs.sql_models import file_code_version, sql_model_assets
 from tag_pipeline.lib.warehouse import count_rows, preview
 
 
@@ -22,7 +22,7 @@ def _event_asset(kind: str, group: str, description: str) -> dg.AssetsDefinition
     table = f"raw_{kind}"
 
     @dg.asset(name=table, group_name=group, owners=OWNERS, kinds={"duckdb", "python"},
-              description=description)
+              description=description, pool=WAREHOUSE_POOL)
     @retry_only_transient
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                catalog: CatalogResource, pseudonyms: PseudonymResource) -> dg.MaterializeResult:
@@ -87,7 +87,9 @@ sales_daily_partitions = dg.DailyPartitionsDefinition(start_date=sales_history_s
 
 @dg.asset(group_name="sales_history", owners=OWNERS, kinds={"duckdb", "sql"},
           partitions_def=sales_daily_partitions, deps=["raw_sales"],
-          metadata={"sql_file": dg.MetadataValue.path("dbt_like_sql/writes/sales_daily.sql")})
+          metadata={"sql_file": dg.MetadataValue.path("dbt_like_sql/writes/sales_daily.sql")},
+          code_version=file_code_version(SQL_ROOT / "writes" / "sales_daily.sql"),
+          pool=WAREHOUSE_POOL)
 @retry_only_transient
 def sales_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource
                 ) -> dg.MaterializeResult:

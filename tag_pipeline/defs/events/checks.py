@@ -4,11 +4,13 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.expectations import gx_asset_check
+from tag_pipeline.defs.policies import WAREHOUSE_POOL
 
 
 @dg.asset_check(asset="sales_daily", name="sales_daily_expectations", blocking=True,
                 description="The day's rows: each product once, units and order lines >= 1, "
-                            "revenue >= 0, no more buyers than order lines.")
+                            "revenue >= 0, no more buyers than order lines.",
+                pool=WAREHOUSE_POOL)
 def sales_daily_expectations(context: dg.AssetCheckExecutionContext,
                              duckdb: DuckDBResource) -> dg.AssetCheckResult:
     """GX over the day this run materialized (its ``dagster/partition`` tag), not the whole

@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
-from tag_pipeline.defs.policies import OWNERS
+from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
 from tag_pipeline.defs.resources import CatalogResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.lib.models.catalog_features import columns_to_json
@@ -22,7 +22,9 @@ class ProductFeaturesConfig(dg.Config):
 
 
 @dg.asset(group_name="features", owners=OWNERS, deps=["cleaned_products", "product_labels"],
-          kinds={"duckdb", "python"})
+          kinds={"duckdb", "python"},
+    pool=WAREHOUSE_POOL,
+)
 @retry_only_transient
 def product_features(context: dg.AssetExecutionContext, config: ProductFeaturesConfig,
                      duckdb: DuckDBResource, catalog: CatalogResource) -> dg.MaterializeResult:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from tag_pipeline.defs.policies import OWNERS
+from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
 from tag_pipeline.defs.resources import CatalogResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.lib.catalog.ingest import FileLoad, ingest_catalog
@@ -26,6 +26,7 @@ RAW_TABLES = ("raw_products", "raw_product_rejects", "ingest_files")
         dg.AssetSpec("ingest_files", group_name="ingest", owners=OWNERS, kinds={"duckdb"},
                      description="The ledger of loaded files: content hash, rows, status."),
     ],
+    pool=WAREHOUSE_POOL,
 )
 @retry_only_transient
 def raw_products(

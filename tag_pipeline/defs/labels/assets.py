@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from tag_pipeline.defs.policies import OWNERS
+from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
 from tag_pipeline.defs.resources import CatalogResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.defs.sql_models import sql_model_assets
@@ -25,6 +25,7 @@ labels_sql_assets = sql_model_assets(("labels",))
                      description="The profile's lexicon terms and match needles for tags "
                                  "mined from the text."),
     ],
+    pool=WAREHOUSE_POOL,
 )
 @retry_only_transient
 def catalog_profile_rules(

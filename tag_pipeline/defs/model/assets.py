@@ -9,7 +9,7 @@ import dagster as dg
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
-from tag_pipeline.defs.policies import OWNERS
+from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
 from tag_pipeline.defs.resources import CatalogResource, MlflowResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.lib.models.labels import LabelSpace
@@ -72,7 +72,7 @@ def load_feature_set(duckdb: DuckDBResource) -> FeatureSet:
 
 
 @dg.asset(group_name="model", owners=OWNERS, deps=["product_features"],
-          kinds={"tensorflow", "keras", "mlflow"})
+          kinds={"tensorflow", "keras", "mlflow"}, pool=WAREHOUSE_POOL)
 @retry_only_transient
 def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
               duckdb: DuckDBResource, mlflow: MlflowResource,
@@ -184,7 +184,7 @@ def _registry_tagger(name: str, version: str):
 
 
 @dg.asset(group_name="model", owners=OWNERS, deps=["tag_model"],
-          kinds={"mlflow", "scikitlearn"})
+          kinds={"mlflow", "scikitlearn"}, pool=WAREHOUSE_POOL)
 @retry_only_transient
 def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEvaluationConfig,
                          duckdb: DuckDBResource, mlflow: MlflowResource) -> dg.MaterializeResult:

@@ -8,7 +8,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.model.assets import load_feature_set
-from tag_pipeline.defs.policies import OWNERS
+from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
 from tag_pipeline.defs.resources import MlflowResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.lib.warehouse import markdown_table, replace_table
@@ -32,7 +32,7 @@ class TagRefinerConfig(dg.Config):
 
 
 @dg.asset(group_name="refiner", owners=OWNERS, deps=["tag_model_evaluation"],
-          kinds={"tensorflow", "keras", "mlflow"})
+          kinds={"tensorflow", "keras", "mlflow"}, pool=WAREHOUSE_POOL)
 @retry_only_transient
 def tag_refiner(context: dg.AssetExecutionContext, config: TagRefinerConfig,
                 duckdb: DuckDBResource, mlflow: MlflowResource) -> dg.MaterializeResult:

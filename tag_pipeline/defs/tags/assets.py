@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from tag_pipeline.defs.policies import OWNERS
+from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
 from tag_pipeline.defs.resources import SQL_ROOT, ExportResource, MlflowResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.defs.sql_models import sql_model_assets
@@ -42,6 +42,7 @@ class ProductTagsConfig(dg.Config):
         dg.AssetSpec("product_tag_history", owners=OWNERS, kinds={"duckdb"},
                      description="Append-only record of every change to a product's tags."),
     ],
+    pool=WAREHOUSE_POOL,
 )
 @retry_only_transient
 def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
@@ -138,7 +139,8 @@ def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
     })
 
 
-@dg.asset(group_name="tags", owners=OWNERS, deps=["product_tags"], kinds={"parquet", "duckdb"})
+@dg.asset(group_name="tags", owners=OWNERS, deps=["product_tags"], kinds={"parquet", "duckdb"},
+          pool=WAREHOUSE_POOL)
 @retry_only_transient
 def product_tags_export(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                         exports: ExportResource) -> dg.MaterializeResult:

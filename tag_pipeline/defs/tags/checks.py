@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.expectations import gx_asset_check
+from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import MlflowResource
 from tag_pipeline.lib.check_frames import (
     model_versions,
@@ -15,7 +16,8 @@ from tag_pipeline.lib.check_frames import (
 
 @dg.asset_check(asset="product_tags", blocking=True,
                 description="Every tagger and refiner version named in product_tags exists in "
-                            "the MLflow model registry.")
+                            "the MLflow model registry.",
+                pool=WAREHOUSE_POOL)
 def product_tags_versions_registered(duckdb: DuckDBResource,
                                      mlflow: MlflowResource) -> dg.AssetCheckResult:
     """Look each distinct (model, version) of product_tags up in the registry."""

@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from tag_pipeline.defs.policies import WAREHOUSE_POOL
+
 
 class RestoreTagsConfig(dg.Config):
     """The Dagster run whose product_tags state becomes current again."""
@@ -12,7 +14,7 @@ class RestoreTagsConfig(dg.Config):
     to_run_id: str
 
 
-@dg.op
+@dg.op(pool=WAREHOUSE_POOL)
 def restore_product_tags(context: dg.OpExecutionContext, config: RestoreTagsConfig,
                          duckdb: DuckDBResource) -> None:
     """Rebuild product_tags as it was right after ``to_run_id``, recorded in the history."""

@@ -164,7 +164,8 @@ def check_mlflow(client_factory: Callable, tracking_uri: str, registry_uri: str,
 
 
 def check_dagster(dagster_home: Path) -> Check:
-    """DAGSTER_HOME holds dagster.yaml with a run queue of one run at a time."""
+    """DAGSTER_HOME holds dagster.yaml with the warehouse pool at one run at a time and run
+    monitoring with tag_pipeline's launcher."""
     import yaml
 
     name = "Dagster instance"
@@ -177,12 +178,24 @@ def check_dagster(dagster_home: Path) -> Check:
         return Check(name, FAIL, f"{instance} is not valid YAML: "
                                  f"{str(exc).splitlines()[0]}", f"fix or delete {instance}, "
                                                                 "then `tag-pipeline init`")
-    queue = settings.get("run_queue") if isinstance(settings, dict) else None
-    limit = queue.get("max_concurrent_runs") if isinstance(queue, dict) else None
-    if limit != 1:
-        return Check(name, WARN, f"{instance} has no run_queue with max_concurrent_runs: 1 "
-                                 f"(found {limit!r}); runs at once fail on the DuckDB lock",
-                     f"add the run_queue section `tag-pipeline init` writes to {instance}")
+    settings = settings if isinstance(settings, dict) else {}
+    pools = (settings.get("concurrency") or {}).get("pools") if isinstance(
+        settings.get("concurrency"), dict) else None
+    pools_ok = (isinstance(pools, dict) and pools.get("granularity") == "run"
+                and pools.get("default_limit") == 1)
+    if not pools_ok:
+        queue = settings.get("run_queue")
+        legacy = isinstance(queue, dict) and queue.get("max_concurrent_runs") == 1
+        init_fix = (f"replace it with the concurrency section `tag-pipeline init` writes "
+                    f"(delete {instance} and run `tag-pipeline init`)")
+        if legacy:
+            return Check(name, WARN, f"{instance} serialises every run with the legacy "
+                                     "run_queue: max_concurrent_runs: 1, so promote_model_job "
+                                     "and rollback_model_job wait behind a training run",
+                         init_fix)
+        return Check(name, WARN, f"{instance} has no concurrency pools with granularity: run "
+                                 f"and default_limit: 1 (found {pools!r}); runs that open the "
+                                 "warehouse at once fail on the DuckDB lock", init_fix)
     monitoring = settings.get("run_monitoring")
     launcher = settings.get("run_launcher")
     watched = (isinstance(monitoring, dict) and monitoring.get("enabled") is True
@@ -195,8 +208,9 @@ def check_dagster(dagster_home: Path) -> Check:
                      f"add the run_launcher and run_monitoring sections `tag-pipeline init` "
                      f"writes (delete {instance} and run `tag-pipeline init`)")
     poll = monitoring.get("poll_interval_seconds", 120)
-    return Check(name, OK, f"{instance} (run queue: one run at a time; a dead run is marked "
-                           f"failed within {poll} s)")
+    return Check(name, OK, f"{instance} (warehouse pool: one run at a time; runs that touch "
+                           f"only MLflow start at once; a dead run is marked failed within "
+                           f"{poll} s)")
 
 
 def check_stuck_runs(runs: list[tuple[str, str, str]]) -> Check:
