@@ -1,8 +1,9 @@
-"""Runs started at once queue instead of failing on DuckDB's single-writer lock: a real Dagster
-daemon dequeues two catalog_job runs launched together, one after the other. A run whose
-process is killed (kill -9) is marked failed by the daemon's run monitor and the queue goes on;
-``tag-pipeline doctor`` names such a run until then."""
+"""Runs that open the warehouse take turns instead of failing on DuckDB's single-writer lock,
+while runs that touch only MLflow start at once: a real Dagster daemon, on a copy of the
+trained home. A run whose process is killed (kill -9) is marked failed by the daemon's run
+monitor and the queue goes on; ``tag-pipeline doctor`` names such a run until then."""
 
+import json
 import os
 import signal
 import subprocess
@@ -12,35 +13,19 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from tag_pipeline.cli import _dead_runs
 from tag_pipeline.defs.resources import REPO_ROOT
 from tag_pipeline.run_launcher import worker_pid, worker_state
-from tag_pipeline_tests.support import BASIC_PROFILE, HEADER, SHARED_DATA
+from tag_pipeline_tests.support import SHARED_DATA, TINY_MODEL, home_env
 
 BIN = Path(sys.executable).parent
 
 
-def _small_catalog(folder: Path, n: int = 40) -> Path:
-    """A small catalog and its profile: runs that queue need not load the demo catalog."""
-    data = folder / "data"
-    (data / "images").mkdir(parents=True)
-    rows = [f"S{i},Solid Shirt {i},Cotton shirt,,99,2026-11-01,Apparel > Tops > Shirts,"
-            f"color: Blue; gender: Men,Casual,Acme" for i in range(n)]
-    (data / "products.csv").write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
-    profile = folder / "shop.yaml"
-    profile.write_text(yaml.safe_dump(BASIC_PROFILE), encoding="utf-8")
-    return profile
-
-
-def _start_home(tmp_path, monkeypatch, profile: Path | None = None
-                ) -> tuple[dict[str, str], str, dg.DagsterInstance]:
+def _start_home(tmp_path, monkeypatch) -> tuple[dict[str, str], str, dg.DagsterInstance]:
     env = {**os.environ, "TAG_PIPELINE_HOME": str(tmp_path / "home"),
            "DAGSTER_HOME": str(tmp_path / "dagster"),
            "TAG_PIPELINE_SHARED_DATA": str(SHARED_DATA)}
-    if profile is not None:
-        env["TAG_PIPELINE_PROFILE"] = str(profile)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     subprocess.run([str(BIN / "tag-pipeline"), "init"], env=env, check=True,
@@ -53,33 +38,6 @@ def _daemon(env: dict[str, str], workspace: str, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [str(BIN / "dagster-daemon"), "run", "-w", workspace], env=env, cwd=cwd,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-@pytest.mark.slow
-def test_overlapping_runs_queue_without_lock_errors(tmp_path, monkeypatch):
-    env, workspace, instance = _start_home(tmp_path, monkeypatch,
-                                           _small_catalog(tmp_path / "catalog"))
-    daemon = _daemon(env, workspace, tmp_path)
-    try:
-        for _ in range(2):
-            launch = subprocess.run([str(BIN / "dagster"), "job", "launch", "-w", workspace,
-                                     "-j", "catalog_job"], env=env, cwd=tmp_path,
-                                    capture_output=True, text=True)
-            assert launch.returncode == 0, launch.stderr[-3000:]
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            records = instance.get_run_records()
-            if len(records) == 2 and all(r.dagster_run.is_finished for r in records):
-                break
-            time.sleep(2)
-        records = sorted(instance.get_run_records(), key=lambda r: r.start_time or 0)
-        statuses = [r.dagster_run.status for r in records]
-        assert statuses == [dg.DagsterRunStatus.SUCCESS] * 2, statuses
-        # The queue held the second run until the first had finished.
-        assert records[0].end_time <= records[1].start_time
-    finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(timeout=60)
 
 
 def test_a_dead_worker_is_told_apart_from_a_live_one(tmp_path, monkeypatch):
@@ -119,58 +77,87 @@ def _says_why_failed(message: str, pid: int, run_id: str) -> bool:
         f"Run execution process for {run_id} was terminated by signal 9" in message)
 
 
+def _wait_for(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
 @pytest.mark.slow
-def test_a_killed_run_is_failed_by_the_monitor_and_the_queue_goes_on(tmp_path, monkeypatch):
-    env, workspace, instance = _start_home(tmp_path, monkeypatch)
+def test_promotion_runs_beside_training_and_a_killed_run_frees_the_warehouse(
+        trained_home_copy, tmp_path, monkeypatch):
+    """Under a real daemon, on a copy of the trained home: model_job holds the warehouse pool;
+    a catalog_job launched beside it waits in the queue; promote_model_job, which touches only
+    MLflow, starts and succeeds while the training runs. The training's worker is then killed
+    (kill -9): the run monitor fails it, saying why, and the queued catalog_job starts and
+    succeeds; ``tag-pipeline doctor`` names the dead run until the monitor has failed it."""
+    home = trained_home_copy
+    env = {**home.env, **home_env(home.home)}
+    for key, value in home_env(home.home).items():
+        monkeypatch.setenv(key, value)
+    workspace = str(REPO_ROOT / "workspace.yaml")
+    instance = dg.DagsterInstance.get()
     daemon = _daemon(env, workspace, tmp_path)
 
-    def launch() -> None:
-        done = subprocess.run([str(BIN / "dagster"), "job", "launch", "-w", workspace,
-                               "-j", "catalog_job"], env=env, cwd=tmp_path,
-                              capture_output=True, text=True)
+    def launch(job: str, config: dict | None = None) -> str:
+        before = {r.dagster_run.run_id for r in instance.get_run_records()}
+        args = [str(BIN / "dagster"), "job", "launch", "-w", workspace, "-j", job]
+        if config is not None:
+            args += ["--config-json", json.dumps(config)]
+        done = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-3000:]
+        [run_id] = {r.dagster_run.run_id for r in instance.get_run_records()} - before
+        return run_id
 
-    def wait_for(condition, seconds: float, what: str):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(0.5)
-        raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+    def status(run_id: str) -> dg.DagsterRunStatus:
+        return instance.get_run_by_id(run_id).status
 
     try:
-        launch()
-        first = wait_for(lambda: next(
-            (r.dagster_run for r in instance.get_run_records()
-             if r.dagster_run.status == dg.DagsterRunStatus.STARTED
-             and worker_pid(instance, r.dagster_run.run_id)), None), 240, "a started run")
-        pid = worker_pid(instance, first.run_id)[0]
+        # a training long enough to be killed while it runs
+        training = launch("model_job", {"ops": {"tag_model": {"config": {
+            **TINY_MODEL, "epochs": 200}}}})
+        catalog = launch("catalog_job")
+        _wait_for(lambda: status(training) == dg.DagsterRunStatus.STARTED
+                  and worker_pid(instance, training), 240, "model_job to start")
+        promote = launch("promote_model_job", {"ops": {"promote_model": {"config": {
+            "version": "1", "actor": "tests", "reason": "promotion during a training run"}}}})
+        _wait_for(lambda: instance.get_run_by_id(promote).is_finished, 180,
+                  "promote_model_job to finish")
+        assert status(promote) == dg.DagsterRunStatus.SUCCESS
+        # it did not wait for the training, which still holds the warehouse; catalog_job does
+        assert status(training) == dg.DagsterRunStatus.STARTED
+        assert status(catalog) == dg.DagsterRunStatus.QUEUED
+
+        pid = worker_pid(instance, training)[0]
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
-        launch()  # queued behind the dead run
-        dead = _dead_runs(tmp_path / "dagster")
-        still_started = instance.get_run_by_id(first.run_id).status == \
-            dg.DagsterRunStatus.STARTED
-        if still_started:  # the monitor has not run yet: doctor must name the run
-            assert [(r, j) for r, j, _ in dead] == [(first.run_id, "catalog_job")]
+        dead = _dead_runs(home.dagster_home)
+        if status(training) == dg.DagsterRunStatus.STARTED:
+            # the monitor has not run yet: doctor must name the run
+            assert [(r, j) for r, j, _ in dead] == [(training, "model_job")]
             assert _names_dead_worker(dead[0][2], pid), dead[0][2]
-        wait_for(lambda: instance.get_run_by_id(first.run_id).status
-                 == dg.DagsterRunStatus.FAILURE, 90, "the monitor to fail the killed run")
+        _wait_for(lambda: status(training) == dg.DagsterRunStatus.FAILURE, 90,
+                  "the monitor to fail the killed run")
         failed_after = time.monotonic() - killed_at
         # the run's log says why: in the launcher's words (gone, or a zombie its parent has not
         # reaped yet), or the code server's when it saw its worker die first
-        messages = [e.message or "" for e in instance.all_logs(first.run_id)]
-        assert any(_says_why_failed(m, pid, first.run_id) for m in messages), \
+        messages = [e.message or "" for e in instance.all_logs(training)]
+        assert any(_says_why_failed(m, pid, training) for m in messages), \
             "\n".join(messages[-6:])
         # within the monitoring interval of the instance tag-pipeline init writes (15 s),
         # with slack for a loaded machine
         assert failed_after < 60, failed_after
-        runs = wait_for(lambda: [r for r in instance.get_run_records()
-                                 if r.dagster_run.run_id != first.run_id
-                                 and r.dagster_run.is_finished], 300, "the queued run")
-        assert [r.dagster_run.status for r in runs] == [dg.DagsterRunStatus.SUCCESS]
-        assert _dead_runs(tmp_path / "dagster") == []
+        _wait_for(lambda: instance.get_run_by_id(catalog).is_finished, 300, "the queued run")
+        assert status(catalog) == dg.DagsterRunStatus.SUCCESS
+        records = {r.dagster_run.run_id: r for r in instance.get_run_records()}
+        # the queue held catalog_job until the training had ended (failed)
+        assert records[training].end_time <= records[catalog].start_time
+        assert _dead_runs(home.dagster_home) == []
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
+        instance.dispose()
