@@ -65,13 +65,16 @@ serve: setup
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(TAG_PIPELINE_HOME)/mlflow/mlflow.db -h 127.0.0.1 -p 5000
 
-# The README's test command (CI runs it): every test, the slowest 15 listed at the end.
+# The README's test command (CI runs it): every test, on TEST_WORKERS pytest-xdist workers
+# (a module runs on one worker, in the order conftest.py gives), the slowest 15 listed.
+TEST_WORKERS ?= 2
+PYTEST_XDIST = -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 test: setup browser
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest $(PYTEST_XDIST) --durations=15
 
 # The quick loop: no test that trains a model or runs a whole Dagster job (marked slow).
 test-fast: setup
-	$(BIN)/pytest -m "not slow" --durations=10
+	$(BIN)/pytest $(PYTEST_XDIST) -m "not slow" --durations=10
 
 lint: setup
 	$(BIN)/ruff check tag_pipeline tag_pipeline_tests bench

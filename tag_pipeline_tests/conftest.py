@@ -3,6 +3,8 @@ tmp_path, real DuckDB files, real profiles, and the session's trained project ho
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +13,13 @@ import pytest
 import yaml
 
 from tag_pipeline.lib.catalog.profile import CatalogProfile, load_profile
-from tag_pipeline_tests.support import BASIC_PROFILE, ProjectHome, copy_home, prepare_home
+from tag_pipeline_tests.support import (
+    BASIC_PROFILE,
+    ProjectHome,
+    copy_home,
+    home_env,
+    prepare_home,
+)
 
 
 @pytest.fixture
@@ -48,8 +56,23 @@ def con(tmp_path: Path):
 def trained_snapshot(tmp_path_factory) -> ProjectHome:
     """One project home per test session right after catalog_job, model_job and tags_job ran
     on the demo catalog (tiny model): a champion in its sqlite registry, tags in its warehouse.
-    Never used in place: ``trained_home`` and ``trained_home_copy`` are copies of it."""
-    return prepare_home(tmp_path_factory.mktemp("snapshot") / "home")
+    Never used in place: ``trained_home`` and ``trained_home_copy`` are copies of it.
+
+    Under pytest-xdist the workers share it: the first that needs it builds it while holding
+    a file lock in their common temporary folder; the others wait, then read it."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return prepare_home(tmp_path_factory.mktemp("snapshot") / "home")
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent
+    home, ready = shared / "snapshot" / "home", shared / "snapshot.json"
+    with FileLock(str(shared / "snapshot.lock")):
+        if ready.is_file():
+            return ProjectHome(home=home, env={**os.environ, **home_env(home)},
+                               runs=json.loads(ready.read_text(encoding="utf-8")))
+        prepared = prepare_home(home)
+        ready.write_text(json.dumps(prepared.runs), encoding="utf-8")
+        return prepared
 
 
 @pytest.fixture(scope="session")
@@ -66,10 +89,28 @@ def trained_home_copy(trained_snapshot, tmp_path) -> ProjectHome:
     return copy_home(trained_snapshot, tmp_path / "trained" / "home")
 
 
+TRAINED = {"trained_home", "trained_home_copy", "trained_snapshot"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that needs a trained home (a whole catalog, model and tags run) is slow, whether
-    or not it says so."""
+    or not it says so.
+
+    Order, for ``make test``'s two workers (``--dist loadscope``: a module runs on one worker):
+    the first module that needs the trained home, then the modules that do not, then the other
+    modules that do. One worker builds the trained home while the other runs the lib tests, and
+    no worker waits for it."""
+    trained_modules: list[str] = []
     for item in items:
-        if {"trained_home", "trained_home_copy", "trained_snapshot"} & set(
-                getattr(item, "fixturenames", ())):
+        if TRAINED & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+            if item.module.__name__ not in trained_modules:
+                trained_modules.append(item.module.__name__)
+
+    def rank(item: pytest.Item) -> int:
+        module = item.module.__name__
+        if module not in trained_modules:
+            return 1
+        return 0 if module == trained_modules[0] else 2
+
+    items.sort(key=rank)
