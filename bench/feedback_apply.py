@@ -28,9 +28,9 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SQL_ROOT, peak_rss_mb, report  # noqa: E402
 
+from tag_pipeline.lib.tags.candidates import candidate_view  # noqa: E402
 from tag_pipeline.lib.tags.feedback import FeedbackResult, apply_feedback  # noqa: E402
 from tag_pipeline.lib.tags.store import write_product_tags  # noqa: E402
-from tag_pipeline.lib.tags.tagging import candidate_view  # noqa: E402
 
 TAG_TYPES = ["category", "color", "style", "scene", "material", "pattern", "fit", "season"]
 LOAD_ID = "bench-load-1"

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
@@ -314,3 +315,31 @@ def test_product_tags_page_shows_its_last_materialization(page: Page,
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     page.screenshot(path=ARTIFACTS / "product_tags.png", full_page=True)
+
+
+def test_model_evaluation_page_opens_on_the_results_table(page: Page,
+                                                          dagster_ui: DagsterUI) -> None:
+    """The first metadata entry a data engineer sees on tag_model_evaluation is the table of
+    the tagger, its backends and the baseline per scope, with the gate's decision in words;
+    the numeric entries (for the UI's plots) come after it."""
+    with dg.DagsterInstance.from_config(dagster_ui.home.env["DAGSTER_HOME"]) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("tag_model_evaluation"))
+    keys = list(event.asset_materialization.metadata)
+    assert keys[0] == "results" and len(keys) > 20
+    page.goto(f"{dagster_ui.url}/assets/tag_model_evaluation")
+    expect(page.get_by_text("Metadata", exact=True)).to_be_visible()
+    expect(page.get_by_role("cell", name="results", exact=True)).to_be_visible()
+    shown = [text.strip() for text in page.get_by_role("row").evaluate_all(
+        "rows => rows.map(r => (r.querySelector('td') || {}).innerText || '')")]
+    metadata_rows = [text for text in shown if text in keys]
+    assert metadata_rows[:2] == ["results", "decision"], metadata_rows[:5]
+    results = page.get_by_role("row").filter(
+        has=page.get_by_role("cell", name="results", exact=True)).get_by_role("cell").last
+    results.get_by_text("[Show Markdown]").click()
+    dialog = page.get_by_role("dialog")
+    for header in ("scope", "acc tagger", "macro tagger", "acc baseline"):
+        expect(dialog.get_by_role("columnheader", name=header, exact=True)).to_be_visible()
+    expect(dialog.get_by_text(re.compile(r"v\d+ (promoted|NOT promoted)")).first).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "tag_model_evaluation.png")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()

@@ -9,6 +9,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from tag_pipeline.lib.tags.candidates import candidate_view
 from tag_pipeline.lib.tags.feedback import (
     FeedbackError,
     apply_feedback,
@@ -17,7 +18,6 @@ from tag_pipeline.lib.tags.feedback import (
     feedback_rejects,
 )
 from tag_pipeline.lib.tags.store import write_product_tags
-from tag_pipeline.lib.tags.tagging import candidate_view
 from tag_pipeline_tests.lib.feedback_data import create_raw_feedback, load_feedback, setup_catalog
 from tag_pipeline_tests.support import SQL_ROOT
 

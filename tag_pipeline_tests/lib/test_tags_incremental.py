@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from tag_pipeline.lib.tags.candidates import candidate_view
 from tag_pipeline.lib.tags.incremental import INPUTS_TABLE
 from tag_pipeline.lib.tags.store import restore_tags
-from tag_pipeline.lib.tags.tagging import candidate_view, refresh_product_tags
+from tag_pipeline.lib.tags.tagging import refresh_product_tags
 from tag_pipeline_tests.lib.feedback_data import (
     create_raw_feedback,
     load_feedback,

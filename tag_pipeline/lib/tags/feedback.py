@@ -29,66 +29,33 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from tag_pipeline.lib.sql import load_statement, quote_ident
+from tag_pipeline.lib.sql import load_statement
+from tag_pipeline.lib.tags.candidates import (
+    CANDIDATES_VIEW,
+    DEFAULT_ACCEPT_FLOOR,
+    FEEDBACK_EVENTS_VIEW,
+    RAW_FEEDBACK_TABLE,
+    FeedbackError,
+    candidate_view,
+    drop_feedback_inputs,
+    feedback_inputs,
+)
 from tag_pipeline.lib.tags.store import (
     HISTORY_TABLE,
     SQL_ROOT,
-    TAGS_SCHEMA,
-    TAGS_TABLE,
     WRITES_TABLE,
     write_product_tags,
 )
 
-RAW_FEEDBACK_TABLE = "raw_feedback"
-BEHAVIOUR_TAGS_TABLE = "behaviour_tags"
-TAXONOMY_TABLE = "tag_taxonomy"
-MODEL_TAGS_TABLE = "model_tags"
-LABELS_TABLE = "product_labels"
-PRODUCTS_TABLE = "cleaned_products"
 FEEDBACK_ACTIONS = ("accept", "reject", "add", "withdraw")
-DEFAULT_ACCEPT_FLOOR = 0.95
 FEEDBACK_SOURCE = "feedback"
 
-RAW_FEEDBACK_SCHEMA = {
-    "load_id": "VARCHAR", "source_file": "VARCHAR", "source_line": "BIGINT",
-    "loaded_at": "TIMESTAMP", "product_id": "VARCHAR", "tag": "VARCHAR", "tag_type": "VARCHAR",
-    "action": "VARCHAR", "user_key": "VARCHAR", "created_at": "TIMESTAMP", "note": "VARCHAR",
-}
-BEHAVIOUR_TAGS_SCHEMA = {
-    "product_id": "VARCHAR", "tag": "VARCHAR", "tag_type": "VARCHAR", "facet": "VARCHAR",
-    "score": "DOUBLE", "evidence": "VARCHAR",
-}
-_TAXONOMY_SCHEMA = {"tag": "VARCHAR", "tag_type": "VARCHAR", "facet": "VARCHAR"}
-_MODEL_TAGS_SCHEMA = {column: dtype for column, dtype in TAGS_SCHEMA.items()
-                      if column not in ("run_id", "tagged_at")}
 LABEL_ADJUSTMENT_SCHEMA = {"product_id": pl.Utf8, "tag": pl.Utf8, "tag_type": pl.Utf8,
                            "facet": pl.Utf8, "label": pl.Int32}
 
-# Every table the feedback and candidate SQL reads: the columns it needs, whether it may be
-# missing (then read as an empty view of these columns), and whether it is per product (then a
-# scoped candidate set reads only the scope's rows of it).
-_INPUTS: dict[str, tuple[dict[str, str], bool, bool]] = {
-    RAW_FEEDBACK_TABLE: (RAW_FEEDBACK_SCHEMA, True, True),
-    BEHAVIOUR_TAGS_TABLE: (BEHAVIOUR_TAGS_SCHEMA, True, True),
-    TAXONOMY_TABLE: (_TAXONOMY_SCHEMA, True, False),
-    MODEL_TAGS_TABLE: (_MODEL_TAGS_SCHEMA, True, True),
-    TAGS_TABLE: (TAGS_SCHEMA, True, True),
-    LABELS_TABLE: ({"product_id": "VARCHAR", "tag": "VARCHAR", "tag_type": "VARCHAR",
-                    "facet": "VARCHAR", "source": "VARCHAR"}, False, True),
-    PRODUCTS_TABLE: ({"product_id": "VARCHAR"}, False, True),
-}
-# Columns of raw_feedback the SQL does not read (absent from an older table is fine).
-_UNREAD = {RAW_FEEDBACK_TABLE: {"user_key"}}
 
-# Connection-local objects (temporary views and tables, registered frames).
-_EVENTS_VIEW = "_feedback_events"
-_STATE_VIEW = "_feedback_state"
 _SCOPE_TABLE = "_feedback_scope"
 _LOADS = "_feedback_loads"
-
-
-class FeedbackError(ValueError):
-    """Feedback could not be read or applied (a missing table or column, a bad setting)."""
 
 
 @dataclass(frozen=True)
@@ -110,70 +77,6 @@ class FeedbackResult:
     boosted: int
     history_rows: int
     seconds: float
-
-
-def feedback_inputs(con: duckdb.DuckDBPyConnection, sql_root: Path = SQL_ROOT, *,
-                    scope: str | None = None) -> dict[str, str]:
-    """Create the connection-local views the candidate SQL reads; return its ref mapping.
-
-    Every table the feedback SQL reads is checked for the columns it needs. A table that may
-    be missing (raw_feedback, behaviour_tags, tag_taxonomy, model_tags, product_tags) and is
-    missing is read as an empty temporary view of its columns. With a scope, the per-product
-    tables are read through temporary views of the scope's products only. Then the views
-    ``_feedback_events`` and ``_feedback_state`` are (re)created over them.
-
-    Args:
-        con: The warehouse connection (the views live on it).
-        sql_root: The ``dbt_like_sql`` folder.
-        scope: None for every product, or a table or view with a ``product_id`` column.
-
-    Returns:
-        The relation each ref of ``tag_candidates.sql`` stands for (``feedback_state``
-        included).
-
-    Raises:
-        FeedbackError: A required table (product_labels, cleaned_products) is missing, or a
-            table lacks a column the SQL reads (the message names both).
-    """
-    refs: dict[str, str] = {}
-    for table, (schema, optional, per_product) in _INPUTS.items():
-        columns = _columns(con, table)
-        if columns is None:
-            if not optional:
-                raise FeedbackError(f"table {table} does not exist; the tag candidates read "
-                                    f"its columns {sorted(schema)}")
-            refs[table] = f"_feedback_absent_{table}"
-            typed = ", ".join(f"NULL::{dtype.split()[0]} AS {quote_ident(column)}"
-                              for column, dtype in schema.items())
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {refs[table]} AS "
-                        f"SELECT {typed} WHERE false")
-            continue
-        needed = set(schema) - _UNREAD.get(table, set())
-        missing = sorted(needed - set(columns))
-        if missing:
-            raise FeedbackError(f"table {table} lacks column(s) {missing} that the feedback "
-                                f"and tag candidate SQL reads (has {sorted(columns)})")
-        refs[table] = table
-        if scope is not None and per_product:
-            statement, table_ref = (("feedback_raw_in_scope", "raw_feedback")
-                                    if table == RAW_FEEDBACK_TABLE
-                                    else ("feedback_in_scope", "table"))
-            sql = load_statement(sql_root, statement, {}, {table_ref: table, "scope": scope})
-            refs[table] = f"_feedback_scoped_{table}"
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {refs[table]} AS {sql}")
-    events = load_statement(sql_root, "feedback_events", {}, refs)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {_EVENTS_VIEW} AS {events}")
-    state = load_statement(sql_root, "feedback_state", {}, {"feedback_events": _EVENTS_VIEW})
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {_STATE_VIEW} AS {state}")
-    return {**refs, "feedback_events": _EVENTS_VIEW, "feedback_state": _STATE_VIEW}
-
-
-def drop_feedback_inputs(con: duckdb.DuckDBPyConnection) -> None:
-    """Drop the temporary views ``feedback_inputs`` created (views over them go stale)."""
-    names = [_STATE_VIEW, _EVENTS_VIEW]
-    names += [f"_feedback_{kind}_{table}" for kind in ("scoped", "absent") for table in _INPUTS]
-    for name in names:
-        con.execute(f"DROP VIEW IF EXISTS temp.{name}")
 
 
 def apply_feedback(con: duckdb.DuckDBPyConnection, *, run_id: str, at: datetime,
@@ -205,8 +108,6 @@ def apply_feedback(con: duckdb.DuckDBPyConnection, *, run_id: str, at: datetime,
         FeedbackError: A table or column the SQL reads is missing, or a setting is bad.
         TagStoreError: The write was refused (see ``write_product_tags``).
     """
-    from tag_pipeline.lib.tags.tagging import CANDIDATES_VIEW, candidate_view
-
     started = time.perf_counter()
     if load_ids is not None and (isinstance(load_ids, str)
                                  or not all(isinstance(x, str) for x in load_ids)):
@@ -223,7 +124,7 @@ def apply_feedback(con: duckdb.DuckDBPyConnection, *, run_id: str, at: datetime,
         view = candidate_view(con, sql_root, include_catalog_tags, scope=_SCOPE_TABLE,
                               accept_floor=accept_floor)
         summary = load_statement(sql_root, "feedback_apply_summary", all_loads,
-                                 {"feedback_events": _EVENTS_VIEW, "loads": _LOADS})
+                                 {"feedback_events": FEEDBACK_EVENTS_VIEW, "loads": _LOADS})
         events, unapplied = con.execute(summary).fetchone()
         written = write_product_tags(con, view, run_id=run_id, at=at, scope=_SCOPE_TABLE)
         boosts = load_statement(sql_root, "feedback_boosts", {"run_id": run_id},
@@ -342,10 +243,3 @@ def apply_to_labels(labels: pl.DataFrame, adjustments: pl.DataFrame) -> pl.DataF
     return pl.concat([kept, positives], how="diagonal_relaxed").select(kept.columns)
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
-    """The columns of a table or view, or None when there is none by that name."""
-    try:
-        described = con.execute(f"DESCRIBE SELECT * FROM {quote_ident(table)}").fetchall()
-    except duckdb.CatalogException:
-        return None
-    return [column for column, *_ in described]

@@ -23,10 +23,11 @@ import duckdb
 import polars as pl
 
 from tag_pipeline.lib.sql import load_statement, quote_ident
-from tag_pipeline.lib.tags.feedback import (
+from tag_pipeline.lib.tags.candidates import (
     DEFAULT_ACCEPT_FLOOR,
-    FeedbackError,
-    feedback_inputs,
+    MODEL_TAGS_SCHEMA,
+    MODEL_TAGS_TABLE,
+    candidate_view,
 )
 from tag_pipeline.lib.tags.store import TagWriteResult, write_product_tags
 from tag_pipeline.lib.warehouse import transaction
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from tag_pipeline.lib.models.bundle import TaggerBundle
     from tag_pipeline.lib.models.refiner import Refiner
 
-MODEL_TAGS_TABLE = "model_tags"
 # Per product: the input hash and model versions its model tags came from.
 MODEL_PRODUCTS_TABLE = "model_tag_products"
 # Scratch tables of one pass. Regular tables, not TEMP ones: the second cursor that streams
@@ -43,12 +43,6 @@ MODEL_PRODUCTS_TABLE = "model_tag_products"
 # are replaced at the start of a pass and dropped at its end; readers use model_tags.
 _STAGING_TABLE = "_model_tags_staging"
 _TODO_TABLE = "_products_to_tag"
-CANDIDATES_VIEW = "tag_candidates"
-_MODEL_TAG_COLUMNS = {
-    "product_id": "VARCHAR", "tag": "VARCHAR", "tag_type": "VARCHAR", "facet": "VARCHAR",
-    "score": "DOUBLE", "source": "VARCHAR", "explanation": "VARCHAR",
-    "tagger_version": "VARCHAR", "refiner_version": "VARCHAR",
-}
 
 # (products done, products in all) after each batch
 Progress = Callable[[int, int], None]
@@ -72,7 +66,7 @@ class TaggingStats:
 
 
 def _ensure_model_tables(con: duckdb.DuckDBPyConnection) -> None:
-    columns = ", ".join(f"{quote_ident(c)} {t}" for c, t in _MODEL_TAG_COLUMNS.items())
+    columns = ", ".join(f"{quote_ident(c)} {t}" for c, t in MODEL_TAGS_SCHEMA.items())
     con.execute(f"CREATE TABLE IF NOT EXISTS {MODEL_TAGS_TABLE} ({columns})")
     con.execute(f"CREATE TABLE IF NOT EXISTS {MODEL_PRODUCTS_TABLE} (product_id VARCHAR, "
                 "input_hash VARCHAR, tagger_version VARCHAR, refiner_version VARCHAR, "
@@ -106,7 +100,7 @@ def tag_products(bundle: TaggerBundle, products: pl.DataFrame, refiner: Refiner 
     return tags.with_columns(
         tagger_version=pl.lit(tagger_version, pl.Utf8),
         refiner_version=pl.lit(refiner_version, pl.Utf8),
-    ).select(list(_MODEL_TAG_COLUMNS))
+    ).select(list(MODEL_TAGS_SCHEMA))
 
 
 def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
@@ -150,7 +144,7 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
                           {"cleaned_products": "cleaned_products",
                            "model_tag_products": MODEL_PRODUCTS_TABLE})
     con.execute(f"CREATE OR REPLACE TABLE {_TODO_TABLE} AS {todo}")
-    columns = ", ".join(f"{quote_ident(c)} {t}" for c, t in _MODEL_TAG_COLUMNS.items())
+    columns = ", ".join(f"{quote_ident(c)} {t}" for c, t in MODEL_TAGS_SCHEMA.items())
     con.execute(f"CREATE OR REPLACE TABLE {_STAGING_TABLE} ({columns})")
     total = con.execute(f"SELECT count(*) FROM {_TODO_TABLE}").fetchone()[0]
     catalog = con.execute("SELECT count(*) FROM cleaned_products").fetchone()[0]
@@ -191,40 +185,6 @@ def tag_catalog(con: duckdb.DuckDBPyConnection, bundle: TaggerBundle,
     return TaggingStats(products=done, catalog_products=int(catalog), model_tags=model_tags,
                         refiner_tags=refiner_tags, explained_tags=explained,
                         seconds=time.perf_counter() - started)
-
-
-def candidate_view(con: duckdb.DuckDBPyConnection, sql_root: Path,
-                   include_catalog_tags: bool = True, *, scope: str | None = None,
-                   accept_floor: float = DEFAULT_ACCEPT_FLOOR) -> str:
-    """Create the temporary view of all candidate tags; returns its name.
-
-    The candidates are the catalog's tags, the model's (model_tags) and sales behaviour tags
-    (behaviour_tags, when it exists), with the feedback in force applied: rejected tags
-    removed, added tags pinned, accepted tags' scores raised (see
-    ``dbt_like_sql/writes/tag_candidates.sql`` and ``feedback.feedback_inputs``).
-
-    Args:
-        con: The warehouse connection (the view and the ones it reads live on it).
-        sql_root: The ``dbt_like_sql`` folder.
-        include_catalog_tags: Whether the catalog's own tags are candidates.
-        scope: None for every product, or a table or view with a ``product_id`` column: the
-            candidates of those products only (for ``write_product_tags(..., scope=...)``).
-        accept_floor: The score an accepted tag is raised to at least, in [0, 1].
-
-    Raises:
-        FeedbackError: accept_floor is outside [0, 1], or a table or column the SQL reads is
-            missing.
-    """
-    if isinstance(accept_floor, bool) or not isinstance(accept_floor, int | float) \
-            or not 0.0 <= accept_floor <= 1.0:
-        raise FeedbackError(f"candidate_view: accept_floor must be a number in [0, 1], "
-                            f"got {accept_floor!r}")
-    refs = feedback_inputs(con, sql_root, scope=scope)
-    body = load_statement(sql_root, CANDIDATES_VIEW,
-                          {"include_catalog_tags": int(include_catalog_tags),
-                           "accept_floor": float(accept_floor)}, refs)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {CANDIDATES_VIEW} AS {body}")
-    return CANDIDATES_VIEW
 
 
 @dataclass(frozen=True)
