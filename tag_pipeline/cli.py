@@ -44,22 +44,20 @@ storage:
 
 
 def _init(_: argparse.Namespace) -> int:
-    from tag_pipeline.defs.resources import build_resources, project_home
     from tag_pipeline.lib.home import relocate
+    from tag_pipeline.lib.settings import read_settings
 
-    home = project_home()
+    settings = read_settings()
+    home, dagster_home, landing = settings.home, settings.dagster_home, settings.landing_dir
     home.mkdir(parents=True, exist_ok=True)
     moved = relocate(home)  # records the home's place; rewrites its stores if it moved
     if moved.moved:
         _print_relocation(moved)
-    dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
-    resources = build_resources()
-    landing = Path(resources["catalog"].landing_dir)
     for folder in (home, dagster_home, landing / "catalog", landing / "sales",
                    landing / "feedback"):
         folder.mkdir(parents=True, exist_ok=True)
-    key_file = home / "secrets" / "pseudonym.key"
-    if not key_file.exists() and not os.environ.get("TAG_PIPELINE_PSEUDONYM_KEY"):
+    key_file = settings.pseudonym_key_file
+    if not key_file.exists() and not settings.pseudonym_key_set:
         import secrets
 
         key_file.parent.mkdir(parents=True, exist_ok=True)
@@ -68,14 +66,14 @@ def _init(_: argparse.Namespace) -> int:
     instance = dagster_home / "dagster.yaml"
     if not instance.exists():
         text = INSTANCE_YAML
-        if os.environ.get("TAG_PIPELINE_DAGSTER_PG_URL"):
+        if settings.dagster_pg_url:
             text += POSTGRES_YAML
         instance.write_text(text, encoding="utf-8")
     print(f"project home:   {home}")
     print(f"DAGSTER_HOME:   {dagster_home}")
-    print(f"warehouse:      {resources['duckdb'].database}")
+    print(f"warehouse:      {settings.duckdb_path}")
     print(f"landing folder: {landing}")
-    print(f"profile:        {resources['catalog'].profile}")
+    print(f"profile:        {settings.profile}")
     return 0
 
 
@@ -98,8 +96,8 @@ def _serving_model(args: argparse.Namespace) -> int:
 
 
 def _relocate(_: argparse.Namespace) -> int:
-    from tag_pipeline.defs.resources import project_home
     from tag_pipeline.lib.home import relocate
+    from tag_pipeline.lib.settings import project_home
 
     home = project_home()
     if not home.is_dir():
@@ -132,10 +130,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _summary(_: argparse.Namespace) -> int:
     import duckdb
 
-    from tag_pipeline.defs.resources import build_resources
     from tag_pipeline.lib.warehouse import counts_by, markdown_table, read_table, table_exists
 
-    database = build_resources()["duckdb"].database
+    database = _settings().duckdb_path
     with duckdb.connect(database, read_only=True) as con:
         if not table_exists(con, "row_accounting"):
             raise SystemExit(f"error: {database} has no row_accounting table; run the job first")
@@ -162,10 +159,10 @@ def _print_gate_decisions(limit: int = 5) -> None:
     """The registry's latest tagger versions with the gate's decision and figures."""
     import polars as pl
 
-    from tag_pipeline.defs.resources import build_resources
+    from tag_pipeline.lib.settings import MlflowStore
     from tag_pipeline.lib.warehouse import markdown_table
 
-    mlflow = build_resources()["mlflow"]
+    mlflow = MlflowStore.of(_settings())
     name = mlflow.registered_model_name
     try:
         client = mlflow.client()
@@ -264,12 +261,23 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _mlflow():
-    """The MLflow resource of the environment, with the ``mlflow`` module pointed at it."""
-    from tag_pipeline.defs.resources import build_resources
-    from tag_pipeline.lib.cli.doctor import sqlite_store_missing
+def _settings():
+    """The environment's settings, refused (naming ``tag-pipeline relocate``) when the project
+    home was copied or moved and not relocated yet."""
+    from tag_pipeline.lib.home import check_home
+    from tag_pipeline.lib.settings import read_settings
 
-    mlflow = build_resources()["mlflow"]
+    settings = read_settings()
+    check_home(settings.home)
+    return settings
+
+
+def _mlflow():
+    """The MLflow store of the environment, with the ``mlflow`` module pointed at it."""
+    from tag_pipeline.lib.cli.doctor import sqlite_store_missing
+    from tag_pipeline.lib.settings import MlflowStore
+
+    mlflow = MlflowStore.of(_settings())
     for uri in (mlflow.tracking_uri, mlflow.registry_uri or mlflow.tracking_uri):
         missing = sqlite_store_missing(uri)
         if missing is not None:  # MLflow would create an empty store there
@@ -566,18 +574,19 @@ def _dead_runs(dagster_home: Path) -> list[tuple[str, str, str]]:
 def _profile_loader(name: str | None):
     """A loader of ``name`` (a shipped profile or a YAML path; default: the configured
     profile) with the configured folders for its placeholders, and the name it reads."""
-    from tag_pipeline.defs.resources import build_resources
     from tag_pipeline.lib.catalog.profile import load_profile
+    from tag_pipeline.lib.settings import read_settings
 
-    catalog = build_resources(check_moved=False)["catalog"]
-    chosen = name or catalog.profile
-    placeholders = {"landing": catalog.landing_dir, "shared_data": catalog.shared_data_dir}
+    settings = read_settings()
+    chosen = name or settings.profile
+    placeholders = {"landing": str(settings.landing_dir),
+                    "shared_data": str(settings.shared_data_dir)}
     return (lambda: load_profile(chosen, placeholders)), chosen
 
 
 def _profile_check(args: argparse.Namespace) -> int:
-    from tag_pipeline.defs.resources import SQL_ROOT
     from tag_pipeline.lib.catalog.inspect import inspect_profile, render
+    from tag_pipeline.lib.settings import SQL_ROOT
 
     load, chosen = _profile_loader(args.profile)
     report = inspect_profile(load, SQL_ROOT, check_images=not args.no_images,
@@ -587,28 +596,28 @@ def _profile_check(args: argparse.Namespace) -> int:
 
 
 def _doctor(_: argparse.Namespace) -> int:
-    from tag_pipeline.defs.resources import SQL_ROOT, build_resources, project_home
     from tag_pipeline.lib.cli import doctor
+    from tag_pipeline.lib.settings import SQL_ROOT, MlflowStore, read_pseudonym_key, read_settings
 
-    home = project_home()
-    resources = build_resources(check_moved=False)  # check_home reports a moved home
-    mlflow, keys = resources["mlflow"], resources["pseudonyms"]
-    dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
+    settings = read_settings()  # not checked: check_home reports a moved home
+    home, dagster_home = settings.home, settings.dagster_home
+    mlflow = MlflowStore.of(settings)
+    key_env, key_file = settings.pseudonym_key_env, settings.pseudonym_key_file
 
     def client():
         mlflow.activate()
         return mlflow.client()
 
-    checks = [doctor.check_home(home), doctor.check_warehouse(resources["duckdb"].database)]
+    checks = [doctor.check_home(home), doctor.check_warehouse(settings.duckdb_path)]
     checks += doctor.check_mlflow(client, mlflow.tracking_uri,
                                   mlflow.registry_uri or mlflow.tracking_uri,
                                   mlflow.registered_model_name, mlflow.refiner_model_name)
     checks += [
         doctor.check_dagster(dagster_home),
         doctor.check_stuck_runs(_dead_runs(dagster_home)),
-        doctor.check_pseudonym_key(keys.key_env, os.environ.get(keys.key_env),
-                                   Path(keys.key_file) if keys.key_file else None, keys.load),
-        doctor.check_landing(Path(resources["catalog"].landing_dir)),
+        doctor.check_pseudonym_key(key_env, os.environ.get(key_env), key_file,
+                                   lambda: read_pseudonym_key(key_env, key_file)),
+        doctor.check_landing(settings.landing_dir),
         doctor.check_profile(*_profile_loader(None), SQL_ROOT),
     ]
     for check in checks:

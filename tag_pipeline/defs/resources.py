@@ -1,12 +1,7 @@
-"""Every resource instance, built once; the one place that reads the environment.
-
-Out of the box everything lives in one project home folder (``./.tag_pipeline``, or
-``TAG_PIPELINE_HOME``): the DuckDB warehouse, the MLflow store, the Dagster instance and the
-landing folders. Each location can be pointed elsewhere on its own (see README).
-"""
+"""The Dagster resources, built from the settings (``lib/settings.py``, the one place that
+reads the environment)."""
 
 
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -14,9 +9,20 @@ from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.lib.catalog.profile import CatalogProfile, load_profile
 from tag_pipeline.lib.events.retrain import DEFAULT_FEEDBACK_THRESHOLD
+from tag_pipeline.lib.settings import (
+    PSEUDONYM_KEY_ENV,
+    REFINER_MODEL_NAME,
+    REPO_ROOT,
+    SQL_ROOT,
+    TAGGER_MODEL_NAME,
+    MlflowStore,
+    Settings,
+    project_home,
+    read_pseudonym_key,
+    read_settings,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SQL_ROOT = REPO_ROOT / "dbt_like_sql"
+__all__ = ["REPO_ROOT", "SQL_ROOT", "build_resources", "project_home", "sales_history_start"]
 
 
 class WarehouseResource(DuckDBResource):
@@ -48,8 +54,8 @@ class MlflowResource(dg.ConfigurableResource):
     registry_uri: str | None = None
     experiment_name: str = "tag_pipeline"
     artifact_location: str | None = None
-    registered_model_name: str = "tag_pipeline_tagger"
-    refiner_model_name: str = "tag_pipeline_refiner"
+    registered_model_name: str = TAGGER_MODEL_NAME
+    refiner_model_name: str = REFINER_MODEL_NAME
     ui_url: str | None = None
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
@@ -57,18 +63,18 @@ class MlflowResource(dg.ConfigurableResource):
             if uri.startswith("sqlite:///"):
                 Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
+    def store(self) -> MlflowStore:
+        """The plain store these settings name (what the command line uses too)."""
+        return MlflowStore(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri,
+                           registered_model_name=self.registered_model_name,
+                           refiner_model_name=self.refiner_model_name)
+
     def activate(self) -> None:
         """Point the ``mlflow`` module (fluent API, ``models:/`` URIs) at this store."""
-        import mlflow
-
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.registry_uri or self.tracking_uri)
+        self.store().activate()
 
     def client(self):  # -> mlflow.MlflowClient; mlflow is imported only where it is used
-        from mlflow import MlflowClient
-
-        return MlflowClient(tracking_uri=self.tracking_uri,
-                            registry_uri=self.registry_uri or self.tracking_uri)
+        return self.store().client()
 
     def run_url(self, experiment_id: str, run_id: str) -> str | None:
         """A link to the run in the MLflow UI, when one is configured."""
@@ -101,21 +107,13 @@ class PseudonymResource(dg.ConfigurableResource):
     writes into the project home (``secrets/pseudonym.key``, readable by its owner only)."""
 
     # Only the variable's name is configuration: Dagster shows resource config in its UI.
-    key_env: str = "TAG_PIPELINE_PSEUDONYM_KEY"
+    key_env: str = PSEUDONYM_KEY_ENV
     key_file: str | None = None
 
     def load(self) -> bytes:
         """The key as bytes; an error that names the setting when there is none."""
-        from tag_pipeline.lib.events import load_key
-
-        if os.environ.get(self.key_env):
-            return load_key(os.environ[self.key_env], setting=self.key_env)
-        path = Path(self.key_file).expanduser() if self.key_file else None
-        if path is None or not path.is_file():
-            return load_key(None, setting=f"{self.key_env} (or the key file {path}, written "
-                                          "by `tag-pipeline init`)")
-        return load_key(path.read_text(encoding="utf-8").strip(),
-                        setting=f"the key file {path}")
+        return read_pseudonym_key(self.key_env,
+                                  Path(self.key_file) if self.key_file else None)
 
 
 class OperationsResource(dg.ConfigurableResource):
@@ -131,83 +129,48 @@ class RetrainPolicyResource(dg.ConfigurableResource):
     feedback_threshold: int = DEFAULT_FEEDBACK_THRESHOLD
 
 
-LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"
-
-# The first day of the daily sales partitions (partitions are fixed when definitions load).
-DEFAULT_SALES_HISTORY_START = "2025-01-01"
-
-
 def sales_history_start() -> str:
     """The first day (YYYY-MM-DD) of ``sales_daily``'s partitions:
     ``TAG_PIPELINE_SALES_HISTORY_START``, default 2025-01-01."""
-    from datetime import date
-
-    value = os.environ.get("TAG_PIPELINE_SALES_HISTORY_START") or DEFAULT_SALES_HISTORY_START
-    try:
-        date.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"TAG_PIPELINE_SALES_HISTORY_START={value!r} is not a YYYY-MM-DD "
-                         "date") from exc
-    return value
+    return read_settings().sales_history_start
 
 
-def project_home() -> Path:
-    """The project home folder (``TAG_PIPELINE_HOME``, default ``./.tag_pipeline``)."""
-    return Path(os.environ.get("TAG_PIPELINE_HOME", ".tag_pipeline")).expanduser().resolve()
-
-
-def _setting(name: str, default: Path | str) -> str:
-    return os.environ.get(name) or str(default)
-
-
-def build_resources(check_moved: bool = True) -> dict[str, dg.ConfigurableResource]:
-    """The resources for the current environment.
+def build_resources(check_moved: bool = True, settings: Settings | None = None
+                    ) -> dict[str, dg.ConfigurableResource]:
+    """The resources for ``settings`` (default: the current environment's).
 
     Raises:
         HomeMovedError: the project home was copied or moved and not relocated yet (its
             stores would read the original's files; ``lib.home``), unless ``check_moved`` is
             False (``doctor`` and ``relocate``, which report or fix it).
     """
-    home = project_home()
+    settings = settings or read_settings()
     if check_moved:
         from tag_pipeline.lib.home import check_home
 
-        check_home(home)
+        check_home(settings.home)
     return {
         "duckdb": WarehouseResource(
-            database=_setting("TAG_PIPELINE_DUCKDB_PATH", home / "warehouse.duckdb"),
-            # DuckDB spills to disk past this; it bounds the pipeline's memory on one machine.
-            connection_config={
-                "memory_limit": _setting("TAG_PIPELINE_DUCKDB_MEMORY_LIMIT", "1GB"),
-                "threads": int(_setting("TAG_PIPELINE_DUCKDB_THREADS", os.cpu_count() or 2)),
-            },
+            database=settings.duckdb_path,
+            connection_config={"memory_limit": settings.duckdb_memory_limit,
+                               "threads": settings.duckdb_threads},
         ),
         "mlflow": MlflowResource(
-            tracking_uri=_setting("MLFLOW_TRACKING_URI",
-                                  f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"),
-            registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or None,
-            experiment_name=_setting("TAG_PIPELINE_MLFLOW_EXPERIMENT", "tag_pipeline"),
-            artifact_location=_setting("TAG_PIPELINE_MLFLOW_ARTIFACTS",
-                                       (home / "mlflow" / "artifacts").as_uri()),
-            # `make mlflow-ui` serves the local store there; a server is its own UI.
-            ui_url=os.environ.get("TAG_PIPELINE_MLFLOW_UI_URL") or (
-                None if os.environ.get("MLFLOW_TRACKING_URI", "").startswith("http")
-                else LOCAL_MLFLOW_UI),
+            tracking_uri=settings.tracking_uri,
+            registry_uri=settings.registry_uri,
+            experiment_name=settings.mlflow_experiment,
+            artifact_location=settings.mlflow_artifacts,
+            ui_url=settings.mlflow_ui_url,
         ),
-        "pseudonyms": PseudonymResource(
-            key_file=str(home / "secrets" / "pseudonym.key"),
-        ),
-        "operations": OperationsResource(
-            database=_setting("TAG_PIPELINE_OPERATIONS_DB", home / "operations.duckdb"),
-        ),
-        "retrain_policy": RetrainPolicyResource(feedback_threshold=int(_setting(
-            "TAG_PIPELINE_RETRAIN_FEEDBACK_THRESHOLD", DEFAULT_FEEDBACK_THRESHOLD))),
-        "exports": ExportResource(
-            directory=_setting("TAG_PIPELINE_EXPORT_DIR", home / "exports"),
-        ),
+        "pseudonyms": PseudonymResource(key_env=settings.pseudonym_key_env,
+                                        key_file=str(settings.pseudonym_key_file)),
+        "operations": OperationsResource(database=settings.operations_db),
+        "retrain_policy": RetrainPolicyResource(
+            feedback_threshold=settings.retrain_feedback_threshold),
+        "exports": ExportResource(directory=settings.export_dir),
         "catalog": CatalogResource(
-            profile=_setting("TAG_PIPELINE_PROFILE", "demo"),
-            landing_dir=_setting("TAG_PIPELINE_LANDING_DIR", home / "landing"),
-            shared_data_dir=_setting("TAG_PIPELINE_SHARED_DATA", REPO_ROOT.parent / "shared/data"),
+            profile=settings.profile,
+            landing_dir=str(settings.landing_dir),
+            shared_data_dir=str(settings.shared_data_dir),
         ),
     }

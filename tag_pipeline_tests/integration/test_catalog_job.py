@@ -69,8 +69,8 @@ def test_blocking_check_stops_downstream(tmp_path):
             "SELECT source_file, source_line FROM raw_products GROUP BY ALL "
             "HAVING count(*) > 1").fetchall()
         # and a parse reject of an unknown kind, which only the non-blocking check sees
-        con.execute("INSERT INTO raw_product_rejects (source_file, source_line, error_type) "
-                    "VALUES ('x.csv', 7, 'bogus')")
+        con.execute("INSERT INTO raw_product_rejects VALUES "
+                    "('planted', 'x.csv', 7, now(), 'bogus', NULL, NULL)")
     result = run_catalog_job(tmp_path, raise_on_error=False)
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     failed = evaluations["raw_products_expectations"]

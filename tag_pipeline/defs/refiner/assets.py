@@ -11,22 +11,25 @@ from tag_pipeline.defs.model.assets import load_feature_set
 from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
 from tag_pipeline.defs.resources import MlflowResource
 from tag_pipeline.defs.retries import retry_only_transient
+from tag_pipeline.lib.models.refiner_config import RefinerConfig
 from tag_pipeline.lib.warehouse import markdown_table, replace_table
+
+_DEFAULTS = RefinerConfig()
 
 
 class TagRefinerConfig(dg.Config):
-    """Refiner hyper-parameters (small defaults for the demo) and its gate."""
+    """Refiner hyper-parameters (defaults: ``RefinerConfig``'s) and its gate."""
 
-    epochs: int = 10
-    batch_size: int = 128
-    noise_dim: int = 16
-    hidden_dim: int = 128
-    learning_rate: float = 1e-3
-    critic_steps: int = 2
-    gp_weight: float = 10.0
-    supervised_weight: float = 5.0
-    noise_samples: int = 8
-    seed: int = 42
+    epochs: int = _DEFAULTS.epochs
+    batch_size: int = _DEFAULTS.batch_size
+    noise_dim: int = _DEFAULTS.noise_dim
+    hidden_dim: int = _DEFAULTS.hidden_dim
+    learning_rate: float = _DEFAULTS.learning_rate
+    critic_steps: int = _DEFAULTS.critic_steps
+    gp_weight: float = _DEFAULTS.gp_weight
+    supervised_weight: float = _DEFAULTS.supervised_weight
+    noise_samples: int = _DEFAULTS.noise_samples
+    seed: int = _DEFAULTS.seed
     tolerance: float = 0.005
     gate_metric: str = "micro_f1"
 
@@ -41,7 +44,6 @@ def tag_refiner(context: dg.AssetExecutionContext, config: TagRefinerConfig,
 
     from tag_pipeline.lib.models.bundle import save_bundle
     from tag_pipeline.lib.models.refiner import (
-        RefinerConfig,
         ablate,
         refiner_gate,
         save_refiner,

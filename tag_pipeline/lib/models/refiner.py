@@ -66,7 +66,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,16 @@ from tag_pipeline.lib.models.labels import (
     positive_weights,
     sample_weights,
 )
+from tag_pipeline.lib.models.refiner_config import RefinerConfig
+from tag_pipeline.lib.models.refiner_tagsets import (
+    Compatibility,
+    build_compatibility,
+    concat_heads,
+    known_cells,
+    repair,
+    split_heads,
+    tag_set_stats,
+)
 from tag_pipeline.lib.models.scoring import apply_thresholds, evaluate_heads, tune_thresholds
 
 GENERATOR_FILE = "generator.keras"
@@ -106,245 +116,6 @@ REFINED_SCHEMA = {**TAG_SCHEMA, "source": pl.Utf8}
 ABLATION_METRICS = ("micro_f1", "macro_f1", "samples_f1", "p_at_5", "ndcg_at_5",
                     "inconsistency_rate", "coverage", "tags_per_product")
 _EPS = 1e-6
-
-
-@dataclass
-class RefinerConfig:
-    """Hyper-parameters of the refiner (all logged with the model).
-
-    Attributes:
-        noise_dim: Size of the generator's noise input.
-        hidden_dim: Units of the two hidden layers of the generator and of the critic.
-        epochs: Passes over the training split.
-        batch_size: Products per step.
-        learning_rate: Adam learning rate of both networks.
-        critic_steps: Critic updates per generator update.
-        gp_weight: Weight of the WGAN-GP gradient penalty.
-        supervised_weight: Weight of the tagger's cross-entropy in the generator's loss.
-        noise_samples: Fixed noise vectors averaged over at inference.
-        seed: Seed of weights, shuffling, training noise and inference noise.
-        residual_scale: Largest residual added to a logit (the tanh bound).
-        adversarial_weight: Weight of the adversarial term in the generator's loss.
-        min_expected: Expected co-occurrences (under independence) from which a never-seen
-            pair of tags counts as incompatible.
-        repair: Whether decoding drops the lower-scored tag of an incompatible pair.
-        restore_best: Keep the weights of the epoch with the lowest validation
-            supervised loss (else those of the last epoch).
-    """
-
-    noise_dim: int = 16
-    hidden_dim: int = 128
-    epochs: int = 10
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    critic_steps: int = 2
-    gp_weight: float = 10.0
-    supervised_weight: float = 5.0
-    noise_samples: int = 8
-    seed: int = 42
-    residual_scale: float = 3.0
-    adversarial_weight: float = 1.0
-    min_expected: float = 5.0
-    repair: bool = True
-    restore_best: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values, e.g. for MLflow params."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RefinerConfig:
-        """Rebuild from ``to_dict`` output; unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown RefinerConfig setting(s) {unknown}; "
-                             f"known are {sorted(known)}")
-        return cls(**dict(data))
-
-    def check(self) -> None:
-        """Raise ValueError naming the first setting out of range."""
-        positive = ("noise_dim", "hidden_dim", "epochs", "batch_size", "critic_steps",
-                    "noise_samples")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"RefinerConfig.{name} must be at least 1, "
-                                 f"got {getattr(self, name)}")
-        for name in ("learning_rate", "residual_scale"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"RefinerConfig.{name} must be positive, "
-                                 f"got {getattr(self, name)}")
-        for name in ("gp_weight", "supervised_weight", "adversarial_weight", "min_expected"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"RefinerConfig.{name} must not be negative, "
-                                 f"got {getattr(self, name)}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Tag columns: the heads side by side, and which pairs of tags cannot go together.
-
-
-def _columns(space: LabelSpace) -> list[tuple[str, int]]:
-    """(head name, class index) of every tag column, heads side by side in model order."""
-    return [(h.name, i) for h in space.heads for i in range(h.size)]
-
-
-def _concat(per_head: Mapping[str, np.ndarray], space: LabelSpace) -> np.ndarray:
-    missing = [h.name for h in space.heads if h.name not in per_head]
-    if missing:
-        raise ValueError(f"scores/targets lack head(s) {missing}; heads are {space.head_names}")
-    return np.hstack([np.asarray(per_head[h.name], np.float32).reshape(-1, h.size)
-                      for h in space.heads])
-
-
-def _split(matrix: np.ndarray, space: LabelSpace) -> dict[str, np.ndarray]:
-    out, start = {}, 0
-    for head in space.heads:
-        out[head.name] = matrix[:, start:start + head.size]
-        start += head.size
-    return out
-
-
-def _known_cells(targets: Mapping[str, np.ndarray], space: LabelSpace) -> np.ndarray:
-    """1 where a tag column's truth is known: sigmoid cells, and softmax cells of labeled rows."""
-    parts = []
-    for head in space.heads:
-        y = np.asarray(targets[head.name])
-        known = y.sum(axis=1, keepdims=True) > 0 if head.kind == SOFTMAX else np.ones((len(y), 1))
-        parts.append(np.repeat(known.astype(np.float32), head.size, axis=1))
-    return np.hstack(parts)
-
-
-@dataclass(frozen=True)
-class Compatibility:
-    """Which tags cannot go together, learned from the training labels.
-
-    Columns are the label space's tags, heads side by side in model order.
-
-    Attributes:
-        pairs: (m, 2) column indices ``a < b`` of the incompatible pairs (never together in
-            training although at least ``min_expected`` products were expected to have both).
-        single_valued: Column groups of the single-valued facets (at most one tag each).
-        min_expected: The expected-count floor the pairs were chosen with.
-    """
-
-    pairs: np.ndarray
-    single_valued: tuple[tuple[int, ...], ...]
-    min_expected: float
-
-    def matrix(self, n_columns: int) -> np.ndarray:
-        """(K, K) boolean matrix, True for every incompatible pair of columns (both rules)."""
-        out = np.zeros((n_columns, n_columns), dtype=bool)
-        if len(self.pairs):
-            out[self.pairs[:, 0], self.pairs[:, 1]] = True
-        for group in self.single_valued:
-            idx = np.asarray(group)
-            out[np.ix_(idx, idx)] = True
-        out |= out.T
-        np.fill_diagonal(out, False)
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values (see ``from_dict``)."""
-        return {"pairs": self.pairs.astype(int).tolist(),
-                "single_valued": [list(g) for g in self.single_valued],
-                "min_expected": self.min_expected}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Compatibility:
-        """Rebuild from ``to_dict`` output."""
-        pairs = np.asarray(data["pairs"], dtype=np.int64).reshape(-1, 2)
-        return cls(pairs=pairs, single_valued=tuple(tuple(int(c) for c in g)
-                                                    for g in data["single_valued"]),
-                   min_expected=float(data["min_expected"]))
-
-
-def build_compatibility(targets: Mapping[str, np.ndarray], space: LabelSpace,
-                        min_expected: float = 5.0) -> Compatibility:
-    """Incompatible pairs and single-valued facets from TRAINING targets (``encode_labels``).
-
-    Args:
-        targets: Training targets per head.
-        space: The label space.
-        min_expected: Fewest expected co-occurrences, under independence, for a pair never
-            seen together to count as incompatible.
-    """
-    y = _concat(targets, space) > 0
-    known = _known_cells(targets, space) > 0
-    yf, kf = y.astype(np.float64), known.astype(np.float64)
-    together = yf.T @ yf
-    both_known = kf.T @ kf
-    rate = np.divide(yf.sum(axis=0), kf.sum(axis=0), out=np.zeros(y.shape[1]),
-                     where=kf.sum(axis=0) > 0)
-    expected = np.outer(rate, rate) * both_known
-    columns = _columns(space)
-    facet_of = [(name, space.head(name).classes[i].facet) for name, i in columns]
-    groups: dict[tuple[str, str], list[int]] = {}
-    for col, key in enumerate(facet_of):
-        groups.setdefault(key, []).append(col)
-    single = []
-    for cols in groups.values():
-        # single-valued: no training product has two tags of the facet
-        if len(cols) >= 2 and y[:, cols].sum(axis=1).max(initial=0) <= 1:
-            single.append(tuple(cols))
-    same_facet = np.zeros_like(together, dtype=bool)
-    for cols in single:
-        same_facet[np.ix_(cols, cols)] = True
-    candidate = (together == 0) & (expected >= min_expected) & ~same_facet
-    a, b = np.nonzero(np.triu(candidate, k=1))
-    return Compatibility(pairs=np.stack([a, b], axis=1).astype(np.int64),
-                         single_valued=tuple(single), min_expected=float(min_expected))
-
-
-def _conflicts(binary: np.ndarray, incompatible: np.ndarray) -> np.ndarray:
-    """Per row, whether it holds an incompatible pair (``binary`` is (n, K) 0/1)."""
-    b = binary.astype(np.float32)
-    return ((b @ incompatible.astype(np.float32)) * b).sum(axis=1) > 0
-
-
-def tag_set_stats(decisions: Mapping[str, np.ndarray], space: LabelSpace,
-                  compatibility: Compatibility) -> dict[str, float]:
-    """Inconsistency rate, coverage and tags per product of a set of 0/1 decisions.
-
-    Returns:
-        ``inconsistency_rate``: share of products holding an incompatible pair (see the
-        module docstring); ``coverage``: share of the label space's tags given to at least
-        one product; ``tags_per_product``: mean number of distinct tags per product. All NaN
-        for zero products.
-    """
-    binary = _concat(decisions, space) > 0
-    if binary.shape[0] == 0:
-        nan = float("nan")
-        return {"inconsistency_rate": nan, "coverage": nan, "tags_per_product": nan}
-    incompatible = compatibility.matrix(binary.shape[1])
-    return {
-        "inconsistency_rate": float(_conflicts(binary, incompatible).mean()),
-        "coverage": float(binary.any(axis=0).mean()) if binary.shape[1] else float("nan"),
-        "tags_per_product": float(binary.sum(axis=1).mean()),
-    }
-
-
-def repair(decisions: Mapping[str, np.ndarray], scores: Mapping[str, np.ndarray],
-           space: LabelSpace, compatibility: Compatibility) -> dict[str, np.ndarray]:
-    """Drop tags until no incompatible pair is left, keeping a product's best-scored tags.
-
-    A product's tags are visited best score first; a tag incompatible with one already kept
-    is dropped. Products without a conflict are untouched.
-    """
-    binary = _concat(decisions, space).astype(np.uint8)
-    if binary.shape[0] == 0:
-        return {k: np.asarray(v, np.uint8).copy() for k, v in decisions.items()}
-    s = _concat(scores, space)
-    incompatible = compatibility.matrix(binary.shape[1])
-    for row in np.flatnonzero(_conflicts(binary, incompatible)):
-        cols = np.flatnonzero(binary[row])
-        kept: list[int] = []
-        for col in cols[np.argsort(-s[row, cols], kind="stable")]:
-            if not incompatible[col, kept].any():
-                kept.append(int(col))
-        binary[row] = 0
-        binary[row, kept] = 1
-    return _split(binary, space)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,8 +217,8 @@ def _loss_arrays(targets: Mapping[str, np.ndarray], space: LabelSpace
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Truth, known-cell mask and per-cell weights of the supervised loss, plus the
     per-column positive weight (1 for softmax columns)."""
-    y = _concat(targets, space)
-    known = _known_cells(targets, space)
+    y = concat_heads(targets, space)
+    known = known_cells(targets, space)
     rows = sample_weights(targets, space)
     weights = np.hstack([np.repeat(rows[h.name][:, None], h.size, axis=1) for h in space.heads])
     pos = positive_weights(space)
@@ -492,7 +263,7 @@ def _check_inputs(embeddings: np.ndarray, scores: Mapping[str, np.ndarray],
     emb = np.asarray(embeddings, np.float32)
     if emb.ndim != 2:
         raise ValueError(f"{where}: embeddings must be (products, dim), got shape {emb.shape}")
-    s = _concat(scores, space)
+    s = concat_heads(scores, space)
     if len(s) != len(emb):
         raise ValueError(f"{where}: {len(emb)} embeddings but {len(s)} score rows")
     return emb, s
@@ -622,7 +393,7 @@ def train_refiner(embeddings: np.ndarray, scores: dict[str, np.ndarray],
     history["best_epoch"] = [float(int(np.argmin(history["val_supervised"])))
                              if config.restore_best else float(config.epochs - 1)]
 
-    refined_val = _split(_refine_matrix(generator, config, val_emb, val_s), space)
+    refined_val = split_heads(_refine_matrix(generator, config, val_emb, val_s), space)
     thresholds = tune_thresholds(refined_val, val[2], space)
     compatibility = build_compatibility(targets, space, config.min_expected)
     return Refiner(generator=generator, critic=critic, space=space, config=config,
@@ -640,7 +411,7 @@ def refine_scores(refiner: Refiner, embeddings: np.ndarray,
     if emb.shape[1] != refiner.embedding_dim:
         raise ValueError(f"refine_scores: embeddings have width {emb.shape[1]}, the refiner "
                          f"was trained on width {refiner.embedding_dim}")
-    return _split(_refine_matrix(refiner.generator, refiner.config, emb, s), refiner.space)
+    return split_heads(_refine_matrix(refiner.generator, refiner.config, emb, s), refiner.space)
 
 
 def _decide(refiner: Refiner, refined: Mapping[str, np.ndarray], repaired: bool

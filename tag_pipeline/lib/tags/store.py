@@ -30,11 +30,10 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from tag_pipeline.lib.settings import SQL_ROOT
 from tag_pipeline.lib.sql import load_statement, quote_ident
 from tag_pipeline.lib.tags.incremental import forget_inputs
 from tag_pipeline.lib.warehouse import table_exists
-
-SQL_ROOT = Path(__file__).resolve().parents[3] / "dbt_like_sql"
 
 TAG_SOURCES = ("catalog", "model", "refiner", "feedback", "sales")
 CANDIDATE_COLUMNS = {
