@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from tag_pipeline.lib.models.tagger import TaggerConfig
 
 TAGGER_VERSION = "1"
-# The tests' tagger (tag_pipeline_tests/project_home.py TINY_MODEL); "default" is the
+# The tests' tagger (tag_pipeline_tests/support.py TINY_MODEL); "default" is the
 # TagModelConfig defaults (defs/model/assets.py), both for 1 epoch.
 TINY_MODEL = {"batch_size": 64, "embedding_dim": 16, "lstm_units": 8, "seq_len": 24,
               "image_size": 32, "vocab_size": 2000}
