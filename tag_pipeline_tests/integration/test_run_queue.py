@@ -135,8 +135,16 @@ def test_promotion_runs_beside_training_and_a_killed_run_frees_the_warehouse(
         pid = worker_pid(instance, training)[0]
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
-        dead = _dead_runs(home.dagster_home)
-        if status(training) == dg.DagsterRunStatus.STARTED:
+        # the kill lands at once but the process may take a moment to go: wait until doctor
+        # names it or the monitor has already failed the run
+        def named_or_failed():
+            if status(training) == dg.DagsterRunStatus.FAILURE:
+                return ("failed", [])
+            found = _dead_runs(home.dagster_home)
+            return ("named", found) if found else None
+
+        _, dead = _wait_for(named_or_failed, 30, "doctor to name the dead run")
+        if dead:
             # the monitor has not run yet: doctor must name the run
             assert [(r, j) for r, j, _ in dead] == [(training, "model_job")]
             assert _names_dead_worker(dead[0][2], pid), dead[0][2]
