@@ -24,7 +24,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev]'
+	# Bytecode is compiled once here: uv does not by default, and machines that set
+	# PYTHONDONTWRITEBYTECODE would otherwise recompile TensorFlow's modules in every process.
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[dev]'
 	touch $@
 
 # Debian's chromium for tag_pipeline_tests/browser (about 350 MB); a no-op once installed.
