@@ -34,6 +34,7 @@ from tag_pipeline.defs.labels.assets import catalog_profile_rules, labels_sql_as
 from tag_pipeline.defs.labels.checks import labels_checks
 from tag_pipeline.defs.model.assets import tag_model, tag_model_evaluation
 from tag_pipeline.defs.model.jobs import promote_model_job, rollback_model_job
+from tag_pipeline.defs.policies import OWNERS
 from tag_pipeline.defs.refiner.assets import tag_refiner
 from tag_pipeline.defs.refiner.checks import refiner_checks
 from tag_pipeline.defs.resources import RetrainPolicyResource, build_resources
@@ -105,10 +106,12 @@ retrain_job = _asset_job(
 def build_definitions(resources: Mapping[str, Any]) -> dg.Definitions:
     """The project's definitions over the given resources (tests pass tmp_path ones)."""
     return dg.Definitions(
-        assets=[raw_products, image_checks, catalog_profile_rules, *cleaning_sql_assets,
+        # Project-wide asset attributes, applied once here rather than in every module.
+        assets=dg.map_asset_specs(_project_attributes, [
+                raw_products, image_checks, catalog_profile_rules, *cleaning_sql_assets,
                 *labels_sql_assets, product_features, tag_model, tag_model_evaluation,
                 tag_refiner, product_tags, product_tags_export, *tags_sql_assets,
-                raw_sales, raw_feedback, *behaviour_sql_assets, sales_daily],
+                raw_sales, raw_feedback, *behaviour_sql_assets, sales_daily]),
         asset_checks=[*ingest_checks, *cleaning_checks, *labels_checks, *features_checks,
                       *refiner_checks, *tags_checks, *events_checks],
         jobs=[catalog_job, model_job, tags_job, retag_job, retrain_job, sales_job,
@@ -124,6 +127,11 @@ def build_definitions(resources: Mapping[str, Any]) -> dg.Definitions:
         # DuckDB takes one writing process per file: steps run in one process, one at a time.
         executor=dg.in_process_executor,
     )
+
+
+def _project_attributes(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """Who answers for every table (merged with any owner an asset names itself)."""
+    return spec.merge_attributes(owners=[o for o in OWNERS if o not in spec.owners])
 
 
 defs = build_definitions(build_resources())

@@ -1,6 +1,7 @@
-"""Project-wide asset settings, applied by every asset definition."""
+"""Project-wide asset settings."""
 
-# Who answers for the pipeline's tables in the Dagster UI.
+# Who answers for the pipeline's tables in the Dagster UI: applied to every asset by the root
+# (tag_pipeline/definitions.py), not by each module.
 OWNERS = ["team:data-platform"]
 
 # The Dagster pool of every asset, check and op that opens the DuckDB warehouse. DuckDB takes one

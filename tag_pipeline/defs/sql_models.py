@@ -1,17 +1,17 @@
 """One Dagster asset per SQL model in ``dbt_like_sql/``; dependencies come from its refs."""
 
-import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
+from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import SQL_ROOT, CatalogResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.lib.catalog.profile import model_vars
 from tag_pipeline.lib.events import behaviour_vars
+from tag_pipeline.lib.hashing import files_sha256
 from tag_pipeline.lib.sql import MACRO_FOLDER, SqlModel, discover_models, run_model
 from tag_pipeline.lib.warehouse import counts_by, preview, sum_column
 
@@ -41,10 +41,7 @@ SUMS: dict[str, tuple[str, ...]] = {
 def file_code_version(path: Path, root: Path = SQL_ROOT) -> str:
     """A SQL file and the macros every model may call, hashed: the Dagster UI marks the asset
     changed (and what is downstream stale) when either is edited."""
-    digest = hashlib.sha256(path.read_bytes())
-    for macro in sorted((root / MACRO_FOLDER).glob("*.sql")):
-        digest.update(macro.read_bytes())
-    return digest.hexdigest()[:16]
+    return files_sha256([path, *sorted((root / MACRO_FOLDER).glob("*.sql"))])[:16]
 
 
 def _build(model: SqlModel) -> dg.AssetsDefinition:
@@ -53,7 +50,6 @@ def _build(model: SqlModel) -> dg.AssetsDefinition:
     @dg.asset(
         name=model.name,
         group_name=group,
-        owners=OWNERS,
         deps=[dg.AssetKey(ref) for ref in model.refs],
         kinds={"duckdb", "sql"},
         description=model.description or f"SQL model {model.path.name}",

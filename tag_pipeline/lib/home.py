@@ -116,24 +116,25 @@ def _rewrite_sqlite(db: Path, old: Path, new: Path, out: dict[str, int]) -> None
 def _rewrite_duckdb(db: Path, old: Path, new: Path, out: dict[str, int]) -> None:
     import duckdb
 
+    from tag_pipeline.lib.sql import quote_ident, transaction
+
     con = duckdb.connect(str(db))
     try:
         columns = con.execute(
             "SELECT table_schema, table_name, column_name FROM information_schema.columns c "
             "JOIN information_schema.tables t USING (table_catalog, table_schema, table_name) "
             "WHERE c.data_type = 'VARCHAR' AND t.table_type = 'BASE TABLE'").fetchall()
-        con.execute("BEGIN TRANSACTION")
-        for schema, table, column in columns:
-            name = f'"{schema}"."{table}"'
-            col = '"' + column.replace('"', '""') + '"'
-            for before, after in _prefixes(old, new):
-                n = con.execute(
-                    f"UPDATE {name} SET {col} = replace({col}, ?, ?) WHERE contains({col}, ?)",
-                    [before, after, before]).fetchone()[0]
-                if n:
-                    key = f"{db.name} {table}.{column}"
-                    out[key] = out.get(key, 0) + n
-        con.execute("COMMIT")
+        with transaction(con, f"relocating {db}"):
+            for schema, table, column in columns:
+                name = f"{quote_ident(schema)}.{quote_ident(table)}"
+                col = quote_ident(column)
+                for before, after in _prefixes(old, new):
+                    n = con.execute(
+                        f"UPDATE {name} SET {col} = replace({col}, ?, ?) WHERE contains({col}, ?)",
+                        [before, after, before]).fetchone()[0]
+                    if n:
+                        key = f"{db.name} {table}.{column}"
+                        out[key] = out.get(key, 0) + n
     finally:
         con.close()
 

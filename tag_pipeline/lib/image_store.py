@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 
 from tag_pipeline.lib.images import FileStamp, ImageVerdict, verify_images
+from tag_pipeline.lib.sql import transaction
 
 _CACHE_DDL = (
     """
@@ -99,15 +100,11 @@ def check_catalog_images(con: duckdb.DuckDBPyConnection, base_dir: Path, image_r
     con.register("_image_checks_frame", frame)
     con.register("_new_hashes", new_hashes)
     con.register("_new_verdicts", new_verdicts)
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("CREATE OR REPLACE TABLE image_checks AS SELECT * FROM _image_checks_frame")
-        con.execute("INSERT OR IGNORE INTO image_file_hashes SELECT * FROM _new_hashes")
-        con.execute("INSERT OR IGNORE INTO image_verdicts SELECT * FROM _new_verdicts")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con, "writing image_checks"):
+            con.execute("CREATE OR REPLACE TABLE image_checks AS SELECT * FROM _image_checks_frame")
+            con.execute("INSERT OR IGNORE INTO image_file_hashes SELECT * FROM _new_hashes")
+            con.execute("INSERT OR IGNORE INTO image_verdicts SELECT * FROM _new_verdicts")
     finally:
         for name in ("_image_checks_frame", "_new_hashes", "_new_verdicts"):
             con.unregister(name)

@@ -9,7 +9,6 @@ verified before is not decoded again.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +17,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-STATUSES = ("ok", "none", "missing", "corrupt", "too_small", "outside_root", "unsupported")
+from tag_pipeline.lib.hashing import file_sha256
+from tag_pipeline.lib.vocabulary import IMAGE_STATUSES
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,11 @@ class ImageVerdict:
     width: int | None
     height: int | None
     detail: str
+
+    def __post_init__(self) -> None:
+        if self.status not in IMAGE_STATUSES:
+            raise ValueError(f"image status {self.status!r} is not one of {IMAGE_STATUSES} "
+                             "(tag_pipeline.lib.vocabulary)")
 
 
 @dataclass(frozen=True)
@@ -93,15 +98,6 @@ def decode_image(path: Path) -> ImageVerdict:
     return ImageVerdict("ok", width, height, "")
 
 
-def file_hash(path: Path) -> str:
-    """sha256 of a file's content."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass
 class VerificationStats:
     """How much work a verification pass really did."""
@@ -150,7 +146,7 @@ def verify_images(
         digest = hash_cache.get(key)
         if digest is not None:
             return None, path, digest, False
-        digest = file_hash(path)
+        digest = file_sha256(path)
         hash_cache[key] = digest
         return None, path, digest, True
 

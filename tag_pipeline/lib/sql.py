@@ -13,6 +13,8 @@ new one, never half of it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -44,8 +46,35 @@ class SqlModel:
 
 
 def quote_ident(name: str) -> str:
-    """Quote a name as a DuckDB identifier."""
+    """Quote a name as a DuckDB identifier (so it can never act as SQL)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+class NestedTransactionError(RuntimeError):
+    """A block that runs its own transaction was called inside another one."""
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection, caller: str = "") -> Iterator[None]:
+    """Run the block's statements in one transaction: committed at the end, rolled back (and
+    the error raised again) if anything in it fails, so readers never see half of it.
+
+    Raises:
+        NestedTransactionError: The connection is already inside a transaction (``caller``
+            names the block in the message).
+    """
+    try:
+        con.execute("BEGIN TRANSACTION")
+    except duckdb.TransactionException as exc:
+        raise NestedTransactionError(
+            f"{caller or 'transaction'} runs its own transaction; the connection is already "
+            "inside one") from exc
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def _description(sql: str) -> str:
@@ -170,13 +199,11 @@ def run_model(con: duckdb.DuckDBPyConnection, model: SqlModel, root: Path,
     """Build one model's table atomically and return its row count."""
     prepare_connection(con, root)
     body = render(model, variables).strip().rstrip(";")
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {quote_ident(model.name)} AS {body}")
-        count = con.execute(f"SELECT count(*) FROM {quote_ident(model.name)}").fetchone()[0]
-        con.execute("COMMIT")
+        with transaction(con, f"SQL model {model.name}"):
+            con.execute(f"CREATE OR REPLACE TABLE {quote_ident(model.name)} AS {body}")
+            count = con.execute(f"SELECT count(*) FROM {quote_ident(model.name)}").fetchone()[0]
     except duckdb.Error as exc:
-        con.execute("ROLLBACK")
         raise SqlModelError(f"SQL model {model.path} failed: {exc}") from exc
     return int(count)
 

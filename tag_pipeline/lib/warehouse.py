@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import duckdb
 import polars as pl
 
-from tag_pipeline.lib.sql import quote_ident
-
-
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Run the block's statements in one transaction: committed at the end, rolled back (and
-    the error raised again) if anything in it fails, so readers never see half of it."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+from tag_pipeline.lib.sql import quote_ident, transaction
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -97,14 +82,9 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFram
     view = f"_frame_{table}"
     con.register(view, frame)
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con, "replace_table"):
             con.execute(
                 f"CREATE OR REPLACE TABLE {quote_ident(table)} AS SELECT * FROM {quote_ident(view)}"
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         con.unregister(view)

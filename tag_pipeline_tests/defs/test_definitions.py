@@ -1,6 +1,8 @@
 import subprocess
 import sys
+from pathlib import Path
 
+import tag_pipeline
 from tag_pipeline.definitions import defs
 
 ASSETS = {"raw_products", "raw_product_rejects", "ingest_files", "label_rules", "style_lexicon",
@@ -96,6 +98,19 @@ def test_every_step_that_opens_the_warehouse_is_in_its_pool_and_mlflow_only_jobs
     for name in ("promote_model", "rollback_model"):
         assert "duckdb" not in nodes[name][1]
         assert nodes[name][0] == set(), (name, nodes[name][0])
+
+
+def test_the_root_gives_every_asset_its_owner_and_no_module_names_it_again():
+    from tag_pipeline.defs.policies import OWNERS
+
+    graph = defs.get_repository_def().asset_graph
+    ownerless = sorted(k.to_user_string() for k in graph.get_all_asset_keys()
+                       if not set(OWNERS) <= set(graph.get(k).owners))
+    assert ownerless == [], f"assets without the project's owners {OWNERS}: {ownerless}"
+    defs_dir = Path(tag_pipeline.__file__).parent / "defs"
+    naming = sorted(str(p.relative_to(defs_dir)) for p in defs_dir.rglob("*.py")
+                    if "OWNERS" in p.read_text(encoding="utf-8") and p.name != "policies.py")
+    assert naming == [], f"owners are applied by tag_pipeline/definitions.py only: {naming}"
 
 
 def test_sql_models_carry_the_hash_of_their_sql_as_code_version(tmp_path):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
+from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import CatalogResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.defs.sql_models import sql_model_assets
@@ -18,7 +18,6 @@ cleaning_sql_assets = sql_model_assets(("staging", "cleaned"))
 
 @dg.asset(
     group_name="cleaning",
-    owners=OWNERS,
     deps=["stg_products"],
     kinds={"duckdb", "python"},
     pool=WAREHOUSE_POOL,

@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
+from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import (
     SQL_ROOT,
     CatalogResource,
@@ -21,7 +21,7 @@ from tag_pipeline.lib.warehouse import count_rows, preview
 def _event_asset(kind: str, group: str, description: str) -> dg.AssetsDefinition:
     table = f"raw_{kind}"
 
-    @dg.asset(name=table, group_name=group, owners=OWNERS, kinds={"duckdb", "python"},
+    @dg.asset(name=table, group_name=group, kinds={"duckdb", "python"},
               description=description, pool=WAREHOUSE_POOL)
     @retry_only_transient
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
@@ -85,7 +85,7 @@ sales_daily_partitions = dg.DailyPartitionsDefinition(start_date=sales_history_s
                                                       timezone="UTC")
 
 
-@dg.asset(group_name="sales_history", owners=OWNERS, kinds={"duckdb", "sql"},
+@dg.asset(group_name="sales_history", kinds={"duckdb", "sql"},
           partitions_def=sales_daily_partitions, deps=["raw_sales"],
           metadata={"sql_file": dg.MetadataValue.path("dbt_like_sql/writes/sales_daily.sql")},
           code_version=file_code_version(SQL_ROOT / "writes" / "sales_daily.sql"),

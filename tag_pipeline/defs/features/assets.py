@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
-from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
+from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import CatalogResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.lib.models.catalog_features import columns_to_json
@@ -21,7 +21,7 @@ class ProductFeaturesConfig(dg.Config):
     split_salt: str = "tag_pipeline-v1"
 
 
-@dg.asset(group_name="features", owners=OWNERS, deps=["cleaned_products", "product_labels"],
+@dg.asset(group_name="features", deps=["cleaned_products", "product_labels"],
           kinds={"duckdb", "python"},
     pool=WAREHOUSE_POOL,
 )

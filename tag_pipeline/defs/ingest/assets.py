@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
+from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import CatalogResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.lib.catalog.ingest import FileLoad, ingest_catalog
@@ -18,12 +18,12 @@ RAW_TABLES = ("raw_products", "raw_product_rejects", "ingest_files")
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("raw_products", group_name="ingest", owners=OWNERS, kinds={"duckdb", "python"},
+        dg.AssetSpec("raw_products", group_name="ingest", kinds={"duckdb", "python"},
                      description="Every row of every loaded landing file, with file, line "
                                  "and load time (append-only)."),
-        dg.AssetSpec("raw_product_rejects", group_name="ingest", owners=OWNERS, kinds={"duckdb"},
+        dg.AssetSpec("raw_product_rejects", group_name="ingest", kinds={"duckdb"},
                      description="Lines the file reader could not parse, with the error."),
-        dg.AssetSpec("ingest_files", group_name="ingest", owners=OWNERS, kinds={"duckdb"},
+        dg.AssetSpec("ingest_files", group_name="ingest", kinds={"duckdb"},
                      description="The ledger of loaded files: content hash, rows, status."),
     ],
     pool=WAREHOUSE_POOL,

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
+from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import CatalogResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.defs.sql_models import sql_model_assets
@@ -18,10 +18,10 @@ labels_sql_assets = sql_model_assets(("labels",))
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("label_rules", group_name="labels", owners=OWNERS, kinds={"duckdb", "yaml"},
+        dg.AssetSpec("label_rules", group_name="labels", kinds={"duckdb", "yaml"},
                      description="The profile's column tag rules (field, tag type, shape, "
                                  "separators, keys) read by the product_labels model."),
-        dg.AssetSpec("style_lexicon", group_name="labels", owners=OWNERS, kinds={"duckdb", "yaml"},
+        dg.AssetSpec("style_lexicon", group_name="labels", kinds={"duckdb", "yaml"},
                      description="The profile's lexicon terms and match needles for tags "
                                  "mined from the text."),
     ],

@@ -9,7 +9,7 @@ import dagster as dg
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
-from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
+from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import CatalogResource, MlflowResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.lib.models.labels import LabelSpace
@@ -71,7 +71,7 @@ def load_feature_set(duckdb: DuckDBResource) -> FeatureSet:
     return FeatureSet.from_stored(products, labels, space, feature_columns)
 
 
-@dg.asset(group_name="model", owners=OWNERS, deps=["product_features"],
+@dg.asset(group_name="model", deps=["product_features"],
           kinds={"tensorflow", "keras", "mlflow"}, pool=WAREHOUSE_POOL)
 @retry_only_transient
 def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
@@ -183,7 +183,7 @@ def _registry_tagger(name: str, version: str):
     return TrainedTagger.from_bundle(python_model.bundle)
 
 
-@dg.asset(group_name="model", owners=OWNERS, deps=["tag_model"],
+@dg.asset(group_name="model", deps=["tag_model"],
           kinds={"mlflow", "scikitlearn"}, pool=WAREHOUSE_POOL)
 @retry_only_transient
 def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEvaluationConfig,

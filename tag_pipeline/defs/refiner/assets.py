@@ -8,7 +8,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.model.assets import load_feature_set
-from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
+from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import MlflowResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.lib.models.refiner_config import RefinerConfig
@@ -34,7 +34,7 @@ class TagRefinerConfig(dg.Config):
     gate_metric: str = "micro_f1"
 
 
-@dg.asset(group_name="refiner", owners=OWNERS, deps=["tag_model_evaluation"],
+@dg.asset(group_name="refiner", deps=["tag_model_evaluation"],
           kinds={"tensorflow", "keras", "mlflow"}, pool=WAREHOUSE_POOL)
 @retry_only_transient
 def tag_refiner(context: dg.AssetExecutionContext, config: TagRefinerConfig,

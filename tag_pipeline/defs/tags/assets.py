@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from tag_pipeline.defs.policies import OWNERS, WAREHOUSE_POOL
+from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import SQL_ROOT, ExportResource, MlflowResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.defs.sql_models import sql_model_assets
@@ -30,16 +30,16 @@ class ProductTagsConfig(dg.Config):
 @dg.multi_asset(
     group_name="tags",
     specs=[
-        dg.AssetSpec("product_tags", owners=OWNERS, kinds={"duckdb"},
+        dg.AssetSpec("product_tags", kinds={"duckdb"},
                      deps=["cleaned_products", "product_labels", "tag_taxonomy", "model_tags",
                            "raw_feedback", "behaviour_tags"],
                      description="The current tags of every product, with type, score, "
                                  "source, explanation and the model versions that gave them."),
-        dg.AssetSpec("model_tags", owners=OWNERS, kinds={"duckdb", "tensorflow"},
+        dg.AssetSpec("model_tags", kinds={"duckdb", "tensorflow"},
                      deps=["cleaned_products", "tag_model_evaluation", "tag_refiner"],
                      description="The tagger's (and refiner's) latest tags of every product, "
                                  "with explanations, before catalog tags are merged in."),
-        dg.AssetSpec("product_tag_history", owners=OWNERS, kinds={"duckdb"},
+        dg.AssetSpec("product_tag_history", kinds={"duckdb"},
                      description="Append-only record of every change to a product's tags."),
     ],
     pool=WAREHOUSE_POOL,
@@ -139,7 +139,7 @@ def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
     })
 
 
-@dg.asset(group_name="tags", owners=OWNERS, deps=["product_tags"], kinds={"parquet", "duckdb"},
+@dg.asset(group_name="tags", deps=["product_tags"], kinds={"parquet", "duckdb"},
           pool=WAREHOUSE_POOL)
 @retry_only_transient
 def product_tags_export(context: dg.AssetExecutionContext, duckdb: DuckDBResource,

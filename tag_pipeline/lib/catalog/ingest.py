@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import os
 import tempfile
 import uuid
@@ -28,6 +27,8 @@ from typing import BinaryIO
 import duckdb
 
 from tag_pipeline.lib.catalog.profile import CatalogProfile, ProfileError
+from tag_pipeline.lib.hashing import file_sha256
+from tag_pipeline.lib.sql import quote_ident, transaction
 
 # The longest CSV line DuckDB will read; longer lines become 'malformed_line' rejects.
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -105,20 +106,6 @@ class IngestReport:
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
-
-
-def quote_ident(name: str) -> str:
-    """Quote a column name as a DuckDB identifier (so it can never act as SQL)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    """Content hash of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def is_compressed(path: Path) -> bool:
@@ -272,7 +259,7 @@ def empty_lines(path: Path) -> list[int]:
                 if line in (b"\n", b"\r\n")]
 
 
-def _line_map(con: duckdb.DuckDBPyConnection, n_accepted: int, first_line: int,
+def line_map(con: duckdb.DuckDBPyConnection, n_accepted: int, first_line: int,
               skipped: list[int] | None = None) -> None:
     """Map the k-th accepted row to its line in the file, skipping rejected lines and the
     empty lines the reader skipped (``skipped``, see ``empty_lines``).
@@ -350,7 +337,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str = ",",
     )
     _collect_reader_rejects(con)
     n_accepted = con.execute("SELECT count(*) FROM _raw").fetchone()[0]
-    _line_map(con, n_accepted, first_line=2 if header else 1,
+    line_map(con, n_accepted, first_line=2 if header else 1,
               skipped=empty_lines(read or path))
     con.execute(
         """
@@ -381,7 +368,7 @@ def stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     _collect_reader_rejects(con)
     n_accepted = con.execute("SELECT count(*) FROM _lines").fetchone()[0]
     # read as one column, an empty line is a NULL row, not skipped (the CSV reader skips it)
-    _line_map(con, n_accepted, first_line=1)
+    line_map(con, n_accepted, first_line=1)
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _json AS
@@ -544,8 +531,7 @@ def _load_file(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, path: Pa
         raise ProfileError(
             f"profile {profile.name!r}: file {path} could not be read as {fmt}: {exc}"
         ) from exc
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con, f"loading {path}"):
         load.rows_loaded = _insert_rows(con, profile, load_id, load.source_file, loaded_at)
         con.execute(
             """
@@ -560,10 +546,6 @@ def _load_file(con: duckdb.DuckDBPyConnection, profile: CatalogProfile, path: Pa
             [load_id, profile.name, load.source_file, load.content_hash, path.stat().st_size,
              fmt, load.status, load.rows_loaded, load.rows_rejected, loaded_at, run_id],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def ingest_catalog(con: duckdb.DuckDBPyConnection, profile: CatalogProfile,

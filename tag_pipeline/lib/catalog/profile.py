@@ -46,10 +46,9 @@ from typing import Any
 import yaml
 
 from tag_pipeline.lib.models.catalog_features import FEATURE_KINDS, FeatureColumn
+from tag_pipeline.lib.vocabulary import FILE_FORMATS, TAG_TYPES
 
-TAG_TYPES = ("category", "attribute", "scene", "style")
 SHAPES = ("plain", "multi", "path", "levels", "key_value", "attributes", "lexicon")
-FORMATS = ("csv", "jsonl", "parquet")
 _EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
                ".parquet": "parquet", ".pq": "parquet"}
 # Compressed text files are read by extension too: ``products.csv.gz``.
@@ -404,9 +403,10 @@ def parse_profile(data: dict[str, Any], source_path: Path,
                 f"profile {name!r}: key 'source.files' pattern {pattern!r} must stay inside root"
             )
     fmt = source.get("format", "auto")
-    if fmt not in (*FORMATS, "auto"):
+    if fmt not in (*FILE_FORMATS, "auto"):
         raise ProfileError(
-            f"profile {name!r}: key 'source.format' is {fmt!r}; expected auto or one of {FORMATS}"
+            f"profile {name!r}: key 'source.format' is {fmt!r}; expected auto or one of "
+            f"{FILE_FORMATS}"
         )
     delimiter = source.get("delimiter")
     if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):

@@ -30,7 +30,8 @@ from tag_pipeline.lib.cli.files import (
     check_images,
     read_batches,
 )
-from tag_pipeline.lib.models.labels import TAG_TYPES, LabelSpace
+from tag_pipeline.lib.models.labels import LabelSpace
+from tag_pipeline.lib.vocabulary import TAG_TYPES
 
 if TYPE_CHECKING:
     from tag_pipeline.lib.models.bundle import TaggerBundle

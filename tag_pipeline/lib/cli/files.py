@@ -131,7 +131,7 @@ class ProductFile:
                                         "FROM _bad ORDER BY line").fetchall()]
 
     def _select_rows(self) -> None:
-        from tag_pipeline.lib.catalog.ingest import quote_ident
+        from tag_pipeline.lib.sql import quote_ident
 
         con = self._con
         cols = ", ".join(f"CAST({quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}"
@@ -161,7 +161,7 @@ class ProductFile:
         """The good rows in file order, ``batch_size`` at a time: the row's line in ``_line``
         and its columns as strings (the required ones and those of ``columns`` the file has;
         default: all kept)."""
-        from tag_pipeline.lib.catalog.ingest import quote_ident
+        from tag_pipeline.lib.sql import quote_ident
 
         if batch_size < 1:
             raise InputFileError(f"batch size must be at least 1, got {batch_size}")

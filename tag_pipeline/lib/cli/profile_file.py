@@ -83,7 +83,7 @@ class ProfileFile:
                 ) -> Iterator[pl.DataFrame]:
         """The products in file order, ``batch_size`` at a time, with their line in
         ``_line`` (``columns``: the optional columns wanted; default all)."""
-        from tag_pipeline.lib.catalog.ingest import quote_ident
+        from tag_pipeline.lib.sql import quote_ident
 
         if batch_size < 1:
             raise InputFileError(f"batch size must be at least 1, got {batch_size}")

@@ -16,7 +16,7 @@ import duckdb
 import polars as pl
 
 from tag_pipeline.lib.events.ingest import ensure_event_tables
-from tag_pipeline.lib.sql import load_statement
+from tag_pipeline.lib.sql import load_statement, transaction
 from tag_pipeline.lib.warehouse import markdown_table
 
 SALES_DAILY_TABLE = "sales_daily"
@@ -70,8 +70,7 @@ def write_sales_day(con: duckdb.DuckDBPyConnection, sql_root: Path, day: date, *
         {"raw_sales": "raw_sales"},
     )
     stamp = written_at or datetime.now(UTC).replace(tzinfo=None)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con, f"{SALES_DAILY_TABLE} for {day}"):
         replaced = con.execute(f"DELETE FROM {SALES_DAILY_TABLE} WHERE sales_date = ?",
                                [day]).fetchone()[0]
         con.execute(f"INSERT INTO {SALES_DAILY_TABLE} SELECT *, ?, ? FROM ({statement})",
@@ -80,10 +79,6 @@ def write_sales_day(con: duckdb.DuckDBPyConnection, sql_root: Path, day: date, *
             f"""SELECT count(*), coalesce(sum(units), 0), coalesce(sum(order_lines), 0),
                        coalesce(sum(revenue), 0), coalesce(sum(buyers), 0)
                 FROM {SALES_DAILY_TABLE} WHERE sales_date = ?""", [day]).fetchone()
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return SalesDay(day=day, products=int(products), units=int(units), order_lines=int(lines),
                     revenue=float(revenue), buyers=int(buyers), replaced_rows=int(replaced))
 

@@ -78,18 +78,19 @@ from tag_pipeline.lib.catalog.ingest import (
     MAX_LINE_BYTES,
     FileLoad,
     IngestReport,
-    _line_map,
     csv_columns_sql,
     csv_header,
     empty_lines,
-    file_sha256,
-    quote_ident,
+    line_map,
     unix_newlines,
 )
 from tag_pipeline.lib.events.pseudonym import (
     register_pseudonym_function,
     unregister_pseudonym_function,
 )
+from tag_pipeline.lib.hashing import file_sha256
+from tag_pipeline.lib.sql import quote_ident, transaction
+from tag_pipeline.lib.vocabulary import FEEDBACK_ACTIONS
 
 EventKind = Literal["sales", "feedback"]
 
@@ -102,7 +103,6 @@ OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "sales": ("user_id",),
     "feedback": ("tag_type",),
 }
-ACTIONS = ("accept", "reject", "add", "withdraw")
 REJECT_REASONS = (
     "malformed_line", "invalid_encoding", "missing_product_id", "bad_quantity", "bad_price",
     "missing_tag", "unknown_action", "bad_timestamp",
@@ -271,7 +271,7 @@ def _number_lines(con: duckdb.DuckDBPyConnection, first_line: int, skipped: list
         )
         return
     n_accepted = con.execute("SELECT count(*) FROM _ev_stage").fetchone()[0]
-    _line_map(con, n_accepted, first_line=first_line, skipped=skipped)
+    line_map(con, n_accepted, first_line=first_line, skipped=skipped)
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT m.line AS _line, s.* "
         "FROM _ev_stage s JOIN _line_map m ON m.k = s.rowid"
@@ -443,7 +443,7 @@ def _validated(kind: str, rows_sql: str) -> str:
                               || ' is not a non-negative number'
                          {bad_ts} END"""
     else:
-        actions = ", ".join(f"'{a}'" for a in ACTIONS)
+        actions = ", ".join(f"'{a}'" for a in FEEDBACK_ACTIONS)
         typed = f"""nullif(trim(product_id), '') AS _product_id,
                     nullif(trim(tag), '') AS _tag, nullif(trim(tag_type), '') AS _tag_type,
                     lower(trim(action)) AS _action, note AS _note, {ts} AS _t"""
@@ -455,7 +455,7 @@ def _validated(kind: str, rows_sql: str) -> str:
         detail = f"""CASE reason WHEN 'missing_product_id' THEN 'product_id is empty'
                          WHEN 'missing_tag' THEN 'tag is empty'
                          WHEN 'unknown_action' THEN 'action ' || {_quoted('action')}
-                              || ' is not one of {" | ".join(ACTIONS)}'
+                              || ' is not one of {" | ".join(FEEDBACK_ACTIONS)}'
                          {bad_ts} END"""
     text = [c for c in COLUMNS[kind] + OPTIONAL_COLUMNS[kind] if c != "user_id"]
     packed = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in text)
@@ -524,8 +524,7 @@ def _load_file(con: duckdb.DuckDBPyConnection, kind: str, path: Path, load: File
         except duckdb.Error as exc:
             raise EventIngestError(f"{kind} file {path} could not be read as {fmt}: {exc}") \
                 from exc
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con, f"loading {kind} file {path}"):
             load.rows_loaded = _insert_rows(con, kind, [load_id, load.source_file, loaded_at])
             load.rows_rejected = int(con.execute(
                 """
@@ -539,10 +538,6 @@ def _load_file(con: duckdb.DuckDBPyConnection, kind: str, path: Path, load: File
                 [kind, load_id, load.source_file, load.content_hash, path.stat().st_size, fmt,
                  load.status, load.rows_loaded, load.rows_rejected, loaded_at, run_id],
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         _drop_staging(con)
 

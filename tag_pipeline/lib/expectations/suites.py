@@ -9,9 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tag_pipeline.lib.expectations.runner import ExpectationSpec
+from tag_pipeline.lib.vocabulary import (
+    FEEDBACK_ACTIONS,
+    FILE_FORMATS,
+    IMAGE_STATUSES,
+    LABEL_SOURCES,
+    ROW_STATUSES,
+    TAG_SOURCES,
+    TAG_TYPES,
+)
 
 TEXT_LANGS = ["zh", "en", "mixed", "other"]
-IMAGE_STATUSES = ["ok", "none", "missing", "corrupt", "too_small", "outside_root", "unsupported"]
 CURRENCIES = ["CNY", "USD", "INR", "EUR"]
 REJECT_STAGES = ["parse", "clean"]
 REJECT_REASONS = [
@@ -22,11 +30,7 @@ REJECT_REASONS = [
     "malformed_line",
     "invalid_encoding",
 ]
-TAG_TYPES = ["category", "attribute", "scene", "style"]
-LABEL_SOURCES = ["catalog", "lexicon", "feedback", "sales", "model", "refiner"]
-ROW_STATUSES = ["cleaned", "rejected", "superseded"]
 FILE_STATUSES = ["new", "changed"]
-FILE_FORMATS = ["csv", "jsonl", "parquet"]
 RULE_SHAPES = ["plain", "multi", "path", "levels", "key_value", "attributes"]
 ACCOUNTING_COUNTS = ["raw_rows", "parse_rejected", "cleaned", "rejected", "superseded", "accounted"]
 
@@ -251,7 +255,6 @@ def product_features_suite() -> list[ExpectationSpec]:
     ]
 
 
-TAG_SOURCES = ["catalog", "model", "refiner", "feedback", "sales"]
 TAG_CHANGES = ["added", "removed", "changed"]
 TAG_FATES = ["tagged", "untagged_with_reason"]
 
@@ -335,9 +338,6 @@ def refiner_ablation_suite() -> list[ExpectationSpec]:
                                           "inconsistency_rate", "coverage")),
         _at_least("tags_per_product", 0.0),
     ]
-
-
-FEEDBACK_ACTIONS = ["accept", "reject", "add", "withdraw"]
 
 
 def _pseudonym(column: str = "user_key") -> ExpectationSpec:

@@ -473,7 +473,7 @@ def load_bundle(directory: Path | str) -> TaggerBundle:
     return bundle
 
 
-def _products(products: pl.DataFrame,
+def product_frame(products: pl.DataFrame,
               feature_columns: tuple[FeatureColumn, ...] = ()) -> pl.DataFrame:
     """The input columns of ``tag_frame``, checked, typed and with defaults filled in; with
     feature columns, their raw values (null where absent) and the feature words."""
@@ -530,7 +530,7 @@ def model_inputs(bundle: TaggerBundle, products: pl.DataFrame) -> dict[str, np.n
         products: Frame with title and optionally description, image_path, image_bytes (see
             ``tag_frame``).
     """
-    frame = _products(products, bundle.feature_columns)
+    frame = product_frame(products, bundle.feature_columns)
     size = bundle.config.image_size
     image = np.zeros((frame.height, size, size, 3), np.float32)
     mask = np.zeros((frame.height, 1), np.float32)
@@ -574,7 +574,7 @@ def tag_frame(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int = 51
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    frame = _products(products, bundle.feature_columns)
+    frame = product_frame(products, bundle.feature_columns)
     if frame.height >= COMPILE_MIN_ROWS:
         bundle.compile()
     classes = pl.DataFrame(space_classes(bundle.space), orient="row",

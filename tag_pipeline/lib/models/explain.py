@@ -45,7 +45,12 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from tag_pipeline.lib.models.bundle import COMPILE_MIN_ROWS, TaggerBundle, _products, model_inputs
+from tag_pipeline.lib.models.bundle import (
+    COMPILE_MIN_ROWS,
+    TaggerBundle,
+    model_inputs,
+    product_frame,
+)
 from tag_pipeline.lib.models.catalog_features import FEATURE_TEXT_COLUMN
 from tag_pipeline.lib.models.text import MAX_DESCRIPTION_CHARS, product_texts
 
@@ -203,7 +208,7 @@ def _prepare(bundle: TaggerBundle, products: pl.DataFrame, max_words: int) -> _C
     inputs = model_inputs(bundle, products)
     if bundle.feature_columns:
         # the feature words are no words of the text: a variant keeps its product's
-        words_of = _products(products, bundle.feature_columns)[FEATURE_TEXT_COLUMN]
+        words_of = product_frame(products, bundle.feature_columns)[FEATURE_TEXT_COLUMN]
         variants = variants.with_columns(words_of.gather(var_product).alias(FEATURE_TEXT_COLUMN)
                                          if var_product else
                                          pl.lit("", pl.Utf8).alias(FEATURE_TEXT_COLUMN))

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tag_pipeline.lib.models.labels import SOFTMAX, LabelSpace
-from tag_pipeline.lib.models.scoring import THRESHOLD_GRID, _best_thresholds
+from tag_pipeline.lib.models.scoring import THRESHOLD_GRID, best_thresholds
 
 CNN = "cnn_bilstm"
 LINEAR = "linear"
@@ -159,7 +159,7 @@ def sigmoid_objective(scores: np.ndarray, truth: np.ndarray) -> float:
     """Micro-F1 of a sigmoid head after tuning its per-tag thresholds on these rows."""
     truth = np.asarray(truth) > 0
     scores = np.asarray(scores)
-    thr = _best_thresholds(scores, truth, THRESHOLD_GRID)
+    thr = best_thresholds(scores, truth, THRESHOLD_GRID)
     pred = scores >= thr
     tp = float((pred & truth).sum())
     denom = float(pred.sum() + truth.sum())

@@ -32,9 +32,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import polars as pl
 
+from tag_pipeline.lib.vocabulary import TAG_TYPES
+
 SOFTMAX = "softmax"
 SIGMOID = "sigmoid"
-TAG_TYPES = ("category", "attribute", "scene", "style")
 LABEL_COLUMNS = ("product_id", "tag", "tag_type", "facet")
 HIERARCHY_COLUMNS = ("level", "parent")
 NO_CLASS = -1  # a level a taxonomy path does not reach

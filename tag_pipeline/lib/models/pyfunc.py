@@ -61,7 +61,7 @@ mlflow.models.set_model(TaggerModel())
 """
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
@@ -73,7 +73,7 @@ def pandas_to_products(frame: pd.DataFrame, feature_names: tuple[str, ...] = ()
     for name in [*(c.name for c in INPUT_SCHEMA.inputs), *feature_names]:
         if name not in frame.columns:
             continue
-        values = [None if _missing(v) else v for v in frame[name].tolist()]
+        values = [None if is_missing(v) else v for v in frame[name].tolist()]
         if name == "image_bytes":
             columns[name] = pl.Series(name, values, dtype=pl.Binary)
         else:
@@ -208,7 +208,7 @@ def default_input_example() -> pd.DataFrame:
     })
 
 
-def _signature(input_example: pd.DataFrame, output_example: pd.DataFrame,
+def model_signature(input_example: pd.DataFrame, output_example: pd.DataFrame,
                features: tuple[str, ...] = ()) -> ModelSignature:
     """Inferred from the examples, with the input contract ``INPUT_SCHEMA`` made explicit.
 
@@ -220,7 +220,7 @@ def _signature(input_example: pd.DataFrame, output_example: pd.DataFrame,
     example = input_example.copy()
     for name in features:
         # typed as the contract says even when the example has no value
-        example[name] = [None if _missing(v) else str(v) for v in example.get(
+        example[name] = [None if is_missing(v) else str(v) for v in example.get(
             name, pd.Series([None] * len(example)))]
     inferred = infer_signature(example, output_example.drop(columns="warning"))
     declared = {c.name for c in schema.inputs}
@@ -239,7 +239,7 @@ def log_tagger(bundle_dir: Path, name: str = "model",
     """Log a saved bundle as a pyfunc model in the active MLflow run.
 
     The bundle is loaded once here to tag the input example; the output example and the input
-    example give the signature (see ``_signature``).
+    example give the signature (see ``model_signature``).
 
     Args:
         bundle_dir: A folder written by ``save_bundle``.
@@ -258,13 +258,13 @@ def log_tagger(bundle_dir: Path, name: str = "model",
     if "image_bytes" in example.columns:
         # MLflow's JSON decoding of a binary column fails on null (it base64-decodes every
         # value), so the stored example marks "no bytes" with empty bytes, as REST clients must.
-        example["image_bytes"] = [b"" if _missing(v) else v for v in example["image_bytes"]]
+        example["image_bytes"] = [b"" if is_missing(v) else v for v in example["image_bytes"]]
     bundle = load_bundle(bundle_dir)
     names = feature_names(bundle)
     for name in names:
         if name not in example.columns:
             example[name] = None
-        example[name] = [None if _missing(v) else str(v) for v in example[name]]
+        example[name] = [None if is_missing(v) else str(v) for v in example[name]]
     output = tag_rows(bundle, example, None)
     with tempfile.TemporaryDirectory(prefix="tagger_model_") as tmp:
         model_code = Path(tmp) / "tagger_model.py"
@@ -274,7 +274,7 @@ def log_tagger(bundle_dir: Path, name: str = "model",
             python_model=model_code,
             artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
             code_paths=[str(Path(tag_pipeline.__file__).resolve().parent)],
-            signature=_signature(example, output, names),
+            signature=model_signature(example, output, names),
             input_example=example,
             pip_requirements=serving_requirements(),
             # declared so load_model(model_config={"image_root": ...}) is passed on

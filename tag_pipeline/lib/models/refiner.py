@@ -79,9 +79,9 @@ from keras import layers, ops
 from tag_pipeline.lib.models.bundle import (
     TAG_SCHEMA,
     TaggerBundle,
-    _products,
     has_usable_text,
     model_inputs,
+    product_frame,
     read_json,
 )
 from tag_pipeline.lib.models.fusion import CNN, LINEAR
@@ -617,7 +617,7 @@ def tagger_outputs(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    frame = _products(products, bundle.feature_columns)
+    frame = product_frame(products, bundle.feature_columns)
     forward = _feature_model(bundle)
     dim = int(bundle.model.get_layer("fused").output.shape[-1])
     embeddings = [np.zeros((0, dim), np.float32)]
@@ -653,7 +653,7 @@ def refined_tags(refiner: Refiner, bundle: TaggerBundle, products: pl.DataFrame
         raise ValueError("the refiner was trained on another label space than the tagger "
                          f"bundle's (heads {refiner.space.head_names} vs "
                          f"{bundle.space.head_names})")
-    frame = _products(products, bundle.feature_columns)
+    frame = product_frame(products, bundle.feature_columns)
     embeddings, scores = tagger_outputs(bundle, frame)
     tagger_dec = apply_thresholds(scores, bundle.thresholds, bundle.space)
     refined = refine_scores(refiner, embeddings, scores)

@@ -22,11 +22,11 @@ import tag_pipeline
 from tag_pipeline.lib.models.bundle import TaggerBundle, load_bundle
 from tag_pipeline.lib.models.pyfunc import (
     BUNDLE_ARTIFACT,
-    _missing,
-    _signature,
     default_input_example,
     feature_names,
     image_root_of,
+    is_missing,
+    model_signature,
     serving_requirements,
     tag_rows,
 )
@@ -90,7 +90,7 @@ def log_refiner(refiner_dir: Path, tagger_bundle_dir: Path, name: str = "model",
     MLflow run.
 
     Both are loaded once here to tag the input example, which with its output gives the
-    signature (``pyfunc._signature``: the tagger's input contract).
+    signature (``pyfunc.model_signature``: the tagger's input contract).
 
     Args:
         refiner_dir: A folder written by ``save_refiner``.
@@ -109,13 +109,13 @@ def log_refiner(refiner_dir: Path, tagger_bundle_dir: Path, name: str = "model",
     example = default_input_example() if input_example is None else input_example.copy()
     if "image_bytes" in example.columns:
         # as in log_tagger: MLflow's JSON decoding of a binary column fails on null
-        example["image_bytes"] = [b"" if _missing(v) else v for v in example["image_bytes"]]
+        example["image_bytes"] = [b"" if is_missing(v) else v for v in example["image_bytes"]]
     bundle = load_bundle(tagger_bundle_dir)
     names = feature_names(bundle)
     for name in names:
         if name not in example.columns:
             example[name] = None
-        example[name] = [None if _missing(v) else str(v) for v in example[name]]
+        example[name] = [None if is_missing(v) else str(v) for v in example[name]]
     refiner = load_refiner(refiner_dir)
     output = tag_rows(bundle, example, None,
                       lambda products: refined_tags(refiner, bundle, products))
@@ -128,7 +128,7 @@ def log_refiner(refiner_dir: Path, tagger_bundle_dir: Path, name: str = "model",
             artifacts={BUNDLE_ARTIFACT: str(tagger_bundle_dir),
                        REFINER_ARTIFACT: str(refiner_dir)},
             code_paths=[str(Path(tag_pipeline.__file__).resolve().parent)],
-            signature=_signature(example, output, names),
+            signature=model_signature(example, output, names),
             input_example=example,
             pip_requirements=serving_requirements(),
             # declared so load_model(model_config={"image_root": ...}) is passed on

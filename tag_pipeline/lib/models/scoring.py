@@ -35,7 +35,7 @@ DEFAULT_THRESHOLD = 0.5
 _SCORE_EPS = 1e-12
 
 
-def _best_thresholds(scores: np.ndarray, truth: np.ndarray, grid: np.ndarray) -> np.ndarray:
+def best_thresholds(scores: np.ndarray, truth: np.ndarray, grid: np.ndarray) -> np.ndarray:
     truth = truth > 0
     best_f1 = np.full(truth.shape[1], -1.0)
     best = np.full(truth.shape[1], DEFAULT_THRESHOLD)
@@ -71,7 +71,7 @@ def tune_thresholds(scores: Mapping[str, np.ndarray], y_true: Mapping[str, np.nd
         if head.kind == SOFTMAX:
             thresholds[head.name] = np.full(head.size, softmax_floor, dtype=np.float64)
         else:
-            thresholds[head.name] = _best_thresholds(np.asarray(scores[head.name]),
+            thresholds[head.name] = best_thresholds(np.asarray(scores[head.name]),
                                                      np.asarray(y_true[head.name]), grid)
     return thresholds
 

@@ -47,7 +47,6 @@ from tag_pipeline.lib.tags.store import (
     write_product_tags,
 )
 
-FEEDBACK_ACTIONS = ("accept", "reject", "add", "withdraw")
 FEEDBACK_SOURCE = "feedback"
 
 LABEL_ADJUSTMENT_SCHEMA = {"product_id": pl.Utf8, "tag": pl.Utf8, "tag_type": pl.Utf8,

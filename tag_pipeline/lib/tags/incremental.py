@@ -24,8 +24,8 @@ from pathlib import Path
 
 import duckdb
 
-from tag_pipeline.lib.sql import quote_ident
-from tag_pipeline.lib.warehouse import table_exists, transaction
+from tag_pipeline.lib.sql import quote_ident, transaction
+from tag_pipeline.lib.warehouse import table_exists
 
 INPUTS_TABLE = "product_tag_inputs"
 INPUTS_META_TABLE = "product_tag_inputs_settings"

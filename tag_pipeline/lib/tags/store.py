@@ -21,7 +21,8 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,11 +32,11 @@ import polars as pl
 import pyarrow as pa
 
 from tag_pipeline.lib.settings import SQL_ROOT
-from tag_pipeline.lib.sql import load_statement, quote_ident
+from tag_pipeline.lib.sql import NestedTransactionError, load_statement, quote_ident, transaction
 from tag_pipeline.lib.tags.incremental import forget_inputs
+from tag_pipeline.lib.vocabulary import TAG_SOURCES
 from tag_pipeline.lib.warehouse import table_exists
 
-TAG_SOURCES = ("catalog", "model", "refiner", "feedback", "sales")
 CANDIDATE_COLUMNS = {
     "product_id": pl.Utf8, "tag": pl.Utf8, "tag_type": pl.Utf8, "facet": pl.Utf8,
     "score": pl.Float64, "source": pl.Utf8, "explanation": pl.Utf8, "tagger_version": pl.Utf8,
@@ -141,15 +142,10 @@ def write_product_tags(con: duckdb.DuckDBPyConnection,
         _check_candidate_columns(con, name, label)
         if scope is not None:
             _check_scope(con, scope)
-        _begin(con, "write_product_tags")
-        try:
+        with _transaction(con, "write_product_tags"):
             counts = _write(con, name, label, run_id=run_id, at=at_value, scope=scope)
             if before_commit is not None:
                 before_commit()
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         if name == _INPUT:
             con.unregister(_INPUT)
@@ -229,16 +225,14 @@ def export_product_tags(con: duckdb.DuckDBPyConnection, directory: Path) -> dict
     retired = directory.parent / f".{directory.name}.old-{token}"
     order = ", ".join(KEY_COLUMNS)
     path = str(staging).replace("'", "''")
-    _begin(con, "export_product_tags")
     try:
         # One transaction: the counts and the files come from the same snapshot.
-        con.execute(f"COPY (SELECT * FROM {TAGS_TABLE} ORDER BY {order}) TO '{path}' "
-                    "(FORMAT parquet, PARTITION_BY (tag_type))")
-        rows = con.execute(f"SELECT tag_type, count(*) FROM {TAGS_TABLE} GROUP BY tag_type "
-                           "ORDER BY tag_type").fetchall()
-        con.execute("COMMIT")
+        with _transaction(con, "export_product_tags"):
+            con.execute(f"COPY (SELECT * FROM {TAGS_TABLE} ORDER BY {order}) TO '{path}' "
+                        "(FORMAT parquet, PARTITION_BY (tag_type))")
+            rows = con.execute(f"SELECT tag_type, count(*) FROM {TAGS_TABLE} GROUP BY tag_type "
+                               "ORDER BY tag_type").fetchall()
     except BaseException:
-        con.execute("ROLLBACK")
         shutil.rmtree(staging, ignore_errors=True)
         raise
     staging.mkdir(exist_ok=True)  # an empty table writes no files
@@ -464,10 +458,12 @@ def _timestamp(at: datetime) -> str:
     return at.isoformat(sep=" ")
 
 
-def _begin(con: duckdb.DuckDBPyConnection, caller: str) -> None:
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection, caller: str) -> Iterator[None]:
+    """``sql.transaction``, with a nested call reported as a TagStoreError."""
     try:
-        con.execute("BEGIN TRANSACTION")
-    except duckdb.TransactionException as exc:
-        raise TagStoreError(f"{caller} runs its own transaction; the connection is already "
-                            "inside one") from exc
+        with transaction(con, caller):
+            yield
+    except NestedTransactionError as exc:
+        raise TagStoreError(str(exc)) from exc
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import polars as pl
 
-from tag_pipeline.lib.sql import load_statement, quote_ident
+from tag_pipeline.lib.sql import load_statement, quote_ident, transaction
 from tag_pipeline.lib.tags.candidates import (
     DEFAULT_ACCEPT_FLOOR,
     MODEL_TAGS_SCHEMA,
@@ -30,7 +30,6 @@ from tag_pipeline.lib.tags.candidates import (
     candidate_view,
 )
 from tag_pipeline.lib.tags.store import TagWriteResult, write_product_tags
-from tag_pipeline.lib.warehouse import transaction
 
 if TYPE_CHECKING:
     from tag_pipeline.lib.models.bundle import TaggerBundle
