@@ -9,7 +9,7 @@ function: an error that is not transient becomes a ``dagster.Failure`` with
 traceback kept as the cause).
 
 Transient: ``OSError`` (file I/O, network: requests' errors are ``OSError`` too),
-``TimeoutError``, DuckDB's ``IOException`` (a held lock), ``WarehouseBusyError``, and MLflow
+``TimeoutError``, DuckDB's ``IOException`` (a held lock) and MLflow
 errors whose code says the server is unavailable or busy, or whose message is sqlite's
 "database is locked".
 """
@@ -31,9 +31,7 @@ def is_transient(exc: BaseException) -> bool:
     """Whether trying again may succeed (see the module docstring)."""
     import duckdb
 
-    from tag_pipeline.lib.events.retrain import WarehouseBusyError
-
-    if isinstance(exc, (OSError, TimeoutError, duckdb.IOException, WarehouseBusyError)):
+    if isinstance(exc, (OSError, TimeoutError, duckdb.IOException)):
         return True
     if type(exc).__name__ == "MlflowException":
         code = str(getattr(exc, "error_code", ""))

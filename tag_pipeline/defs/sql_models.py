@@ -9,6 +9,7 @@ from dagster_duckdb import DuckDBResource
 from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import SQL_ROOT, CatalogResource
 from tag_pipeline.defs.retries import retry_only_transient
+from tag_pipeline.defs.table_metadata import column_schema
 from tag_pipeline.lib.catalog.profile import model_vars
 from tag_pipeline.lib.events import behaviour_vars
 from tag_pipeline.lib.hashing import files_sha256
@@ -67,6 +68,7 @@ def _build(model: SqlModel) -> dg.AssetsDefinition:
         with duckdb.get_connection() as con:
             rows = run_model(con, model, SQL_ROOT, variables)
             metadata: dict[str, object] = {"dagster/row_count": rows,
+                                           "dagster/column_schema": column_schema(con, model.name),
                                            "preview": dg.MetadataValue.md(preview(con, model.name))}
             for column in BREAKDOWNS.get(model.name, ()):
                 for value, n in counts_by(con, model.name, column).items():

@@ -19,6 +19,13 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(row and row[0])
 
 
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str, bool]]:
+    """``(name, DuckDB type, nullable)`` of each column of ``table``, in table order."""
+    described = con.execute(f"DESCRIBE {quote_ident(table)}").fetchall()
+    return [(str(name), str(dtype), str(null).upper() == "YES")
+            for name, dtype, null, *_ in described]
+
+
 def read_table(con: duckdb.DuckDBPyConnection, table: str,
                columns: list[str] | None = None) -> pl.DataFrame:
     """A table (or some of its columns) as a polars frame."""

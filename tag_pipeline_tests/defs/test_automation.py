@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -20,14 +19,15 @@ from tag_pipeline.defs.automation.sensors import (
     feedback_retrain_sensor,
     landing_sensor,
 )
+from tag_pipeline.defs.events.assets import raw_feedback
 from tag_pipeline.defs.resources import (
     CatalogResource,
     MlflowResource,
     OperationsResource,
+    PseudonymResource,
     RetrainPolicyResource,
     WarehouseResource,
 )
-from tag_pipeline.lib.events import ingest_events
 from tag_pipeline.lib.landing import new_files
 from tag_pipeline.lib.operations import read_failures
 from tag_pipeline_tests.support import SHARED_DATA
@@ -136,33 +136,33 @@ def test_schedules_request_their_jobs():
     assert retag_job_schedule.cron_schedule == "0 2 * * *"
 
 
-def _load_feedback(database, folder, name: str, rows: int) -> None:
-    """Land a feedback file of ``rows`` actions and load it with the real ingest, stamped now."""
-    import duckdb
-
+def _load_feedback(instance, tmp_path, name: str, rows: int) -> None:
+    """Land a feedback file of ``rows`` actions and materialize the real raw_feedback asset
+    (a Dagster run on ``instance``, loading into a warehouse under ``tmp_path``)."""
     # Distinct content per file: a file whose content was loaded before is skipped.
     lines = [f"{name}-p{i},red,accept,user{i},2026-11-28 10:00:00," for i in range(rows)]
-    _write(folder / name, "product_id,tag,action,user_id,timestamp,note\n" + "\n".join(lines))
-    con = duckdb.connect(str(database))
-    try:
-        ingest_events(con, "feedback", folder, key=b"test-pseudonym-key-0123456789",
-                      loaded_at=datetime.now(UTC).replace(tzinfo=None))
-    finally:
-        con.close()
+    _write(tmp_path / "landing" / "feedback" / name,
+           "product_id,tag,action,user_id,timestamp,note\n" + "\n".join(lines))
+    key_file = tmp_path / "pseudonym.key"
+    key_file.write_text("test-pseudonym-key-0123456789")
+    key_file.chmod(0o600)
+    resources = {"duckdb": WarehouseResource(database=str(tmp_path / "warehouse.duckdb")),
+                 "catalog": _catalog(tmp_path),
+                 "pseudonyms": PseudonymResource(key_env="TAG_PIPELINE_NO_SUCH_KEY_VARIABLE",
+                                                 key_file=str(key_file))}
+    result = dg.materialize([raw_feedback], instance=instance, resources=resources)
+    loaded = result.asset_materializations_for_node("raw_feedback")[0].metadata
+    assert loaded["rows_loaded_this_run"].value == rows
 
 
 def _trained(instance) -> None:
     """A successful training, as the instance records it: a tag_model materialization."""
     instance.report_runless_asset_event(dg.AssetMaterialization("tag_model"))
-    time.sleep(0.01)  # feedback loaded after it must carry a later time
 
 
 def test_feedback_retrain_sensor_fires_once_per_threshold_crossing(tmp_path):
-    database = tmp_path / "warehouse.duckdb"
-    folder = tmp_path / "landing" / "feedback"
     instance = dg.DagsterInstance.ephemeral()
-    resources = {"duckdb": WarehouseResource(database=str(database)),
-                 "retrain_policy": RetrainPolicyResource(feedback_threshold=3)}
+    resources = {"retrain_policy": RetrainPolicyResource(feedback_threshold=3)}
 
     def tick(cursor):
         context = dg.build_sensor_context(instance=instance, cursor=cursor,
@@ -172,12 +172,12 @@ def test_feedback_retrain_sensor_fires_once_per_threshold_crossing(tmp_path):
     # No warehouse yet, then feedback below the threshold: no run.
     assert isinstance(tick(None), dg.SkipReason)
     _trained(instance)
-    _load_feedback(database, folder, "a.csv", 2)
+    _load_feedback(instance, tmp_path, "a.csv", 2)
     below = tick(None)
     assert isinstance(below, dg.SkipReason) and "2 feedback events" in below.skip_message
 
     # Crossing it: one run of retrain_job.
-    _load_feedback(database, folder, "b.csv", 2)
+    _load_feedback(instance, tmp_path, "b.csv", 2)
     crossed = tick(None)
     assert len(crossed.run_requests) == 1 and feedback_retrain_sensor.job_name == "retrain_job"
     assert crossed.run_requests[0].tags["tag_pipeline/feedback_events"] == "4"
@@ -187,7 +187,7 @@ def test_feedback_retrain_sensor_fires_once_per_threshold_crossing(tmp_path):
     assert tick(None).run_requests[0].run_key == crossed.run_requests[0].run_key
 
     # While a retrain (e.g. the weekly schedule's) runs, more feedback starts nothing.
-    _load_feedback(database, folder, "c.csv", 5)
+    _load_feedback(instance, tmp_path, "c.csv", 5)
     running = dg.DagsterRun(job_name="retrain_job", run_id=str(uuid.uuid4()),
                             status=dg.DagsterRunStatus.STARTED)
     instance.add_run(running)
@@ -199,31 +199,56 @@ def test_feedback_retrain_sensor_fires_once_per_threshold_crossing(tmp_path):
     _trained(instance)
     restarted = tick(crossed.cursor)
     assert isinstance(restarted, dg.SkipReason) and "0 feedback events" in restarted.skip_message
-    _load_feedback(database, folder, "d.csv", 3)
+    _load_feedback(instance, tmp_path, "d.csv", 3)
     again = tick(crossed.cursor)
     assert len(again.run_requests) == 1
     assert again.run_requests[0].run_key != crossed.run_requests[0].run_key
     assert isinstance(tick(again.cursor), dg.SkipReason)
 
 
-def test_feedback_retrain_sensor_waits_while_a_run_holds_the_warehouse(tmp_path):
-    database = tmp_path / "warehouse.duckdb"
-    _load_feedback(database, tmp_path / "landing" / "feedback", "a.csv", 5)
+def test_feedback_retrain_sensor_reads_the_event_log_while_a_run_holds_the_warehouse(
+        tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+    _load_feedback(instance, tmp_path, "a.csv", 5)
+    # A writer (a training or a load) holds the warehouse's lock: the sensor still counts,
+    # because it reads the materializations' metadata, not the table.
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('held', flush=True); time.sleep(60)", str(database)],
+                               "print('held', flush=True); time.sleep(60)",
+         str(tmp_path / "warehouse.duckdb")],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         context = dg.build_sensor_context(
-            instance=dg.DagsterInstance.ephemeral(),
-            resources={"duckdb": WarehouseResource(database=str(database)),
-                       "retrain_policy": RetrainPolicyResource(feedback_threshold=3)})
+            instance=instance,
+            resources={"retrain_policy": RetrainPolicyResource(feedback_threshold=3)})
         result = feedback_retrain_sensor(context)
-        assert isinstance(result, dg.SkipReason) and "locked" in result.skip_message
+        assert len(result.run_requests) == 1
+        assert result.run_requests[0].tags["tag_pipeline/feedback_events"] == "5"
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_feedback_count_pages_through_the_event_log_and_ignores_other_assets():
+    from tag_pipeline.defs.automation import sensors
+
+    instance = dg.DagsterInstance.ephemeral()
+    for rows in range(1, 8):
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            "raw_feedback", metadata={"rows_loaded_this_run": rows}))
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        "raw_sales", metadata={"rows_loaded_this_run": 1000}))
+    assert sensors.feedback_loaded_since(instance, None) == 28
+    first = instance.fetch_materializations(dg.AssetKey("raw_feedback"), limit=7,
+                                            ascending=True).records[2]
+    assert sensors.feedback_loaded_since(instance, first.storage_id) == 28 - 6
+    page = sensors._RECORDS_PAGE
+    try:
+        sensors._RECORDS_PAGE = 2  # several pages
+        assert sensors.feedback_loaded_since(instance, None) == 28
+    finally:
+        sensors._RECORDS_PAGE = page
 
 
 def test_retrain_decision_rejects_bad_settings_and_cursors():

@@ -36,6 +36,15 @@ def test_demo_catalog_job_end_to_end(tmp_path):
     assert "tag_taxonomy" in materialized
     metadata = result.asset_materializations_for_node("raw_products")[0].metadata
     assert metadata["dagster/row_count"].value == raw - metadata["rows_rejected_this_run"].value
+    # Every warehouse table the run wrote describes its columns as they are in DuckDB.
+    for asset in ("raw_products", "cleaned_products", "image_checks", "product_labels"):
+        schema = result.asset_materializations_for_node(asset)[0].metadata[
+            "dagster/column_schema"].value
+        [(described,)] = query(tmp_path, f"SELECT list(column_name) FROM (DESCRIBE {asset})")
+        assert [c.name for c in schema.columns] == described, asset
+    columns = {c.name: c for c in result.asset_materializations_for_node("raw_products")[0]
+               .metadata["dagster/column_schema"].value.columns}
+    assert columns["source_file"].type == "VARCHAR"
 
     # A second run with no new files duplicates nothing.
     again = run_catalog_job(tmp_path)

@@ -16,7 +16,8 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from tag_pipeline.lib.catalog.demo import (
+from tag_pipeline.lib.catalog.demo import DemoManifest, generate_demo_catalog, write_scaled_catalog
+from tag_pipeline.lib.catalog.demo_shop import (
     COLOR_RGB,
     COLORS,
     COLUMNS,
@@ -27,9 +28,6 @@ from tag_pipeline.lib.catalog.demo import (
     PATTERNS,
     SCALED_FILE,
     SNAPSHOT_FILE,
-    DemoManifest,
-    generate_demo_catalog,
-    write_scaled_catalog,
 )
 from tag_pipeline.lib.catalog.ingest import ingest_catalog
 from tag_pipeline.lib.catalog.profile import load_profile

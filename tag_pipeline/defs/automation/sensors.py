@@ -10,11 +10,9 @@ convention they start STOPPED: turn them on in the UI (Automation) or with
 """
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.resources import CatalogResource, MlflowResource, RetrainPolicyResource
 from tag_pipeline.lib.landing import new_files
@@ -99,21 +97,40 @@ _RETRAIN_PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
                     dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
+# Materialization records read per page when summing the feedback loaded since a training.
+_RECORDS_PAGE = 1000
+
+
+def feedback_loaded_since(instance: dg.DagsterInstance, after_storage_id: int | None) -> int:
+    """Feedback rows loaded by the ``raw_feedback`` materializations recorded after
+    ``after_storage_id`` (None: all of them), read from their ``rows_loaded_this_run``
+    metadata in Dagster's event log: the warehouse is never opened."""
+    records_filter = dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_feedback"),
+                                           after_storage_id=after_storage_id)
+    total, cursor = 0, None
+    while True:
+        page = instance.fetch_materializations(records_filter, limit=_RECORDS_PAGE,
+                                               cursor=cursor)
+        for record in page.records:
+            loaded = record.asset_materialization.metadata.get("rows_loaded_this_run")
+            total += int(loaded.value) if loaded is not None else 0
+        if not page.has_more:
+            return total
+        cursor = page.cursor
+
+
 @dg.sensor(job_name="retrain_job", minimum_interval_seconds=300,
            default_status=dg.DefaultSensorStatus.STOPPED,
            description="When the feedback loaded since the tagger's last training (the latest "
                        "tag_model materialization) reaches the retrain policy's threshold, "
-                       "start retrain_job once; never while a retrain is queued or running.")
-def feedback_retrain_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBResource,
+                       "start retrain_job once; never while a retrain is queued or running. "
+                       "Reads Dagster's event log only, never the warehouse.")
+def feedback_retrain_sensor(context: dg.SensorEvaluationContext,
                             retrain_policy: RetrainPolicyResource
                             ) -> dg.SensorResult | dg.SkipReason:
-    """Count raw_feedback rows since the last tag_model materialization; one run per crossing."""
-    from tag_pipeline.lib.events.retrain import (
-        RetrainState,
-        WarehouseBusyError,
-        count_feedback_since,
-        decide_retrain,
-    )
+    """Sum raw_feedback's rows_loaded_this_run since the last tag_model materialization; one
+    run per threshold crossing."""
+    from tag_pipeline.lib.events.retrain import RetrainState, decide_retrain
 
     # A retrain from the schedule, a person or an earlier tick is on its way: it will use this
     # feedback, and its tag_model materialization restarts the count.
@@ -124,12 +141,7 @@ def feedback_retrain_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBR
         return dg.SkipReason(f"retrain_job run {run.run_id} is {run.status.value}")
     latest = context.instance.fetch_materializations(dg.AssetKey("tag_model"), limit=1).records
     baseline = latest[0].storage_id if latest else None
-    since = (datetime.fromtimestamp(latest[0].timestamp, UTC).replace(tzinfo=None)
-             if latest else None)
-    try:
-        count = count_feedback_since(duckdb.database, since)
-    except WarehouseBusyError as exc:
-        return dg.SkipReason(str(exc))
+    count = feedback_loaded_since(context.instance, baseline)
     decision = decide_retrain(RetrainState.from_cursor(context.cursor), baseline, count,
                               retrain_policy.feedback_threshold)
     if decision.run_key is None:

@@ -10,6 +10,7 @@ from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import CatalogResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.defs.sql_models import sql_model_assets
+from tag_pipeline.defs.table_metadata import column_schema
 from tag_pipeline.lib.image_store import check_catalog_images
 from tag_pipeline.lib.warehouse import counts_by, preview
 
@@ -35,6 +36,7 @@ def image_checks(
         )
         statuses = counts_by(con, "image_checks", "status")
         table_preview = preview(con, "image_checks")
+        schema = column_schema(con, "image_checks")
     rate = stats.decoded / stats.seconds if stats.seconds > 0 else 0.0
     context.log.info(
         f"image_checks: {stats.refs} references, {stats.hashed} hashed, {stats.decoded} "
@@ -43,6 +45,7 @@ def image_checks(
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": stats.refs,
+            "dagster/column_schema": schema,
             "images_hashed": stats.hashed,
             "images_decoded": stats.decoded,
             "images_decoded_per_s": round(rate, 1),

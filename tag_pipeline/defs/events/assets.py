@@ -15,6 +15,7 @@ from tag_pipeline.defs.resources import (
 )
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.defs.sql_models import file_code_version, sql_model_assets
+from tag_pipeline.defs.table_metadata import column_schema
 from tag_pipeline.lib.warehouse import count_rows, preview
 
 
@@ -44,6 +45,7 @@ def _event_asset(kind: str, group: str, description: str) -> dg.AssetsDefinition
             rejects = con.table("event_rejects").filter(f"kind = '{kind}'").aggregate(
                 "reason, count(*) AS n", "reason").pl()
             table_preview = preview(con, table)
+            schema = column_schema(con, table)
             days = days_loaded_by_run(con, context.run_id) if kind == "sales" else []
             unknown = unknown_products(con, kind, context.run_id)
         if unknown.rows:
@@ -56,6 +58,7 @@ def _event_asset(kind: str, group: str, description: str) -> dg.AssetsDefinition
         return dg.MaterializeResult(metadata={
             **day_metadata,
             "dagster/row_count": rows,
+            "dagster/column_schema": schema,
             "files_seen": len(report.files),
             "rows_loaded_this_run": report.rows_loaded,
             "rows_rejected_this_run": report.rows_rejected,
@@ -104,11 +107,13 @@ def sales_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     with duckdb.get_connection() as con:
         written = write_sales_day(con, SQL_ROOT, day, run_id=context.run_id)
         top = sales_day_preview(con, day)
+        schema = column_schema(con, "sales_daily")
     context.log.info(f"sales_daily {day}: {written.products:,} products, {written.units:,} "
                      f"units, {written.order_lines:,} order lines (replaced "
                      f"{written.replaced_rows:,} rows)")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": written.products,
+        "dagster/column_schema": schema,
         "units": written.units,
         "order_lines": written.order_lines,
         "revenue": round(written.revenue, 2),

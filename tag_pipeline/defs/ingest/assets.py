@@ -10,6 +10,7 @@ from dagster_duckdb import DuckDBResource
 from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import CatalogResource
 from tag_pipeline.defs.retries import retry_only_transient
+from tag_pipeline.defs.table_metadata import column_schema
 from tag_pipeline.lib.catalog.ingest import FileLoad, ingest_catalog
 from tag_pipeline.lib.warehouse import count_rows, counts_by, preview
 
@@ -54,6 +55,7 @@ def raw_products(
         totals = {t: count_rows(con, t) for t in RAW_TABLES}
         reasons = counts_by(con, "raw_product_rejects", "error_type")
         previews = {t: preview(con, t) for t in RAW_TABLES}
+        schemas = {t: column_schema(con, t) for t in RAW_TABLES}
     files_md = "\n".join(
         f"| {f.source_file} | {f.status} | {f.rows_loaded} | {f.rows_rejected} |"
         for f in report.files
@@ -71,6 +73,7 @@ def raw_products(
         metadata={
             **run_metadata,
             "dagster/row_count": totals["raw_products"],
+            "dagster/column_schema": schemas["raw_products"],
             "preview": dg.MetadataValue.md(previews["raw_products"]),
             "files": dg.MetadataValue.md(
                 "| file | status | rows | rejected |\n| --- | --- | --- | --- |\n" + files_md
@@ -81,6 +84,7 @@ def raw_products(
         asset_key="raw_product_rejects",
         metadata={
             "dagster/row_count": totals["raw_product_rejects"],
+            "dagster/column_schema": schemas["raw_product_rejects"],
             **{f"rejected.{k}": v for k, v in reasons.items()},
             "preview": dg.MetadataValue.md(previews["raw_product_rejects"]),
         },
@@ -89,6 +93,7 @@ def raw_products(
         asset_key="ingest_files",
         metadata={
             "dagster/row_count": totals["ingest_files"],
+            "dagster/column_schema": schemas["ingest_files"],
             "preview": dg.MetadataValue.md(previews["ingest_files"]),
         },
     )

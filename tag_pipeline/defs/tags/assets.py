@@ -10,6 +10,7 @@ from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import SQL_ROOT, ExportResource, MlflowResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.defs.sql_models import sql_model_assets
+from tag_pipeline.defs.table_metadata import column_schema
 from tag_pipeline.lib.warehouse import count_rows, counts_by, markdown_table, preview
 
 
@@ -93,6 +94,8 @@ def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
         by_type = counts_by(con, "product_tags", "tag_type")
         tags_preview = preview(con, "product_tags", limit=8)
         history_preview = preview(con, "product_tag_history", limit=8)
+        schemas = {t: column_schema(con, t)
+                   for t in ("model_tags", "product_tags", "product_tag_history")}
     context.log.info(f"scored {stats.products:,} of {stats.catalog_products:,} products "
                      f"in {stats.seconds:.1f} s")
     context.log.info(f"product_tags: {result.rows:,} tags on {result.products:,} products; "
@@ -100,6 +103,7 @@ def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
                      f"{result.changed:,} changed, {result.unchanged:,} unchanged")
     yield dg.MaterializeResult(asset_key="model_tags", metadata={
         "dagster/row_count": model_rows,
+        "dagster/column_schema": schemas["model_tags"],
         "products_scored": stats.products,
         "catalog_products": stats.catalog_products,
         "full_retag": config.full_retag,
@@ -114,6 +118,7 @@ def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
     tagger_url = mlflow.model_version_url(mlflow.registered_model_name, tagger_version)
     yield dg.MaterializeResult(asset_key="product_tags", metadata={
         "dagster/row_count": result.rows,
+        "dagster/column_schema": schemas["product_tags"],
         "products_tagged": result.products,
         "tagger_version": tagger_version,
         **({"tagger_version_url": dg.MetadataValue.url(tagger_url)} if tagger_url else {}),
@@ -131,6 +136,7 @@ def product_tags(context: dg.AssetExecutionContext, config: ProductTagsConfig,
     })
     yield dg.MaterializeResult(asset_key="product_tag_history", metadata={
         "rows_appended": result.history_rows,
+        "dagster/column_schema": schemas["product_tag_history"],
         "added": result.added,
         "removed": result.removed,
         "changed": result.changed,

@@ -6,6 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from tag_pipeline.defs.policies import WAREHOUSE_POOL
+from tag_pipeline.defs.table_metadata import column_schema
 
 
 class RestoreTagsConfig(dg.Config):
@@ -23,9 +24,11 @@ def restore_product_tags(context: dg.OpExecutionContext, config: RestoreTagsConf
     with duckdb.get_connection() as con:
         result = restore_tags(con, to_run_id=config.to_run_id, run_id=context.run_id,
                               at=datetime.now(UTC))
+        schema = column_schema(con, "product_tags")
     context.log.info(f"restored the tags of run {config.to_run_id}: {result.added:,} added, "
                      f"{result.removed:,} removed, {result.changed:,} changed")
     metadata = {"restored_from_run": config.to_run_id, "dagster/row_count": result.rows,
+                "dagster/column_schema": schema,
                 "added": result.added, "removed": result.removed, "changed": result.changed}
     context.log_event(dg.AssetMaterialization("product_tags", metadata=metadata))
     context.log_event(dg.AssetMaterialization(

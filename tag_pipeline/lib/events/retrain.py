@@ -1,29 +1,22 @@
 """When enough feedback has arrived since the tagger was last trained, retrain it early.
 
 The retrain sensor reads two facts on each tick: the latest successful training (a ``tag_model``
-materialization, named by its event storage id and time) and the number of feedback events
-loaded into ``raw_feedback`` since then. ``decide_retrain`` turns them, the threshold and the
-sensor's cursor into at most one run request per threshold crossing: the cursor remembers the
-training it counted from and how many crossings already asked for a run, and the run key is
-derived from both, so a tick replayed after a crash asks for the same run again (which the
-orchestrator drops) instead of a second one.
+materialization, named by its event storage id) and the number of feedback events that
+``raw_feedback`` materializations loaded since then, both from Dagster's event log.
+``decide_retrain`` turns them, the threshold and the sensor's cursor into at most one run
+request per threshold crossing: the cursor remembers the training it counted from and how many
+crossings already asked for a run, and the run key is derived from both, so a tick replayed
+after a crash asks for the same run again (which the orchestrator drops) instead of a second
+one.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-
-import duckdb
 
 # Used when no setting overrides it (see the sensor's resource).
 DEFAULT_FEEDBACK_THRESHOLD = 500
-
-
-class WarehouseBusyError(RuntimeError):
-    """Another process holds the warehouse's write lock; read again on a later tick."""
 
 
 @dataclass(frozen=True)
@@ -98,33 +91,3 @@ def decide_retrain(state: RetrainState, baseline: int | None, count: int,
         f"feedback-retrain-{baseline if baseline is not None else 'none'}-{crossings}",
         f"{count} feedback events since {since} reached {needed}",
     )
-
-
-def count_feedback_since(database: str, since: datetime | None) -> int:
-    """Feedback events in ``raw_feedback`` loaded after ``since`` (naive UTC; None: all).
-
-    The connection is read-only, so the sensor never takes the warehouse's write lock. A
-    warehouse or table that does not exist yet holds no feedback.
-
-    Raises:
-        WarehouseBusyError: A writing process holds the file (a run is loading or training).
-    """
-    if not database.startswith(("md:", "motherduck:")) and not Path(database).is_file():
-        return 0
-    try:
-        con = duckdb.connect(database, read_only=True)
-    except duckdb.IOException as exc:
-        raise WarehouseBusyError(f"warehouse {database} is locked by a writer: {exc}") from exc
-    try:
-        exists = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'raw_feedback' "
-            "AND schema_name = 'main' AND database_name = current_database()"
-        ).fetchone()[0]
-        if not exists:
-            return 0
-        if since is None:
-            return int(con.execute("SELECT count(*) FROM raw_feedback").fetchone()[0])
-        return int(con.execute("SELECT count(*) FROM raw_feedback WHERE loaded_at > ?",
-                               [since]).fetchone()[0])
-    finally:
-        con.close()

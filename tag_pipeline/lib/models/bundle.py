@@ -41,7 +41,7 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,26 @@ def _compiled(function: Callable, spec: Any) -> Callable:
     return tf.function(function, autograph=False, input_signature=[spec])
 
 
+@dataclass(frozen=True)
+class _Forward:
+    """How a bundle runs its model, built once per bundle (see ``TaggerBundle.compile``).
+
+    Attributes:
+        tokenize: strings -> token ids.
+        full: the whole model (the CNN's batch norms folded in when ``folded``).
+        text: the text-only shortcut for products without an image, or None when the
+            architecture does not allow it or it disagreed with ``full`` on a probe.
+        compiled: whether the three are traced ``tf.function``s.
+        folded: whether ``full`` is the batch-norm-folded copy of the model.
+    """
+
+    tokenize: Callable[[Any], Any]
+    full: Callable[[dict[str, Any]], dict[str, Any]]
+    text: Callable[[dict[str, Any]], dict[str, Any]] | None
+    compiled: bool
+    folded: bool
+
+
 @dataclass(eq=False)
 class TaggerBundle:
     """A trained model with the vocabulary, label space, thresholds and config it needs.
@@ -170,7 +190,7 @@ class TaggerBundle:
     # the text columns its training products had (None: not recorded, an older bundle)
     text_columns: tuple[str, ...] | None = None
     _tokenizer: Any = field(default=None, init=False, repr=False)
-    _run: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _forward: _Forward | None = field(default=None, init=False, repr=False)
     _batches: int = field(default=0, init=False, repr=False)
 
     @property
@@ -180,20 +200,19 @@ class TaggerBundle:
             self._tokenizer = make_tokenizer(self.vocab, self.config.seq_len)
         return self._tokenizer
 
-    def _functions(self) -> dict[str, Any]:
-        if self._run is None:
+    def _functions(self) -> _Forward:
+        if self._forward is None:
             tokenizer = self.tokenizer
             folded = _folded_model(self.model, self.space, self.config)
             if folded is not None and not self._folded_agrees(folded):
                 folded = None
-            run = {"tokenize": lambda strings: tokenizer(strings),
-                   "full": _full_forward(folded or self.model),
-                   "text": _text_forward(self.model, self.space), "compiled": False,
-                   "folded": folded is not None}
-            if run["text"] is not None and not self._text_path_agrees(run["text"]):
-                run["text"] = None
-            self._run = run
-        return self._run
+            text = _text_forward(self.model, self.space)
+            if text is not None and not self._text_path_agrees(text):
+                text = None
+            self._forward = _Forward(tokenize=lambda strings: tokenizer(strings),
+                                 full=_full_forward(folded or self.model), text=text,
+                                 compiled=False, folded=folded is not None)
+        return self._forward
 
     def _text_path_agrees(self, text: Callable) -> bool:
         # The shortcut is used only if it agrees with the whole model on imageless products,
@@ -221,34 +240,35 @@ class TaggerBundle:
 
     def compile(self) -> None:
         """Trace the tokenizer and the forward passes (a no-op when already compiled)."""
-        if self._functions()["compiled"]:
+        run = self._functions()
+        if run.compiled:
             return
-        run, seq_len, size = dict(self._functions()), self.config.seq_len, self.config.image_size
+        seq_len, size = self.config.seq_len, self.config.image_size
         tokens = tf.TensorSpec((None, seq_len), tf.int32)
         mask = tf.TensorSpec((None, 1), tf.float32)
-        run["tokenize"] = _compiled(run["tokenize"], tf.TensorSpec((None,), tf.string))
-        run["full"] = _compiled(run["full"], {
-            "tokens": tokens, "image": tf.TensorSpec((None, size, size, 3), tf.float32),
-            "image_mask": mask})
-        if run["text"] is not None:
-            run["text"] = _compiled(run["text"], {"tokens": tokens, "image_mask": mask})
-        run["compiled"] = True
-        self._run = run
+        self._forward = replace(
+            run, compiled=True,
+            tokenize=_compiled(run.tokenize, tf.TensorSpec((None,), tf.string)),
+            full=_compiled(run.full, {
+                "tokens": tokens, "image": tf.TensorSpec((None, size, size, 3), tf.float32),
+                "image_mask": mask}),
+            text=(None if run.text is None
+                  else _compiled(run.text, {"tokens": tokens, "image_mask": mask})))
 
     @property
     def uses_folded_cnn(self) -> bool:
         """Whether products with an image go through the model with its CNN batch norms
         folded into the convolutions (see ``tagger.fold_batch_norm``)."""
-        return self._functions()["folded"]
+        return self._functions().folded
 
     @property
     def uses_text_shortcut(self) -> bool:
         """Whether products without an image skip the CNN (see ``_text_forward``)."""
-        return self._functions()["text"] is not None
+        return self._functions().text is not None
 
     def tokenize(self, texts: list[str]) -> np.ndarray:
         """Token ids (len(texts), seq_len) int32, as the tokenizer gives them in training."""
-        ids = self._functions()["tokenize"](tf.constant(texts, dtype=tf.string))
+        ids = self._functions().tokenize(tf.constant(texts, dtype=tf.string))
         return np.asarray(ids).astype(np.int32)
 
     def scores(self, x: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -298,17 +318,17 @@ class TaggerBundle:
         mask = np.asarray(x["image_mask"], np.float32)
         has_image = mask[:, 0] > 0
         rows, parts = [], []
-        if has_image.all() or run["text"] is None:
+        if has_image.all() or run.text is None:
             rows.append(np.arange(len(tokens)))
-            parts.append(run["full"]({"tokens": tokens, "image_mask": mask,
+            parts.append(run.full({"tokens": tokens, "image_mask": mask,
                                       "image": np.asarray(x["image"], np.float32)}))
         else:
             with_image, without = np.flatnonzero(has_image), np.flatnonzero(~has_image)
             rows.append(without)
-            parts.append(run["text"]({"tokens": tokens[without], "image_mask": mask[without]}))
+            parts.append(run.text({"tokens": tokens[without], "image_mask": mask[without]}))
             if len(with_image):
                 rows.append(with_image)
-                parts.append(run["full"]({
+                parts.append(run.full({
                     "tokens": tokens[with_image], "image_mask": mask[with_image],
                     "image": np.asarray(x["image"], np.float32)[with_image]}))
         out = {}
