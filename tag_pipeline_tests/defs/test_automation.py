@@ -243,12 +243,7 @@ def test_feedback_count_pages_through_the_event_log_and_ignores_other_assets():
     first = instance.fetch_materializations(dg.AssetKey("raw_feedback"), limit=7,
                                             ascending=True).records[2]
     assert sensors.feedback_loaded_since(instance, first.storage_id) == 28 - 6
-    page = sensors._RECORDS_PAGE
-    try:
-        sensors._RECORDS_PAGE = 2  # several pages
-        assert sensors.feedback_loaded_since(instance, None) == 28
-    finally:
-        sensors._RECORDS_PAGE = page
+    assert sensors.feedback_loaded_since(instance, None, page_size=2) == 28  # four pages
 
 
 def test_retrain_decision_rejects_bad_settings_and_cursors():

@@ -101,15 +101,17 @@ _RETRAIN_PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
 _RECORDS_PAGE = 1000
 
 
-def feedback_loaded_since(instance: dg.DagsterInstance, after_storage_id: int | None) -> int:
+def feedback_loaded_since(instance: dg.DagsterInstance, after_storage_id: int | None, *,
+                          page_size: int = _RECORDS_PAGE) -> int:
     """Feedback rows loaded by the ``raw_feedback`` materializations recorded after
     ``after_storage_id`` (None: all of them), read from their ``rows_loaded_this_run``
-    metadata in Dagster's event log: the warehouse is never opened."""
+    metadata in Dagster's event log, ``page_size`` records at a time: the warehouse is never
+    opened."""
     records_filter = dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_feedback"),
                                            after_storage_id=after_storage_id)
     total, cursor = 0, None
     while True:
-        page = instance.fetch_materializations(records_filter, limit=_RECORDS_PAGE,
+        page = instance.fetch_materializations(records_filter, limit=page_size,
                                                cursor=cursor)
         for record in page.records:
             loaded = record.asset_materialization.metadata.get("rows_loaded_this_run")

@@ -210,8 +210,8 @@ class TaggerBundle:
             if text is not None and not self._text_path_agrees(text):
                 text = None
             self._forward = _Forward(tokenize=lambda strings: tokenizer(strings),
-                                 full=_full_forward(folded or self.model), text=text,
-                                 compiled=False, folded=folded is not None)
+                                     full=_full_forward(folded or self.model), text=text,
+                                     compiled=False, folded=folded is not None)
         return self._forward
 
     def _text_path_agrees(self, text: Callable) -> bool:
@@ -321,7 +321,7 @@ class TaggerBundle:
         if has_image.all() or run.text is None:
             rows.append(np.arange(len(tokens)))
             parts.append(run.full({"tokens": tokens, "image_mask": mask,
-                                      "image": np.asarray(x["image"], np.float32)}))
+                                   "image": np.asarray(x["image"], np.float32)}))
         else:
             with_image, without = np.flatnonzero(has_image), np.flatnonzero(~has_image)
             rows.append(without)
