@@ -97,7 +97,12 @@ def main() -> None:
     with pl.Config(tbl_rows=100, tbl_cols=40, float_precision=4, tbl_width_chars=400,
                    fmt_str_lengths=40):
         if trained.fusion is not None:
+            selection = trained.linear.cross_selection if trained.linear else {}
             print(pl.DataFrame([{"head": n, "cnn weight": h.weight, "prior": h.prior_power,
+                                 "linear crossed": n in trained.linear.cross_classifiers,
+                                 **({"val linear plain": selection[n][0],
+                                     "val linear crossed": selection[n][1]}
+                                    if n in selection else {}),
                                  "val fused": h.objective, **{f"val {b}": v for b, v in
                                                               h.backend_objectives.items()}}
                                 for n, h in trained.fusion.heads.items()]))

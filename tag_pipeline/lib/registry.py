@@ -57,6 +57,47 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         return None
 
 
+def version_model_id(client: MlflowClient, name: str, version: str) -> str | None:
+    """The id of the LoggedModel a version was registered from (``models:/m-...``), if any."""
+    mv = client.get_model_version(name, version)
+    if getattr(mv, "model_id", None):
+        return str(mv.model_id)
+    source = str(mv.source or "")
+    if source.startswith("models:/m-"):
+        return source.removeprefix("models:/").split("/", 1)[0]
+    return None
+
+
+def log_test_metrics(client: MlflowClient, name: str, version: str, run_id: str,
+                     metrics: dict[str, float], test_ids: list[str],
+                     warehouse: str) -> str | None:
+    """Log the test metrics on the version's run and on its LoggedModel, with the test split
+    as the data set they were measured on (an input of the run, named ``test_split``; its
+    source names the warehouse and table, its digest is that of the product ids). Returns the
+    LoggedModel id (None: the version has none, and the metrics go on the run alone)."""
+    import mlflow
+    import pandas as pd
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+    source = CodeDatasetSource({"warehouse": warehouse, "table": "product_features",
+                                "split": "test"})
+    dataset = mlflow.data.from_pandas(pd.DataFrame({"product_id": test_ids}),
+                                      name="test_split", source=source)
+    model_id = version_model_id(client, name, version)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_input(dataset, context="test")
+        mlflow.log_metrics(metrics, model_id=model_id, dataset=dataset)
+    return model_id
+
+
+def logged_model_metric(client: MlflowClient, model_id: str, key: str) -> float | None:
+    """The latest value of a metric on a LoggedModel (None when it has none)."""
+    values = [m for m in client.get_logged_model(model_id).metrics or [] if m.key == key]
+    if not values:
+        return None
+    return float(max(values, key=lambda m: (m.timestamp, m.step)).value)
+
+
 def version_metric(client: MlflowClient, name: str, version: str, metric: str) -> float | None:
     """A test metric recorded on a version (tag ``test.<metric>``), if any."""
     tags = client.get_model_version(name, version).tags

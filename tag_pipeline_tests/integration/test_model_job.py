@@ -72,6 +72,23 @@ def test_model_job_trains_registers_and_gates(trained_home_copy, tmp_path, monke
                 "tag_model_evaluation")[0].metadata
             v2 = client.get_model_version(name, "2").tags
             assert v2["gate.promoted"] in ("true", "false") and v2["gate.champion_version"] == "1"
+            # the test metrics are on the version's LoggedModel, measured on the logged split,
+            # and the gate's scores are the ones stored there
+            model_id = evaluation2["logged_model_id"].value
+            assert model_id == client.get_model_version(name, "2").source.removeprefix(
+                "models:/")
+            logged = {m.key: m for m in client.get_logged_model(model_id).metrics}
+            assert float(v2["gate.candidate_score"]) == logged[
+                "test.tagger.all.all.micro_f1"].value
+            assert float(v2["gate.baseline_score"]) == pytest.approx(
+                logged["test.baseline.all.all.micro_f1"].value, abs=1e-6)
+            assert {m.dataset_name for m in logged.values()} == {"test_split"}
+            run2 = client.get_run(client.get_model_version(name, "2").run_id)
+            split_inputs = [i.dataset for i in run2.inputs.dataset_inputs
+                            if i.dataset.name == "test_split"]
+            assert [d.digest for d in split_inputs] == [
+                next(iter(logged.values())).dataset_digest]
+            assert '"split": "test"' in split_inputs[0].source
             if float(v2["gate.candidate_score"]) <= float(v2["gate.baseline_score"]):
                 assert "does not beat the baseline" in evaluation2["decision"].value
                 assert v2["gate.promoted"] == "false"

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 
-from tag_pipeline.lib.models.baseline import baseline_scores, train_baseline
+from tag_pipeline.lib.models.baseline import (
+    baseline_scores,
+    calibrate,
+    cross_texts,
+    train_baseline,
+)
+from tag_pipeline.lib.models.catalog_features import FEATURE_TEXT_COLUMN
 from tag_pipeline.lib.models.labels import build_label_space, encode_labels
 from tag_pipeline.lib.models.scoring import apply_thresholds, evaluate_heads, tune_thresholds
 from tag_pipeline_tests.lib.models_data import labels_frame, products_frame
@@ -36,3 +43,73 @@ def test_baseline_trains_and_scores_every_head():
     shoes = [c.tag for c in space.head("category:articleType").classes].index("Shoes")
     zh = products.filter(products["title"] == "男士黑色运动鞋")
     assert baseline_scores(model, zh)["category:articleType"][0].argmax() == shoes
+
+
+def _collections(n: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A catalog where a product's season is its brand's collection of its year (brand A sold
+    a fall line in 2011 and a summer line in 2012, brand B the other way round) and its colour
+    is a word of its title: the season needs brand x year, the colour does not."""
+    rng = np.random.default_rng(seed)
+    rows, labels = [], []
+    for i in range(n):
+        brand, year = rng.choice(["acme", "borealis"]), int(rng.choice([2011, 2012]))
+        colour = str(rng.choice(["red", "blue", "green"]))
+        season = "Fall" if (brand == "acme") == (year == 2011) else "Summer"
+        pid = f"{seed}-{i}"
+        rows.append({"product_id": pid, "title": f"{brand} {colour} shirt no{i % 7}",
+                     "description": "", "image_path": None,
+                     FEATURE_TEXT_COLUMN: f"year_{year}"})
+        labels += [{"product_id": pid, "tag": season, "tag_type": "scene", "facet": "season"},
+                   {"product_id": pid, "tag": colour.title(), "tag_type": "attribute",
+                    "facet": "colour"}]
+    return pl.DataFrame(rows), pl.DataFrame(labels)
+
+
+def test_feature_crosses_learn_what_words_alone_cannot_and_only_where_they_gain():
+    train, train_labels = _collections(400, seed=1)
+    val, val_labels = _collections(200, seed=2)
+    test, test_labels = _collections(200, seed=3)
+    space = build_label_space(train_labels, train["product_id"], min_support=3)
+    y_train = encode_labels(train_labels, train["product_id"], space)
+    y_val = encode_labels(val_labels, val["product_id"], space)
+    y_test = encode_labels(test_labels, test["product_id"], space)
+
+    def accuracy(model, head):
+        scores = baseline_scores(model, test)[head]
+        return float((scores.argmax(1) == y_test[head].argmax(1)).mean())
+
+    plain = calibrate(train_baseline(train, y_train, space, min_df=1), val, y_val)
+    crossed = calibrate(train_baseline(train, y_train, space, min_df=1, crosses=True), val,
+                        y_val)
+    assert plain.cross_vectorizer is None and not plain.cross_classifiers
+    # brand x year is an exclusive or: no weighting of the words alone gets it
+    assert accuracy(plain, "scene:season") < 0.8
+    assert accuracy(crossed, "scene:season") == 1.0
+    # validation chose the crosses for the season only; the colour keeps its plain model
+    assert set(crossed.cross_classifiers) == {"scene:season"}
+    plain_obj, crossed_obj = crossed.cross_selection["scene:season"]
+    assert crossed_obj > plain_obj
+    assert accuracy(crossed, "attribute:colour") == accuracy(plain, "attribute:colour") == 1.0
+    # a catalog without feature words has nothing to cross
+    bare = train.with_columns(pl.lit("").alias(FEATURE_TEXT_COLUMN))
+    assert train_baseline(bare, y_train, space, min_df=1, crosses=True).cross_vectorizer is None
+    assert cross_texts(train[:1])[0].startswith("year_")
+    assert "year_2011*acme" in cross_texts(train.filter(pl.col("title").str.starts_with(
+        "acme")).filter(pl.col(FEATURE_TEXT_COLUMN) == "year_2011"))[0].split()
+
+
+def test_a_model_pickled_before_the_crosses_loads_and_scores(tmp_path):
+    import joblib
+
+    train, labels = _collections(60, seed=4)
+    space = build_label_space(labels, train["product_id"], min_support=3)
+    model = train_baseline(train, encode_labels(labels, train["product_id"], space), space,
+                           min_df=1)
+    expected = baseline_scores(model, train)
+    for name in ("cross_vectorizer", "cross_weight", "cross_classifiers", "cross_selection"):
+        del model.__dict__[name]  # as a bundle written by an earlier version holds it
+    joblib.dump(model, tmp_path / "linear.joblib")
+    loaded = joblib.load(tmp_path / "linear.joblib")
+    assert loaded.cross_classifiers == {} and loaded.cross_vectorizer is None
+    for head, scores in baseline_scores(loaded, train).items():
+        assert np.allclose(scores, expected[head])

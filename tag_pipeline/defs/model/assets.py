@@ -39,6 +39,7 @@ class TagModelConfig(dg.Config):
     seed: int | None = None
     fuse_linear: bool | None = None
     linear_c: float | None = None
+    linear_crosses: bool | None = None
     fusion_macro_weight: float | None = None
 
 
@@ -121,6 +122,11 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
             )
 
         trained = train_model(features, tagger_config, on_epoch_end=on_epoch_end)
+        if trained.linear is not None:
+            crossed = sorted(trained.linear.cross_classifiers)
+            mlflow_lib.log_param("linear_crossed_heads", ", ".join(crossed) or "none")
+            context.log.info("linear backend: feature crosses kept for "
+                             f"{', '.join(crossed) or 'no head'} (validation)")
         with tempfile.TemporaryDirectory(prefix="tagger_") as tmp:
             bundle_dir = save_bundle(trained.bundle(), Path(tmp) / "bundle")
             curve = plot_training_curve(trained.history, Path(tmp) / "training_curve.png")
@@ -158,17 +164,23 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
         "vocabulary_size": len(trained.vocab),
         "linear_backend_seconds": round(trained.linear_seconds, 1),
         "feature_columns": ", ".join(c.name for c in trained.feature_columns) or "none",
-        **({"fusion": dg.MetadataValue.md(fusion_table(trained.fusion))}
+        **({"fusion": dg.MetadataValue.md(fusion_table(trained.fusion, trained.linear))}
            if trained.fusion is not None else {}),
     })
 
 
-def fusion_table(fusion) -> str:
-    """Per head: the CNN + BiLSTM's weight, the prior adjustment and the validation
-    objectives of the fused head and of each backend alone, as Markdown."""
+def fusion_table(fusion, linear=None) -> str:
+    """Per head: the CNN + BiLSTM's weight, the prior adjustment, the validation objectives
+    of the fused head and of each backend alone, and whether the linear backend reads the
+    feature crosses (with its validation objective without and with them), as Markdown."""
+    selection = linear.cross_selection if linear is not None else {}
     rows = [{"head": name, "cnn_bilstm weight": h.weight, "prior power": h.prior_power,
              "val objective fused": round(h.objective, 4),
-             **{f"val objective {b}": round(v, 4) for b, v in h.backend_objectives.items()}}
+             **{f"val objective {b}": round(v, 4) for b, v in h.backend_objectives.items()},
+             "linear crosses": ("yes" if name in linear.cross_classifiers else "no")
+             if name in selection else "n/a",
+             "val linear plain / crossed": " / ".join(f"{v:.4f}" for v in selection[name])
+             if name in selection else ""}
             for name, h in fusion.heads.items()]
     return markdown_table(pl.DataFrame(rows))
 
@@ -205,6 +217,8 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
         RegistryError,
         alias_version,
         decide_promotion,
+        log_test_metrics,
+        logged_model_metric,
         move_alias,
         record_decision,
     )
@@ -221,8 +235,23 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
     trained = _registry_tagger(name, challenger)
     evaluation = evaluate_on_test(trained, features)
     metric = config.primary_metric
-    score = evaluation.metric(TAGGER, "all", "all", metric)
-    baseline_score = evaluation.metric(BASELINE, "all", "all", metric)
+    # the test metrics go on the version's LoggedModel (with the split as their data set)
+    # first; the gate reads its two scores back from there
+    metrics = flat_metrics(evaluation)
+    run_id = client.get_model_version(name, challenger).run_id
+    model_id = log_test_metrics(client, name, challenger, run_id, metrics,
+                                features.split("test")["product_id"].to_list(),
+                                warehouse=duckdb.database)
+    score_key = metric_key("test", TAGGER, "all", "all", metric)
+    baseline_key = metric_key("test", BASELINE, "all", "all", metric)
+    if model_id is not None:
+        score = logged_model_metric(client, model_id, score_key)
+        baseline_score = logged_model_metric(client, model_id, baseline_key)
+    else:
+        score, baseline_score = metrics.get(score_key), metrics.get(baseline_key)
+    if score is None or baseline_score is None:
+        raise ValueError(f"tag_model_evaluation: primary_metric {metric!r} is not among the "
+                         f"test metrics (e.g. {score_key!r}); set it to one that is")
     champion = alias_version(client, name, CHAMPION)
     champion_score = None
     if champion is not None and champion != challenger:
@@ -250,8 +279,6 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
                      f"(tagger vs its backends and the baseline):\n"
                      f"{markdown_table(facets, max_chars=40)}")
 
-    metrics = flat_metrics(evaluation)
-    run_id = client.get_model_version(name, challenger).run_id
     table = evaluation.table()
     with tempfile.TemporaryDirectory(prefix="evaluation_") as tmp:
         table_path = Path(tmp) / "test_metrics.csv"
@@ -261,7 +288,6 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
         plot = plot_model_vs_baseline(evaluation, Path(tmp) / "model_vs_baseline.png")
         plot_markdown = png_markdown(plot, "tagger vs baseline")
         with mlflow_lib.start_run(run_id=run_id):
-            mlflow_lib.log_metrics(metrics)
             mlflow_lib.log_artifact(str(table_path))
             mlflow_lib.log_artifact(str(facets_path))
             mlflow_lib.log_artifact(str(plot))
@@ -278,6 +304,7 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
         "decision": verdict,
         "promoted": promoted,
         "model_version": challenger,
+        **({"logged_model_id": model_id} if model_id else {}),
         **({"model_version_url": dg.MetadataValue.url(version_url)} if version_url else {}),
         "champion_version": alias_version(client, name, CHAMPION) or "",
         f"challenger_{metric}": round(score, 4),

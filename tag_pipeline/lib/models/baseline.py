@@ -7,6 +7,12 @@ head gets a LinearSVC (one-vs-rest, ``C`` about 0.5) trained on the products who
 is known; a sigmoid head gets one LinearSVC per tag (one-vs-rest). This is the bar every
 tagger must beat: it trains on a real catalog in about a minute.
 
+The fused tagger's linear backend may add **feature crosses** (``crosses=True``): one token per
+pair of a catalog feature word and a title word (``year_2011*puma``), TF-IDF weighted and
+scaled by ``cross_weight``. A linear model cannot learn from the words alone that a brand's
+2011 line was a fall collection and its 2012 line a summer one; the crossed token can. The
+baseline itself never has them: it is the plain recipe a user gets in a minute.
+
 A LinearSVC gives margins, not probabilities. ``calibrate`` fits, on the VALIDATION split, one
 temperature per softmax head (``softmax(scale * margin)``, minimum log loss) and one Platt
 sigmoid per sigmoid head (``sigmoid(scale * margin + bias)``), so the scores can be fused with
@@ -16,23 +22,31 @@ softmax head, and so the accuracy of a single-valued facet, is the LinearSVC's o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 
-from tag_pipeline.lib.models.labels import SOFTMAX, LabelSpace
+from tag_pipeline.lib.models.catalog_features import FEATURE_TEXT_COLUMN
+from tag_pipeline.lib.models.fusion import sigmoid_objective, softmax_objective
+from tag_pipeline.lib.models.labels import SOFTMAX, Head, LabelSpace
 from tag_pipeline.lib.models.text import product_texts
 
 # Margin given to a softmax class the head never saw in training (it cannot win).
 _UNSEEN_MARGIN = -30.0
 _TEMPERATURES = np.geomspace(0.25, 64.0, 49)
+_TITLE_WORD = re.compile(r"\w+")
+CROSS_WEIGHT = 0.5
+# weight of macro-F1 beside accuracy when a softmax head chooses between its classifiers
+SELECTION_MACRO_WEIGHT = 0.5
 
 
 @dataclass
@@ -48,6 +62,18 @@ class BaselineTagger:
     # head name -> (scale, bias) of its margins; absent: scale 1, bias 0 (uncalibrated)
     calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
     c: float = 0.5
+    # feature x title-word crosses (None: none), their columns scaled by cross_weight, and
+    # the heads scored on n-grams plus crosses (``calibrate`` keeps those that gain)
+    cross_vectorizer: TfidfVectorizer | None = None
+    cross_weight: float = CROSS_WEIGHT
+    cross_classifiers: dict[str, LinearSVC | OneVsRestClassifier] = field(default_factory=dict)
+    # head -> validation objective (plain, crossed), as calibrate compared them
+    cross_selection: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def __setstate__(self, state: dict) -> None:
+        # bundles saved before the crosses existed load as models without them
+        self.__dict__.update({"cross_vectorizer": None, "cross_weight": CROSS_WEIGHT,
+                              "cross_classifiers": {}, "cross_selection": {}, **state})
 
 
 def make_vectorizer(min_df: int = 2, max_features: int = 400_000) -> FeatureUnion:
@@ -62,33 +88,40 @@ def make_vectorizer(min_df: int = 2, max_features: int = 400_000) -> FeatureUnio
     ])
 
 
+def cross_texts(products: pl.DataFrame) -> list[str]:
+    """Per product, its feature x title-word crosses as space-separated tokens
+    (``year_2011*puma year_2011*men ...``); '' where it has no feature words or no title."""
+    if FEATURE_TEXT_COLUMN not in products.columns:
+        return [""] * products.height
+    out = []
+    for title, words in zip(products["title"].fill_null("").to_list(),
+                            products[FEATURE_TEXT_COLUMN].fill_null("").to_list(), strict=True):
+        title_words = sorted(set(_TITLE_WORD.findall(title.lower())))
+        out.append(" ".join(f"{f}*{w}" for f in words.split() for w in title_words))
+    return out
+
+
+def make_cross_vectorizer() -> TfidfVectorizer:
+    """TF-IDF over cross tokens (a token is a whole ``feature*word`` pair; seen twice or more)."""
+    return TfidfVectorizer(analyzer="word", token_pattern=r"\S+", lowercase=False, min_df=2,
+                           sublinear_tf=True, dtype=np.float32)
+
+
 def _svc(c: float, seed: int) -> LinearSVC:
     return LinearSVC(C=c, random_state=seed, max_iter=5000)
 
 
-def train_baseline(products: pl.DataFrame, encoded_labels: Mapping[str, np.ndarray],
-                   space: LabelSpace, seed: int = 42, min_df: int = 2,
-                   c: float = 0.5) -> BaselineTagger:
-    """Fit the linear model on TRAINING products and their targets (``encode_labels``).
-
-    Args:
-        products: Training products (title, description, optional feature words), rows
-            aligned with the targets.
-        encoded_labels: Targets per head name.
-        space: The label space.
-        seed: Seed of the solvers.
-        min_df: Fewest products a character n-gram must occur in.
-        c: Inverse regularisation strength of every LinearSVC.
-    """
-    texts = product_texts(products)
-    vectorizer = make_vectorizer(min_df=min_df)
-    features = vectorizer.fit_transform(texts)
+def _fit_heads(features: sp.csr_matrix, encoded_labels: Mapping[str, np.ndarray],
+               space: LabelSpace, c: float, seed: int
+               ) -> tuple[dict[str, LinearSVC | OneVsRestClassifier], dict[str, np.ndarray]]:
+    """One classifier per head on ``features``; constant scores for heads that never vary."""
     classifiers: dict[str, LinearSVC | OneVsRestClassifier] = {}
     constant: dict[str, np.ndarray] = {}
     for head in space.heads:
         y = np.asarray(encoded_labels[head.name])
-        if len(y) != len(texts):
-            raise ValueError(f"head {head.name!r}: {len(y)} label rows for {len(texts)} products")
+        if len(y) != features.shape[0]:
+            raise ValueError(f"head {head.name!r}: {len(y)} label rows for "
+                             f"{features.shape[0]} products")
         if head.kind == SOFTMAX:
             known = y.sum(axis=1) > 0
             if not known.any():
@@ -107,30 +140,88 @@ def train_baseline(products: pl.DataFrame, encoded_labels: Mapping[str, np.ndarr
         else:
             classifiers[head.name] = OneVsRestClassifier(_svc(c, seed)).fit(
                 features, y.astype(np.int8))
-    return BaselineTagger(space=space, vectorizer=vectorizer, classifiers=classifiers,
-                          constant_scores=constant, c=c)
+    return classifiers, constant
 
 
-def baseline_margins(model: BaselineTagger, products: pl.DataFrame) -> dict[str, np.ndarray]:
-    """LinearSVC margins per head name (products x head size); constant heads give None."""
-    features = model.vectorizer.transform(product_texts(products))
+def train_baseline(products: pl.DataFrame, encoded_labels: Mapping[str, np.ndarray],
+                   space: LabelSpace, seed: int = 42, min_df: int = 2,
+                   c: float = 0.5, crosses: bool = False,
+                   cross_weight: float = CROSS_WEIGHT) -> BaselineTagger:
+    """Fit the linear model on TRAINING products and their targets (``encode_labels``).
+
+    Args:
+        products: Training products (title, description, optional feature words), rows
+            aligned with the targets.
+        encoded_labels: Targets per head name.
+        space: The label space.
+        seed: Seed of the solvers.
+        min_df: Fewest products a character n-gram must occur in.
+        c: Inverse regularisation strength of every LinearSVC.
+        crosses: Also fit every head on the n-grams plus feature x title-word crosses (the
+            fused tagger's linear backend); ``calibrate`` then keeps, per head, the crossed
+            classifier only where it beats the plain one on validation. Nothing is crossed
+            where no training product has a feature word.
+        cross_weight: Scale of the cross columns next to the n-gram columns.
+    """
+    texts = product_texts(products)
+    vectorizer = make_vectorizer(min_df=min_df)
+    features = vectorizer.fit_transform(texts)
+    classifiers, constant = _fit_heads(features, encoded_labels, space, c, seed)
+    model = BaselineTagger(space=space, vectorizer=vectorizer, classifiers=classifiers,
+                           constant_scores=constant, c=c, cross_weight=cross_weight)
+    crossed_texts = cross_texts(products) if crosses else []
+    if any(crossed_texts):
+        cross_vectorizer = make_cross_vectorizer()
+        try:
+            crossed = cross_vectorizer.fit_transform(crossed_texts)
+        except ValueError:  # no cross token occurs twice: nothing to learn from
+            return model
+        model.cross_vectorizer = cross_vectorizer
+        model.cross_classifiers, _ = _fit_heads(
+            sp.hstack([features, cross_weight * crossed], format="csr"), encoded_labels,
+            space, c, seed)
+    return model
+
+
+def _margins_of(head: Head, clf: LinearSVC | OneVsRestClassifier,
+                features: sp.csr_matrix) -> np.ndarray:
     n = features.shape[0]
-    margins = {}
+    d = np.asarray(clf.decision_function(features), dtype=np.float64)
+    if head.kind != SOFTMAX:
+        return d.reshape(n, head.size)
+    out = np.full((n, head.size), _UNSEEN_MARGIN)
+    if d.ndim == 1:  # two classes seen: sklearn gives the second class's margin
+        out[:, clf.classes_[0]], out[:, clf.classes_[1]] = -d, d
+    else:
+        out[:, clf.classes_] = d
+    return out
+
+
+def _both_margins(model: BaselineTagger, products: pl.DataFrame
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Margins of the plain classifiers and of the crossed ones, per head name."""
+    features = model.vectorizer.transform(product_texts(products))
+    plain, crossed = {}, {}
+    if model.cross_classifiers:
+        with_crosses = sp.hstack(
+            [features, model.cross_weight * model.cross_vectorizer.transform(
+                cross_texts(products))], format="csr")
     for head in model.space.heads:
         if head.name in model.constant_scores:
             continue
-        clf = model.classifiers[head.name]
-        d = np.asarray(clf.decision_function(features), dtype=np.float64)
-        if head.kind == SOFTMAX:
-            out = np.full((n, head.size), _UNSEEN_MARGIN)
-            if d.ndim == 1:  # two classes seen: sklearn gives the second class's margin
-                out[:, clf.classes_[0]], out[:, clf.classes_[1]] = -d, d
-            else:
-                out[:, clf.classes_] = d
-        else:
-            out = d.reshape(n, head.size)
-        margins[head.name] = out
-    return margins
+        if head.name in model.cross_classifiers:
+            crossed[head.name] = _margins_of(head, model.cross_classifiers[head.name],
+                                             with_crosses)
+        if head.name in model.classifiers:
+            plain[head.name] = _margins_of(head, model.classifiers[head.name], features)
+    return plain, crossed
+
+
+def baseline_margins(model: BaselineTagger, products: pl.DataFrame) -> dict[str, np.ndarray]:
+    """LinearSVC margins per head name (products x head size); constant heads give None. A
+    head with a crossed classifier (``cross_classifiers``) is scored by that one."""
+    plain, crossed = _both_margins(model, products)
+    return {**plain, **crossed}
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -164,40 +255,74 @@ def baseline_scores(model: BaselineTagger, products: pl.DataFrame) -> dict[str, 
     return scores_from_margins(model, baseline_margins(model, products), products.height)
 
 
+def _calibration_of(head: Head, m: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
+    """A softmax head's temperature (least log loss over a grid), a sigmoid head's Platt
+    scale and bias; None where the rows cannot tell."""
+    if head.kind == SOFTMAX:
+        known = y.any(axis=1)
+        if not known.any():
+            return None
+        m, truth = m[known], y[known].argmax(axis=1)
+        rows = np.arange(len(truth))
+        losses = []
+        for scale in _TEMPERATURES:
+            z = scale * m
+            z = z - z.max(axis=1, keepdims=True)
+            log_p = z[rows, truth] - np.log(np.exp(z).sum(axis=1))
+            losses.append(-log_p.mean())
+        return float(_TEMPERATURES[int(np.argmin(losses))]), 0.0
+    flat_y = y.ravel()
+    if flat_y.all() or not flat_y.any():
+        return None
+    platt = LogisticRegression(C=1e4, max_iter=1000).fit(m.reshape(-1, 1),
+                                                         flat_y.astype(np.int8))
+    return float(platt.coef_[0, 0]), float(platt.intercept_[0])
+
+
+def _head_objective(head: Head, m: np.ndarray, calibration: tuple[float, float] | None,
+                    y: np.ndarray) -> float:
+    scale, bias = calibration or (1.0, 0.0)
+    z = scale * m + bias
+    if head.kind == SOFTMAX:
+        return softmax_objective(_softmax(z), y, SELECTION_MACRO_WEIGHT)
+    return sigmoid_objective(_sigmoid(z), y)
+
+
 def calibrate(model: BaselineTagger, products: pl.DataFrame,
               targets: Mapping[str, np.ndarray]) -> BaselineTagger:
-    """Fit each head's margin scale (and a sigmoid head's bias) on VALIDATION products.
+    """Fit each head's margin scale (and a sigmoid head's bias) on VALIDATION products, and
+    choose where crosses are used.
 
     A softmax head's temperature minimises the log loss of its labeled rows over a fixed grid;
-    a sigmoid head gets a Platt fit over all its cells. Returns ``model`` with its
-    ``calibration`` replaced (the classifiers are unchanged).
+    a sigmoid head gets a Platt fit over all its cells. Where the model has crossed
+    classifiers (``train_baseline(crosses=True)``), both of a head's classifiers are
+    calibrated and the crossed one is kept only when its validation objective (accuracy +
+    0.5 macro-F1 for a softmax head, tuned micro-F1 for a sigmoid head) beats the plain one's
+    by more than one product's worth; the objectives are kept in ``cross_selection``.
+    Returns ``model`` with its ``calibration`` replaced.
     """
-    margins = baseline_margins(model, products)
+    plain, crossed = _both_margins(model, products)
     calibration: dict[str, tuple[float, float]] = {}
+    selection: dict[str, tuple[float, float]] = {}
     for head in model.space.heads:
-        if head.name not in margins:
+        if head.name not in plain:
             continue
-        m = margins[head.name]
         y = np.asarray(targets[head.name]) > 0
-        if head.kind == SOFTMAX:
-            known = y.any(axis=1)
-            if not known.any():
-                continue
-            m, truth = m[known], y[known].argmax(axis=1)
-            rows = np.arange(len(truth))
-            losses = []
-            for scale in _TEMPERATURES:
-                z = scale * m
-                z = z - z.max(axis=1, keepdims=True)
-                log_p = z[rows, truth] - np.log(np.exp(z).sum(axis=1))
-                losses.append(-log_p.mean())
-            calibration[head.name] = (float(_TEMPERATURES[int(np.argmin(losses))]), 0.0)
-        else:
-            flat_y = y.ravel()
-            if flat_y.all() or not flat_y.any():
-                continue
-            platt = LogisticRegression(C=1e4, max_iter=1000).fit(m.reshape(-1, 1),
-                                                                 flat_y.astype(np.int8))
-            calibration[head.name] = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
+        own = _calibration_of(head, plain[head.name], y)
+        if head.name in crossed:
+            with_crosses = _calibration_of(head, crossed[head.name], y)
+            n = max(int(y.any(axis=1).sum()) if head.kind == SOFTMAX else len(y), 1)
+            scores = (_head_objective(head, plain[head.name], own, y),
+                      _head_objective(head, crossed[head.name], with_crosses, y))
+            selection[head.name] = scores
+            if scores[1] - scores[0] > 1.0 / n:
+                own = with_crosses
+            else:
+                del model.cross_classifiers[head.name]
+        if own is not None:
+            calibration[head.name] = own
+    if not model.cross_classifiers:
+        model.cross_vectorizer = None
     model.calibration = calibration
+    model.cross_selection = selection
     return model

@@ -95,6 +95,8 @@ class TaggerConfig:
         fuse_linear: Train the linear n-gram backend beside the CNN + BiLSTM and fuse them
             (``fusion``); off gives the CNN + BiLSTM alone.
         linear_c: Inverse regularisation of the linear backend's LinearSVCs.
+        linear_crosses: Give the linear backend feature x title-word crosses
+            (``baseline.cross_texts``); no effect on a catalog without feature columns.
         fusion_macro_weight: Weight of macro-F1 next to accuracy when the fusion of a softmax
             head is tuned on validation.
     """
@@ -121,6 +123,7 @@ class TaggerConfig:
     max_pos_weight: float = 10.0
     fuse_linear: bool = True
     linear_c: float = 0.5
+    linear_crosses: bool = True
     fusion_macro_weight: float = 0.5
 
     def __post_init__(self) -> None:

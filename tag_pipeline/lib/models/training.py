@@ -222,7 +222,8 @@ def train_model(features: FeatureSet, config: object,
                              feature_columns=features.feature_columns,
                              text_columns=features.text_columns())
     started = time.perf_counter()
-    linear = train_linear(features, seed=config.seed, c=config.linear_c)
+    linear = train_linear(features, seed=config.seed, c=config.linear_c,
+                          crosses=getattr(config, "linear_crosses", True))
     linear_val = baseline_scores(linear, val)
     linear_seconds = time.perf_counter() - started
     backends = {CNN: val_scores, LINEAR: linear_val}
@@ -237,11 +238,13 @@ def train_model(features: FeatureSet, config: object,
                          linear_seconds=linear_seconds, text_columns=features.text_columns())
 
 
-def train_linear(features: FeatureSet, seed: int = 42, c: float = 0.5) -> BaselineTagger:
+def train_linear(features: FeatureSet, seed: int = 42, c: float = 0.5,
+                 crosses: bool = False) -> BaselineTagger:
     """The linear n-gram model fit on the training split and calibrated on validation (the
-    fused tagger's linear backend, and the baseline: the same recipe, trained apart)."""
+    fused tagger's linear backend, with ``crosses`` of feature and title words; and the
+    baseline, without: the same recipe, trained apart)."""
     model = train_baseline(features.split("train"), features.targets["train"], features.space,
-                           seed=seed, c=c)
+                           seed=seed, c=c, crosses=crosses)
     return calibrate(model, features.split("val"), features.targets["val"])
 
 
