@@ -78,8 +78,9 @@ def test_model_job_trains_registers_and_gates(trained_home_copy, tmp_path, monke
             assert model_id == client.get_model_version(name, "2").source.removeprefix(
                 "models:/")
             logged = {m.key: m for m in client.get_logged_model(model_id).metrics}
-            assert float(v2["gate.candidate_score"]) == logged[
-                "test.tagger.all.all.micro_f1"].value
+            # (the version tags hold 6 decimals)
+            assert float(v2["gate.candidate_score"]) == pytest.approx(
+                logged["test.tagger.all.all.micro_f1"].value, abs=1e-6)
             assert float(v2["gate.baseline_score"]) == pytest.approx(
                 logged["test.baseline.all.all.micro_f1"].value, abs=1e-6)
             assert {m.dataset_name for m in logged.values()} == {"test_split"}
