@@ -4,6 +4,11 @@ seconds per refiner epoch and peak memory.
 
     nice -n 5 .venv/bin/python bench/train_refiner.py [--tagger-epochs 3] [--epochs 10]
 
+``--bundle DIR`` refines a tagger saved by ``bench/train_myntra.py --out DIR`` (its ``bundle``
+folder: the fused tagger with its feature columns) instead of training a short CNN + BiLSTM, so
+the refiner is measured on the scores the served tagger gives; the per-facet table then sits
+beside ``train_myntra``'s.
+
 ``--cache FILE.npz`` keeps the tagger's outputs (embeddings, scores, targets, thresholds, label
 space) so refiner settings can be compared without training the tagger again; the first run
 writes it, later runs with the same file read it.
@@ -28,15 +33,17 @@ from _common import SHARED_DATA, SQL_ROOT, peak_rss_mb, report  # noqa: E402
 
 from tag_pipeline.lib.catalog.chain import run_catalog_chain  # noqa: E402
 from tag_pipeline.lib.catalog.profile import load_profile  # noqa: E402
-from tag_pipeline.lib.models.bundle import TaggerBundle  # noqa: E402
-from tag_pipeline.lib.models.labels import LabelSpace  # noqa: E402
+from tag_pipeline.lib.models.bundle import TaggerBundle, load_bundle  # noqa: E402
+from tag_pipeline.lib.models.labels import SOFTMAX, LabelSpace  # noqa: E402
 from tag_pipeline.lib.models.refiner import (  # noqa: E402
     RefinerConfig,
     ablate,
+    refine_decisions,
     refiner_gate,
     tagger_outputs,
     train_refiner,
 )
+from tag_pipeline.lib.models.scoring import apply_thresholds, evaluate_heads  # noqa: E402
 from tag_pipeline.lib.models.tagger import TaggerConfig  # noqa: E402
 from tag_pipeline.lib.models.training import build_features, train_model  # noqa: E402
 
@@ -66,19 +73,27 @@ def tagger_split_outputs(args: argparse.Namespace) -> dict:
             shutil.copytree(SQL_ROOT / folder, sql_root / folder)
         con = duckdb.connect(str(Path(tmp) / "w.duckdb"), config={"memory_limit": "1GB"})
         run_catalog_chain(con, profile, sql_root)
-        products = con.sql("SELECT product_id, title, description, image_path "
+        products = con.sql("SELECT product_id, title, description, image_path, tag_fields "
                            "FROM cleaned_products").pl()
-        labels = con.sql("SELECT product_id, tag, tag_type, facet FROM product_labels").pl()
+        labels = con.sql("SELECT product_id, tag, tag_type, facet, level, parent "
+                         "FROM product_labels").pl()
         con.close()
-    features = build_features(products, labels)
-    config = TaggerConfig(epochs=args.tagger_epochs, patience=args.tagger_epochs)
     started = time.perf_counter()
-    trained = train_model(features, config, on_epoch_end=lambda e, logs: print(
-        f"tagger epoch {e + 1}: loss {logs['loss']:.4f} val_loss {logs['val_loss']:.4f} "
-        f"{logs['seconds']:.1f} s", flush=True))
-    bundle = TaggerBundle(model=trained.model, space=trained.space, vocab=trained.vocab,
-                          thresholds=trained.thresholds, config=config)
-    out = {"space": features.space, "thresholds": trained.thresholds, "cached": False}
+    if args.bundle:
+        bundle = load_bundle(Path(args.bundle))
+        features = build_features(products, labels, feature_columns=bundle.feature_columns)
+        if features.space != bundle.space:
+            raise SystemExit(f"--bundle {args.bundle}: its label space is not the one the "
+                             f"profile {args.profile!r} gives; train it on that catalog")
+    else:
+        features = build_features(products, labels)
+        config = TaggerConfig(epochs=args.tagger_epochs, patience=args.tagger_epochs)
+        trained = train_model(features, config, on_epoch_end=lambda e, logs: print(
+            f"tagger epoch {e + 1}: loss {logs['loss']:.4f} val_loss {logs['val_loss']:.4f} "
+            f"{logs['seconds']:.1f} s", flush=True))
+        bundle = TaggerBundle(model=trained.model, space=trained.space, vocab=trained.vocab,
+                              thresholds=trained.thresholds, config=config)
+    out = {"space": features.space, "thresholds": bundle.thresholds, "cached": False}
     for split in SPLITS:
         emb, scores = tagger_outputs(bundle, features.split(split))
         out[split] = (emb, scores, features.targets[split])
@@ -86,7 +101,7 @@ def tagger_split_outputs(args: argparse.Namespace) -> dict:
     if cache is not None:
         arrays = {"space": np.array(features.space.to_json()),
                   "tagger_s": np.array(out["tagger_s"])}
-        arrays.update({f"thr/{k}": v for k, v in trained.thresholds.items()})
+        arrays.update({f"thr/{k}": v for k, v in bundle.thresholds.items()})
         for split in SPLITS:
             emb, scores, targets = out[split]
             arrays[f"{split}/emb"] = emb
@@ -96,11 +111,35 @@ def tagger_split_outputs(args: argparse.Namespace) -> dict:
     return out
 
 
+def facet_table(refiner, thresholds: dict, embeddings: np.ndarray, scores: dict,
+                targets: dict) -> pl.DataFrame:
+    """Accuracy (single-valued facets) and macro-F1 per head of the tagger's decisions and of
+    the refined ones, on the test split."""
+    space = refiner.space
+    decisions = {"tagger": apply_thresholds(scores, thresholds, space),
+                 "tagger+refiner": refine_decisions(refiner, embeddings, scores)}
+    rows = []
+    for head in space.heads:
+        truth = np.asarray(targets[head.name]) > 0
+        row: dict[str, object] = {"head": head.name}
+        for name, dec in decisions.items():
+            pred = np.asarray(dec[head.name]) > 0
+            known = truth.any(axis=1)
+            row[f"acc {name}"] = (float((pred[known] & truth[known]).any(axis=1).mean())
+                                  if head.kind == SOFTMAX and known.any() else float("nan"))
+            row[f"macro {name}"] = float(
+                evaluate_heads(targets, dec, scores, space)[head.name]["macro_f1"])
+        rows.append(row)
+    return pl.DataFrame(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tagger-epochs", type=int, default=3)
     parser.add_argument("--profile", default="myntra")
     parser.add_argument("--cache", default=None, help="npz file of the tagger's outputs")
+    parser.add_argument("--bundle", default=None,
+                        help="a saved tagger bundle to refine (train_myntra.py --out DIR/bundle)")
     defaults = RefinerConfig()
     for name in ("epochs", "supervised_weight", "residual_scale", "adversarial_weight",
                  "learning_rate", "batch_size"):
@@ -129,6 +168,8 @@ def main() -> None:
     applied, reason = refiner_gate(ablation, tolerance=args.tolerance)
     with pl.Config(tbl_rows=20, tbl_cols=20, float_precision=4, tbl_width_chars=200):
         print(ablation.table())
+        print("test split, per facet: tagger vs tagger + refiner")
+        print(facet_table(refiner, outputs["thresholds"], *outputs["test"]))
     seconds = refiner.history["seconds"]
     report([
         ("products", ", ".join(f"{s} {len(outputs[s][0])}" for s in SPLITS)),

@@ -68,7 +68,7 @@ def version_model_id(client: MlflowClient, name: str, version: str) -> str | Non
     return None
 
 
-def log_test_metrics(client: MlflowClient, name: str, version: str, run_id: str,
+def log_test_metrics(client: MlflowClient, name: str, version: str,
                      metrics: dict[str, float], test_ids: list[str],
                      warehouse: str) -> str | None:
     """Log the test metrics on the version's run and on its LoggedModel, with the test split
@@ -84,18 +84,20 @@ def log_test_metrics(client: MlflowClient, name: str, version: str, run_id: str,
     dataset = mlflow.data.from_pandas(pd.DataFrame({"product_id": test_ids}),
                                       name="test_split", source=source)
     model_id = version_model_id(client, name, version)
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=client.get_model_version(name, version).run_id):
         mlflow.log_input(dataset, context="test")
         mlflow.log_metrics(metrics, model_id=model_id, dataset=dataset)
     return model_id
 
 
-def logged_model_metric(client: MlflowClient, model_id: str, key: str) -> float | None:
-    """The latest value of a metric on a LoggedModel (None when it has none)."""
-    values = [m for m in client.get_logged_model(model_id).metrics or [] if m.key == key]
-    if not values:
-        return None
-    return float(max(values, key=lambda m: (m.timestamp, m.step)).value)
+def logged_model_metrics(client: MlflowClient, model_id: str) -> dict[str, float]:
+    """The latest value of every metric on a LoggedModel."""
+    latest: dict[str, object] = {}
+    for m in client.get_logged_model(model_id).metrics or []:
+        if m.key not in latest or (m.timestamp, m.step) >= (latest[m.key].timestamp,
+                                                             latest[m.key].step):
+            latest[m.key] = m
+    return {key: float(m.value) for key, m in latest.items()}
 
 
 def version_metric(client: MlflowClient, name: str, version: str, metric: str) -> float | None:

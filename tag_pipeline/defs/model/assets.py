@@ -218,7 +218,7 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
         alias_version,
         decide_promotion,
         log_test_metrics,
-        logged_model_metric,
+        logged_model_metrics,
         move_alias,
         record_decision,
     )
@@ -238,17 +238,13 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
     # the test metrics go on the version's LoggedModel (with the split as their data set)
     # first; the gate reads its two scores back from there
     metrics = flat_metrics(evaluation)
-    run_id = client.get_model_version(name, challenger).run_id
-    model_id = log_test_metrics(client, name, challenger, run_id, metrics,
+    model_id = log_test_metrics(client, name, challenger, metrics,
                                 features.split("test")["product_id"].to_list(),
                                 warehouse=duckdb.database)
+    stored = logged_model_metrics(client, model_id) if model_id is not None else metrics
     score_key = metric_key("test", TAGGER, "all", "all", metric)
     baseline_key = metric_key("test", BASELINE, "all", "all", metric)
-    if model_id is not None:
-        score = logged_model_metric(client, model_id, score_key)
-        baseline_score = logged_model_metric(client, model_id, baseline_key)
-    else:
-        score, baseline_score = metrics.get(score_key), metrics.get(baseline_key)
+    score, baseline_score = stored.get(score_key), stored.get(baseline_key)
     if score is None or baseline_score is None:
         raise ValueError(f"tag_model_evaluation: primary_metric {metric!r} is not among the "
                          f"test metrics (e.g. {score_key!r}); set it to one that is")
@@ -279,6 +275,7 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
                      f"(tagger vs its backends and the baseline):\n"
                      f"{markdown_table(facets, max_chars=40)}")
 
+    run_id = client.get_model_version(name, challenger).run_id
     table = evaluation.table()
     with tempfile.TemporaryDirectory(prefix="evaluation_") as tmp:
         table_path = Path(tmp) / "test_metrics.csv"
