@@ -43,6 +43,7 @@ from tag_pipeline.lib.models.refiner import (  # noqa: E402
     tagger_outputs,
     train_refiner,
 )
+from tag_pipeline.lib.models.refiner_config import GATE_TOLERANCE  # noqa: E402
 from tag_pipeline.lib.models.scoring import apply_thresholds, evaluate_heads  # noqa: E402
 from tag_pipeline.lib.models.tagger import TaggerConfig  # noqa: E402
 from tag_pipeline.lib.models.training import build_features, train_model  # noqa: E402
@@ -146,7 +147,7 @@ def main() -> None:
         kind = type(getattr(defaults, name))
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind,
                             default=getattr(defaults, name))
-    parser.add_argument("--tolerance", type=float, default=0.005)
+    parser.add_argument("--tolerance", type=float, default=GATE_TOLERANCE)
     args = parser.parse_args()
 
     outputs = tagger_split_outputs(args)

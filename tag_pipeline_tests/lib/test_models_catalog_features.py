@@ -69,3 +69,19 @@ def test_profile_features_and_training():
         parse_profile(_profile(["y", {"column": "z", "name": "y"}]), Path("/tmp/p.yaml"), {})
     with pytest.raises(ProfileError, match=r"'features\[0\]' has unknown key"):
         parse_profile(_profile([{"column": "y", "bins": 3}]), Path("/tmp/p.yaml"), {})
+
+
+def test_the_model_reads_the_same_words_from_raw_values_the_map_or_product_features():
+    # serving gives raw columns, the warehouse the tag_fields map, and the refiner's
+    # training reads product_features rows, which carry the words and no raw value
+    from tag_pipeline.lib.models.bundle import product_frame
+
+    served = pl.DataFrame({"product_id": ["a", "b"], "title": ["Blue Shirt", "Red Dress"],
+                           "year": ["2011.0", None]})
+    stored = pl.DataFrame({"product_id": ["a", "b"], "title": ["Blue Shirt", "Red Dress"],
+                           "tag_fields": [[{"key": "feature:year", "value": "2011.0"}], []]})
+    features_rows = pl.DataFrame({"product_id": ["a", "b"], "title": ["Blue Shirt", "Red Dress"],
+                                  FEATURE_TEXT_COLUMN: ["year_2011", None]})
+    words = [product_frame(frame, (YEAR,))[FEATURE_TEXT_COLUMN].to_list()
+             for frame in (served, stored, features_rows)]
+    assert words == [["year_2011", ""]] * 3

@@ -11,7 +11,7 @@ from tag_pipeline.defs.model.assets import load_feature_set
 from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import MlflowResource
 from tag_pipeline.defs.retries import retry_only_transient
-from tag_pipeline.lib.models.refiner_config import RefinerConfig
+from tag_pipeline.lib.models.refiner_config import GATE_TOLERANCE, RefinerConfig
 from tag_pipeline.lib.warehouse import markdown_table, replace_table
 
 _DEFAULTS = RefinerConfig()
@@ -30,7 +30,7 @@ class TagRefinerConfig(dg.Config):
     supervised_weight: float = _DEFAULTS.supervised_weight
     noise_samples: int = _DEFAULTS.noise_samples
     seed: int = _DEFAULTS.seed
-    tolerance: float = 0.005
+    tolerance: float = GATE_TOLERANCE
     gate_metric: str = "micro_f1"
 
 

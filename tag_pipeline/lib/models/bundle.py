@@ -52,6 +52,7 @@ import tensorflow as tf
 
 from tag_pipeline.lib.models.baseline import BaselineTagger, baseline_scores
 from tag_pipeline.lib.models.catalog_features import (
+    FEATURE_TEXT_COLUMN,
     FeatureColumn,
     columns_from_json,
     columns_to_json,
@@ -525,6 +526,11 @@ def product_frame(products: pl.DataFrame,
         elif "tag_fields" in products.columns:
             columns["tag_fields"] = products["tag_fields"]
     frame = pl.DataFrame(columns)
+    raw_values = "tag_fields" in frame.columns or any(f.name in frame.columns
+                                                      for f in feature_columns)
+    if feature_columns and not raw_values and FEATURE_TEXT_COLUMN in products.columns:
+        # rows of product_features carry the feature words already, not the raw values
+        return frame.with_columns(products[FEATURE_TEXT_COLUMN].cast(pl.Utf8).fill_null(""))
     if feature_columns:
         frame = with_feature_text(frame, feature_columns)
         if "tag_fields" in frame.columns:

@@ -92,7 +92,7 @@ from tag_pipeline.lib.models.labels import (
     positive_weights,
     sample_weights,
 )
-from tag_pipeline.lib.models.refiner_config import RefinerConfig
+from tag_pipeline.lib.models.refiner_config import GATE_TOLERANCE, RefinerConfig
 from tag_pipeline.lib.models.refiner_tagsets import (
     Compatibility,
     build_compatibility,
@@ -495,7 +495,7 @@ def ablate(refiner: Refiner, tagger_thresholds: dict[str, np.ndarray], embedding
     return Ablation(rows=rows, n_test=len(np.asarray(embeddings)))
 
 
-def refiner_gate(ablation: Ablation, tolerance: float = 0.005, metric: str = "micro_f1"
+def refiner_gate(ablation: Ablation, tolerance: float = GATE_TOLERANCE, metric: str = "micro_f1"
                  ) -> tuple[bool, str]:
     """Apply the refiner only if it lowers ``metric`` by at most ``tolerance`` on the test split.
 

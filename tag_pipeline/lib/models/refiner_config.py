@@ -7,6 +7,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+# How much test micro-F1 the refiner may cost and still be applied: none, so the served tags are
+# never less accurate than the tagger's own (measured on myntra, a refiner that gained 0.010
+# macro-F1 cost 0.0013 micro-F1 and the accuracy of four facets).
+GATE_TOLERANCE = 0.0
+
 
 @dataclass
 class RefinerConfig:
