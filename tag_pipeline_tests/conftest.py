@@ -16,6 +16,7 @@ from tag_pipeline.lib.catalog.profile import CatalogProfile, load_profile
 from tag_pipeline_tests.support import (
     BASIC_PROFILE,
     ProjectHome,
+    build_once,
     copy_home,
     home_env,
     prepare_home,
@@ -56,23 +57,17 @@ def con(tmp_path: Path):
 def trained_snapshot(tmp_path_factory) -> ProjectHome:
     """One project home per test session right after catalog_job, model_job and tags_job ran
     on the demo catalog (tiny model): a champion in its sqlite registry, tags in its warehouse.
-    Never used in place: ``trained_home`` and ``trained_home_copy`` are copies of it.
+    Never used in place: ``trained_home`` and ``trained_home_copy`` are copies of it. Built
+    once and shared by the pytest-xdist workers (``build_once``)."""
 
-    Under pytest-xdist the workers share it: the first that needs it builds it while holding
-    a file lock in their common temporary folder; the others wait, then read it."""
-    if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        return prepare_home(tmp_path_factory.mktemp("snapshot") / "home")
-    from filelock import FileLock
+    def build(folder: Path) -> None:
+        prepared = prepare_home(folder / "home")
+        (folder / "runs.json").write_text(json.dumps(prepared.runs), encoding="utf-8")
 
-    shared = tmp_path_factory.getbasetemp().parent
-    home, ready = shared / "snapshot" / "home", shared / "snapshot.json"
-    with FileLock(str(shared / "snapshot.lock")):
-        if ready.is_file():
-            return ProjectHome(home=home, env={**os.environ, **home_env(home)},
-                               runs=json.loads(ready.read_text(encoding="utf-8")))
-        prepared = prepare_home(home)
-        ready.write_text(json.dumps(prepared.runs), encoding="utf-8")
-        return prepared
+    folder = build_once(tmp_path_factory, "snapshot", build)
+    home = folder / "home"
+    return ProjectHome(home=home, env={**os.environ, **home_env(home)},
+                       runs=json.loads((folder / "runs.json").read_text(encoding="utf-8")))
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,6 +191,30 @@ def prepare_home(home: Path, *, jobs: tuple[str, ...] = ("catalog_job", "model_j
                     if not overrule.success:
                         raise RuntimeError(f"promote_model_job failed in {home}")
     return ProjectHome(home=home, env={**os.environ, **settings}, runs=runs)
+
+
+def build_once(tmp_path_factory: pytest.TempPathFactory, name: str,
+               build: Callable[[Path], None]) -> Path:
+    """The folder ``name`` that ``build(folder)`` filled, built once per test session.
+
+    Under pytest-xdist the workers share it: the first that needs it builds it while holding
+    a file lock in their common temporary folder; the others wait, then read it. A build that
+    raised leaves no ``.done`` marker, so the next worker tries again (and fails the same way,
+    naming the cause) instead of reading half a folder. Readers must not change the folder."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        folder = tmp_path_factory.mktemp(name) / name
+        build(folder)
+        return folder
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent
+    folder, done = shared / name, shared / f"{name}.done"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            build(folder)
+            done.touch()
+    return folder
 
 
 def copy_home(prepared: ProjectHome, home: Path) -> ProjectHome:

@@ -91,3 +91,38 @@ def write_png(path: Path, colour: tuple[int, int, int], size: int = 16) -> str:
     """A solid-colour PNG image; returns its path as a string."""
     Image.new("RGB", (size, size), colour).save(path, format="PNG")
     return str(path)
+
+
+# the tiny tagger the model tests share (conftest's ``tiny_tagger``): one epoch, seconds
+TINY_TAGGER = {"embedding_dim": 8, "lstm_units": 8, "cnn_filters": (4, 4, 4), "fused_dim": 16,
+               "image_size": 16, "seq_len": 16, "epochs": 1, "batch_size": 8,
+               "vocab_size": 300}
+TRAIN_ROWS = 24  # the first 24 products train it, the other 6 tune its thresholds
+AS_TRAINED = "as_trained.npz"  # its scores and thresholds before it was saved
+
+
+def train_tiny_tagger(image_paths: dict[int, str | None]):  # -> bundle.TaggerBundle
+    """One epoch of a tiny tagger on the bilingual catalog (photos at ``image_paths``),
+    thresholds tuned on validation. Keras is imported here, not when the module is."""
+    from tag_pipeline.lib.models.bundle import TaggerBundle, model_inputs
+    from tag_pipeline.lib.models.dataset import make_dataset
+    from tag_pipeline.lib.models.labels import build_label_space, encode_labels, sample_weights
+    from tag_pipeline.lib.models.tagger import TaggerConfig, train_tagger, tune_thresholds
+    from tag_pipeline.lib.models.text import learn_vocabulary, product_texts
+
+    config = TaggerConfig(**TINY_TAGGER)
+    products, labels = products_frame(image_paths), labels_frame()
+    train, val = products[:TRAIN_ROWS], products[TRAIN_ROWS:]
+    space = build_label_space(labels, train["product_id"], min_support=3)
+    vocab = learn_vocabulary(product_texts(train), config.vocab_size)
+    bundle = TaggerBundle(model=None, space=space, vocab=vocab, thresholds={}, config=config)
+    y_train = encode_labels(labels, train["product_id"], space)
+    y_val = encode_labels(labels, val["product_id"], space)
+    train_ds = make_dataset(train, y_train, bundle.tokenizer, config.image_size,
+                            config.batch_size, shuffle=True, seed=1,
+                            sample_weights=sample_weights(y_train, space))
+    val_ds = make_dataset(val, y_val, bundle.tokenizer, config.image_size, config.batch_size,
+                          sample_weights=sample_weights(y_val, space))
+    bundle.model, _ = train_tagger(train_ds, val_ds, space, config)
+    bundle.thresholds = tune_thresholds(bundle.scores(model_inputs(bundle, val)), y_val, space)
+    return bundle

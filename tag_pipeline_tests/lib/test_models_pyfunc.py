@@ -26,62 +26,33 @@ from tag_pipeline.lib.models.bundle import (
     tag_frame,
 )
 from tag_pipeline.lib.models.dataset import make_dataset
-from tag_pipeline.lib.models.labels import TAG_TYPES, build_label_space, encode_labels
-from tag_pipeline.lib.models.labels import sample_weights as weights_for
+from tag_pipeline.lib.models.labels import TAG_TYPES
 from tag_pipeline.lib.models.pyfunc import log_tagger
 from tag_pipeline.lib.models.tagger import (
     TaggerConfig,
     fold_batch_norm,
     scores_to_tags,
-    train_tagger,
-    tune_thresholds,
 )
-from tag_pipeline.lib.models.text import RESERVED_TOKENS, learn_vocabulary, product_texts
-from tag_pipeline_tests.lib.models_data import labels_frame, products_frame, write_png
+from tag_pipeline.lib.models.text import RESERVED_TOKENS, product_texts
+from tag_pipeline_tests.lib.models_data import AS_TRAINED, TINY_TAGGER, products_frame
 
 # these tests train taggers or refiners, or run whole jobs (make test-fast skips them)
 pytestmark = pytest.mark.slow
 
-TINY = TaggerConfig(embedding_dim=8, lstm_units=8, cnn_filters=(4, 4, 4), fused_dim=16,
-                    image_size=16, seq_len=16, epochs=1, batch_size=8, vocab_size=300)
+TINY = TaggerConfig(**TINY_TAGGER)
 NAME = "product_tagger"
 OUTPUT_COLUMNS = list(TAG_SCHEMA)
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("images")
-    bad = folder / "corrupt.png"
-    bad.write_bytes(b"\x89PNG\r\n\x1a\n but not really")
-    return {"blue": Path(write_png(folder / "blue.png", (0, 0, 255))),
-            "black": Path(write_png(folder / "black.png", (0, 0, 0))),
-            "corrupt": bad, "missing": folder / "absent.png"}
+def images(tiny_images) -> dict[str, Path]:
+    return tiny_images
 
 
 @pytest.fixture(scope="module")
-def trained(images) -> TaggerBundle:
-    """One epoch of a tiny tagger on the bilingual catalog, thresholds tuned on validation."""
-    products = products_frame({0: str(images["blue"]), 8: str(images["black"])})
-    labels = labels_frame()
-    train, val = products[:24], products[24:]
-    space = build_label_space(labels, train["product_id"], min_support=3)
-    vocab = learn_vocabulary(product_texts(train), TINY.vocab_size)
-    bundle = TaggerBundle(model=None, space=space, vocab=vocab, thresholds={}, config=TINY)
-    y_train = encode_labels(labels, train["product_id"], space)
-    y_val = encode_labels(labels, val["product_id"], space)
-    train_ds = make_dataset(train, y_train, bundle.tokenizer, 16, 8, shuffle=True, seed=1,
-                            sample_weights=weights_for(y_train, space))
-    val_ds = make_dataset(val, y_val, bundle.tokenizer, 16, 8,
-                          sample_weights=weights_for(y_val, space))
-    bundle.model, _ = train_tagger(train_ds, val_ds, space, TINY)
-    val_scores = bundle.scores(model_inputs(bundle, val))
-    bundle.thresholds = tune_thresholds(val_scores, y_val, space)
-    return bundle
-
-
-@pytest.fixture(scope="module")
-def bundle_dir(trained, tmp_path_factory) -> Path:
-    return save_bundle(trained, tmp_path_factory.mktemp("bundle") / "tagger")
+def bundle_dir(tiny_tagger_dir) -> Path:
+    """The session's tiny tagger as ``save_bundle`` wrote it (read only)."""
+    return tiny_tagger_dir / "bundle"
 
 
 @pytest.fixture(scope="module")
@@ -129,28 +100,34 @@ def assert_same_tags(a: pl.DataFrame | pd.DataFrame, b: pl.DataFrame | pd.DataFr
     np.testing.assert_allclose(a["score"].to_numpy(), b["score"].to_numpy(), rtol=0, atol=1e-6)
 
 
-def test_bundle_round_trip_gives_identical_scores(trained, bundle_dir, loaded):
+def test_bundle_round_trip_gives_identical_scores(tiny_tagger_dir, bundle_dir, loaded,
+                                                  tmp_path):
     assert sorted(p.name for p in bundle_dir.iterdir()) == sorted(BUNDLE_FILES)
     lines = (bundle_dir / "vocab.txt").read_text(encoding="utf-8").split("\n")
     assert tuple(lines[:4]) == RESERVED_TOKENS and "红" in lines and lines[-1] == ""
-    assert loaded.vocab == trained.vocab and loaded.space == trained.space
     assert loaded.config == TINY
-    assert loaded.thresholds.keys() == trained.thresholds.keys()
-    for name, thr in trained.thresholds.items():
-        np.testing.assert_array_equal(loaded.thresholds[name], thr)
+    # what the model gave right after training, before it was saved
+    as_trained = np.load(tiny_tagger_dir / AS_TRAINED)
+    assert {k.split("|", 1)[1] for k in as_trained.files if k.startswith("thresholds|")} == set(
+        loaded.thresholds)
+    for name, thr in loaded.thresholds.items():
+        np.testing.assert_array_equal(thr, as_trained[f"thresholds|{name}"])
 
     products = products_frame()
     batch = model_inputs(loaded, products)
-    before, after = trained.scores(batch), loaded.scores(batch)
-    assert before.keys() == after.keys() == set(loaded.space.head_names)
-    for name in before:
-        np.testing.assert_array_equal(before[name], after[name])
-    assert tag_frame(trained, products).equals(tag_frame(loaded, products))
+    after = loaded.scores(batch)
+    assert after.keys() == set(loaded.space.head_names)
+    for name in after:
+        np.testing.assert_array_equal(after[name], as_trained[f"scores|{name}"])
+    # saved again and loaded again: the same files, vocabulary, label space and tags
+    again = load_bundle(save_bundle(loaded, tmp_path / "again"))
+    assert again.vocab == loaded.vocab and again.space == loaded.space
+    assert tag_frame(again, products).equals(tag_frame(loaded, products))
     # traced (as for large frames) or eager, the tokens and scores agree
-    trained.compile()
-    np.testing.assert_array_equal(trained.tokenize(product_texts(products)), batch["tokens"])
-    compiled = trained.scores(batch)
-    for name in before:
+    again.compile()
+    np.testing.assert_array_equal(again.tokenize(product_texts(products)), batch["tokens"])
+    compiled = again.scores(batch)
+    for name in after:
         np.testing.assert_allclose(compiled[name], after[name], rtol=0, atol=1e-6)
 
 

@@ -12,16 +12,13 @@ import polars as pl
 import pytest
 
 from tag_pipeline.lib.models.bundle import TAG_SCHEMA, TaggerBundle, model_inputs, save_bundle
-from tag_pipeline.lib.models.dataset import make_dataset
 from tag_pipeline.lib.models.labels import (
     SOFTMAX,
     Head,
     LabelSpace,
     TagClass,
-    build_label_space,
     encode_labels,
 )
-from tag_pipeline.lib.models.labels import sample_weights as weights_for
 from tag_pipeline.lib.models.refiner import (
     REFINED_SCHEMA,
     Ablation,
@@ -42,36 +39,21 @@ from tag_pipeline.lib.models.refiner import (
 )
 from tag_pipeline.lib.models.refiner_pyfunc import log_refiner
 from tag_pipeline.lib.models.scoring import apply_thresholds
-from tag_pipeline.lib.models.tagger import TaggerConfig, train_tagger, tune_thresholds
-from tag_pipeline.lib.models.text import learn_vocabulary, product_texts
-from tag_pipeline_tests.lib.models_data import labels_frame, products_frame
+from tag_pipeline.lib.models.tagger import TaggerConfig
+from tag_pipeline_tests.lib.models_data import TINY_TAGGER, labels_frame, products_frame
 
 # these tests train taggers or refiners, or run whole jobs (make test-fast skips them)
 pytestmark = pytest.mark.slow
 
-TINY = TaggerConfig(embedding_dim=8, lstm_units=8, cnn_filters=(4, 4, 4), fused_dim=16,
-                    image_size=16, seq_len=16, epochs=1, batch_size=8, vocab_size=300)
+TINY = TaggerConfig(**TINY_TAGGER)
 TINY_REFINER = RefinerConfig(noise_dim=4, hidden_dim=16, epochs=2, batch_size=8,
                              noise_samples=3, seed=7)
 
 
 @pytest.fixture(scope="module")
-def tagger() -> TaggerBundle:
-    """One epoch of a tiny tagger on the bilingual catalog, thresholds tuned on validation."""
-    products, labels = products_frame(), labels_frame()
-    train, val = products[:24], products[24:]
-    space = build_label_space(labels, train["product_id"], min_support=3)
-    vocab = learn_vocabulary(product_texts(train), TINY.vocab_size)
-    bundle = TaggerBundle(model=None, space=space, vocab=vocab, thresholds={}, config=TINY)
-    y_train = encode_labels(labels, train["product_id"], space)
-    y_val = encode_labels(labels, val["product_id"], space)
-    train_ds = make_dataset(train, y_train, bundle.tokenizer, 16, 8, shuffle=True, seed=1,
-                            sample_weights=weights_for(y_train, space))
-    val_ds = make_dataset(val, y_val, bundle.tokenizer, 16, 8,
-                          sample_weights=weights_for(y_val, space))
-    bundle.model, _ = train_tagger(train_ds, val_ds, space, TINY)
-    bundle.thresholds = tune_thresholds(bundle.scores(model_inputs(bundle, val)), y_val, space)
-    return bundle
+def tagger(tiny_tagger) -> TaggerBundle:
+    """The session's tiny tagger (one epoch on the bilingual catalog)."""
+    return tiny_tagger
 
 
 @pytest.fixture(scope="module")
