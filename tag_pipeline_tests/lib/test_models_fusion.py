@@ -1,5 +1,6 @@
-"""Late fusion of the two backends: never below the better backend on validation, by
-construction; prior adjustment; the linear backend's calibration keeps its decisions."""
+"""Late fusion of the backends: never below the better backend on validation, by
+construction; prior adjustment; the embedding backend mixed in only where it gains; the linear
+backend's calibration keeps its decisions."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tag_pipeline.lib.models.baseline import (
 )
 from tag_pipeline.lib.models.fusion import (
     CNN,
+    EMBEDDING,
     LINEAR,
     Fusion,
     combine_head,
@@ -206,3 +208,70 @@ def test_a_macro_gain_may_not_cost_accuracy():
     assert h.weight < 1.0
     assert (fused.argmax(1)[cls == 2] == 2).all()
     assert h.objective > h.backend_objectives[CNN]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_embedding_backend_is_mixed_in_only_where_validation_gains(seed):
+    # step 0: the embedding backend mixed into the linear one. An informative embedding
+    # backend with independent errors earns a weight, and the fused head is never below the
+    # linear backend alone; a noise backend is kept out.
+    rng = np.random.default_rng(100 + seed)
+    n = 400
+    cls = rng.choice(3, n, p=[0.6, 0.3, 0.1])
+    y_soft = np.eye(3)[cls]
+    y_sig = (rng.random((n, 2)) < [0.2, 0.3]).astype(float)
+    targets = {SOFT.name: y_soft, SIG.name: y_sig}
+    backends = {CNN: {SOFT.name: rng.dirichlet(np.ones(3), n), SIG.name: rng.random((n, 2))},
+                LINEAR: {SOFT.name: _noisy(y_soft, rng, 1.6, True),
+                         SIG.name: _noisy(y_sig, rng, 1.6, False)},
+                EMBEDDING: {SOFT.name: _noisy(y_soft, rng, 1.6, True),
+                            SIG.name: _noisy(y_sig, rng, 1.6, False)}}
+    fusion = tune_fusion(backends, targets, SPACE)
+    fused = fuse(fusion, backends, SPACE)
+    soft, sig = fusion.heads[SOFT.name], fusion.heads[SIG.name]
+    assert soft.embedding_weight > 0 and sig.embedding_weight > 0 and fusion.uses_embeddings
+    assert set(soft.backend_objectives) == {CNN, LINEAR, EMBEDDING}
+    margin = 1.0 / n
+    assert softmax_objective(fused[SOFT.name], y_soft, 0.0) >= softmax_objective(
+        backends[LINEAR][SOFT.name], y_soft, 0.0) - margin - 1e-12
+    assert soft.objective >= soft.backend_objectives[LINEAR] + margin
+    assert sig.objective >= sig.backend_objectives[LINEAR] + margin
+    # the fused scores need the embedding backend's scores, and say so
+    with pytest.raises(ValueError, match="scores of backend 'embedding' are missing"):
+        fuse(fusion, {CNN: backends[CNN], LINEAR: backends[LINEAR]}, SPACE)
+    again = Fusion.from_dict(fusion.to_dict())
+    assert again.heads == fusion.heads
+
+
+def test_a_noise_embedding_backend_is_kept_out():
+    # a backend of pure noise: the validation rules keep it out (a light mix can smooth
+    # the linear backend's scores enough to gain on both halves: allowed, never a loss)
+    kept_out = 0
+    for seed in range(8):
+        rng = np.random.default_rng(200 + seed)
+        n = 400
+        cls = rng.choice(3, n, p=[0.6, 0.3, 0.1])
+        y_soft = np.eye(3)[cls]
+        y_sig = (rng.random((n, 2)) < [0.2, 0.3]).astype(float)
+        targets = {SOFT.name: y_soft, SIG.name: y_sig}
+        backends = {CNN: {SOFT.name: rng.dirichlet(np.ones(3), n),
+                          SIG.name: rng.random((n, 2))},
+                    LINEAR: {SOFT.name: _noisy(y_soft, rng, 1.6, True),
+                             SIG.name: _noisy(y_sig, rng, 1.6, False)},
+                    EMBEDDING: {SOFT.name: rng.dirichlet(np.ones(3), n),
+                                SIG.name: rng.random((n, 2))}}
+        fusion = tune_fusion(backends, targets, SPACE)
+        fused = fuse(fusion, backends, SPACE)
+        assert softmax_objective(fused[SOFT.name], y_soft, 0.0) >= softmax_objective(
+            backends[LINEAR][SOFT.name], y_soft, 0.0) - 1.0 / n - 1e-12
+        for h in fusion.heads.values():
+            assert h.objective >= h.backend_objectives[LINEAR] - 1e-12
+        if not fusion.uses_embeddings:
+            kept_out += 1
+            # then the fusion is the one tuned without the backend
+            without = tune_fusion({b: backends[b] for b in (CNN, LINEAR)}, targets, SPACE)
+            for name, h in fusion.heads.items():
+                assert (h.weight, h.prior_power) == (without.heads[name].weight,
+                                                     without.heads[name].prior_power)
+                assert h.objective == pytest.approx(without.heads[name].objective)
+    assert kept_out >= 7

@@ -20,6 +20,7 @@ def test_defaults_live_in_the_project_home(tmp_path):
     assert settings.mlflow_artifacts == (home / "mlflow" / "artifacts").as_uri()
     assert settings.pseudonym_key_file == home / "secrets" / "pseudonym.key"
     assert settings.landing_dir == home / "landing"
+    assert settings.embedding_cache == str(home / "embeddings.sqlite")
     assert settings.profile == "demo" and settings.mlflow_ui_url == "http://127.0.0.1:5000"
     assert not settings.pseudonym_key_set and settings.dagster_pg_url is None
 

@@ -41,6 +41,7 @@ class TagModelConfig(dg.Config):
     linear_c: float | None = None
     linear_crosses: bool | None = None
     fusion_macro_weight: float | None = None
+    text_embeddings: str | None = None
 
 
 class TagModelEvaluationConfig(dg.Config):
@@ -127,6 +128,12 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
             mlflow_lib.log_param("linear_crossed_heads", ", ".join(crossed) or "none")
             context.log.info("linear backend: feature crosses kept for "
                              f"{', '.join(crossed) or 'no head'} (validation)")
+        if trained.embedding is not None:
+            mixed = sorted(n for n, h in trained.fusion.heads.items() if h.embedding_weight)
+            mlflow_lib.log_param("embedding_heads", ", ".join(mixed) or "none")
+            context.log.info(f"embedding backend ({trained.embedding.encoder}, "
+                             f"{trained.embedding_seconds:.0f} s): mixed into "
+                             f"{', '.join(mixed) or 'no head'} (validation)")
         with tempfile.TemporaryDirectory(prefix="tagger_") as tmp:
             bundle_dir = save_bundle(trained.bundle(), Path(tmp) / "bundle")
             curve = plot_training_curve(trained.history, Path(tmp) / "training_curve.png")
@@ -163,6 +170,8 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
         "best_val_loss": round(best, 4),
         "vocabulary_size": len(trained.vocab),
         "linear_backend_seconds": round(trained.linear_seconds, 1),
+        **({"embedding_backend_seconds": round(trained.embedding_seconds, 1)}
+           if trained.embedding is not None else {}),
         "feature_columns": ", ".join(c.name for c in trained.feature_columns) or "none",
         **({"fusion": dg.MetadataValue.md(fusion_table(trained.fusion, trained.linear))}
            if trained.fusion is not None else {}),
@@ -175,6 +184,8 @@ def fusion_table(fusion, linear=None) -> str:
     feature crosses (with its validation objective without and with them), as Markdown."""
     selection = linear.cross_selection if linear is not None else {}
     rows = [{"head": name, "cnn_bilstm weight": h.weight, "prior power": h.prior_power,
+             **({"embedding weight": h.embedding_weight} if fusion.uses_embeddings or any(
+                 "embedding" in g.backend_objectives for g in fusion.heads.values()) else {}),
              "val objective fused": round(h.objective, 4),
              **{f"val objective {b}": round(v, 4) for b, v in h.backend_objectives.items()},
              "linear crosses": ("yes" if name in linear.cross_classifiers else "no")

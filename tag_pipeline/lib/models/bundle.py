@@ -12,7 +12,10 @@ A bundle folder holds everything needed to tag products the way the model was ev
   backend, ``baseline.BaselineTagger``), ``fusion.json`` (per-head fusion settings and each
   backend's own thresholds, for the ablation) and ``inputs.json`` (the feature columns the
   models read, ``catalog_features``). ``thresholds.json`` then holds the thresholds of the
-  fused scores. A bundle without them is the CNN + BiLSTM alone.
+  fused scores. A bundle without them is the CNN + BiLSTM alone;
+- optional, where the fusion uses it: ``embedding.joblib`` (the embedding backend,
+  ``embeddings.EmbeddingBackend``: logistic regressions on pretrained sentence vectors; the
+  vectors of a text come from the embedding cache, or are encoded once and cached).
 
 ``tag_frame`` preprocesses with the functions the training pipeline (``make_dataset``) maps:
 ``product_texts`` through the bundle's tokenizer, and ``images.read_image``, the reader behind
@@ -58,7 +61,7 @@ from tag_pipeline.lib.models.catalog_features import (
     columns_to_json,
     with_feature_text,
 )
-from tag_pipeline.lib.models.fusion import CNN, LINEAR, Fusion, fuse
+from tag_pipeline.lib.models.fusion import CNN, EMBEDDING, LINEAR, Fusion, fuse
 from tag_pipeline.lib.models.images import read_image
 from tag_pipeline.lib.models.labels import LabelSpace
 from tag_pipeline.lib.models.scoring import given_tags, space_classes
@@ -72,6 +75,7 @@ THRESHOLDS_FILE = "thresholds.json"
 CONFIG_FILE = "config.json"
 BUNDLE_FILES = (MODEL_FILE, VOCAB_FILE, SPACE_FILE, THRESHOLDS_FILE, CONFIG_FILE)
 LINEAR_FILE = "linear.joblib"
+EMBEDDING_FILE = "embedding.joblib"
 FUSION_FILE = "fusion.json"
 INPUTS_FILE = "inputs.json"
 
@@ -190,6 +194,8 @@ class TaggerBundle:
     feature_columns: tuple[FeatureColumn, ...] = ()
     # the text columns its training products had (None: not recorded, an older bundle)
     text_columns: tuple[str, ...] | None = None
+    # the embedding backend (embeddings.EmbeddingBackend), where the fusion mixes it in
+    embedding: Any = None
     _tokenizer: Any = field(default=None, init=False, repr=False)
     _forward: _Forward | None = field(default=None, init=False, repr=False)
     _batches: int = field(default=0, init=False, repr=False)
@@ -309,6 +315,12 @@ class TaggerBundle:
                 raise ValueError("a fused tagger bundle needs the linear backend's scores in "
                                  "the inputs (key 'linear'): build them with model_inputs")
             backends[LINEAR] = x["linear"]
+            if self.embedding is not None:
+                if "embedding" not in x:
+                    raise ValueError("this tagger bundle fuses the embedding backend: its "
+                                     "scores must be in the inputs (key 'embedding'): build "
+                                     "them with model_inputs")
+                backends[EMBEDDING] = x["embedding"]
         return backends
 
     def _cnn_scores(self, x: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -376,6 +388,11 @@ def _check_bundle(bundle: TaggerBundle, where: str) -> None:
         bundle.fusion.check(bundle.space, where)
         if bundle.linear.space != bundle.space:
             raise ValueError(f"{where}: the linear backend was trained on another label space")
+        if bundle.fusion.uses_embeddings and bundle.embedding is None:
+            raise ValueError(f"{where}: the fusion mixes in the embedding backend, which the "
+                             f"bundle lacks ({EMBEDDING_FILE})")
+    if bundle.embedding is not None and bundle.embedding.space != bundle.space:
+        raise ValueError(f"{where}: the embedding backend was trained on another label space")
 
 
 def save_bundle(bundle: TaggerBundle, directory: Path) -> Path:
@@ -405,6 +422,8 @@ def save_bundle(bundle: TaggerBundle, directory: Path) -> Path:
         import joblib
 
         joblib.dump(bundle.linear, directory / LINEAR_FILE)
+        if bundle.embedding is not None:
+            joblib.dump(bundle.embedding, directory / EMBEDDING_FILE)
         backend_thresholds = {
             b: {h: [float(t) for t in np.asarray(v).ravel()] for h, v in thr.items()}
             for b, thr in bundle.backend_thresholds.items()}
@@ -469,7 +488,7 @@ def load_bundle(directory: Path | str) -> TaggerBundle:
                 text_columns = tuple(str(c) for c in inputs["text_columns"])
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"tagger bundle file {directory / INPUTS_FILE}: {exc}") from exc
-    linear = fusion = None
+    linear = fusion = embedding = None
     backend_thresholds: dict[str, dict[str, np.ndarray]] = {}
     if (directory / FUSION_FILE).is_file():
         import joblib
@@ -486,10 +505,13 @@ def load_bundle(directory: Path | str) -> TaggerBundle:
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"tagger bundle file {directory / FUSION_FILE}: {exc!r}") from exc
         linear = joblib.load(directory / LINEAR_FILE)
+        if (directory / EMBEDDING_FILE).is_file():
+            embedding = joblib.load(directory / EMBEDDING_FILE)
     bundle = TaggerBundle(model=model, space=space, vocab=vocab, thresholds=thresholds,
                           config=config, linear=linear, fusion=fusion,
                           backend_thresholds=backend_thresholds,
-                          feature_columns=feature_columns, text_columns=text_columns)
+                          feature_columns=feature_columns, text_columns=text_columns,
+                          embedding=embedding)
     _check_bundle(bundle, f"tagger bundle folder {directory}")
     return bundle
 
@@ -570,6 +592,11 @@ def model_inputs(bundle: TaggerBundle, products: pl.DataFrame) -> dict[str, np.n
          "has_text": has_usable_text(frame)}
     if bundle.linear is not None:
         x["linear"] = bundle.linear_scores(frame)
+    if bundle.embedding is not None:
+        from tag_pipeline.lib.models.embeddings import default_cache, embedding_texts, encode
+
+        x["embedding"] = bundle.embedding.scores(encode(
+            embedding_texts(frame), bundle.embedding.encoder, default_cache()))
     return x
 
 

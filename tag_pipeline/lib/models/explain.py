@@ -244,6 +244,10 @@ def _score_chunk(bundle: TaggerBundle, chunk: _Chunk, batch_size: int
                  "image_mask": x["image_mask"][products]}
         if chunk.variant_linear is not None:
             batch["linear"] = {name: s[rows] for name, s in chunk.variant_linear.items()}
+        if "embedding" in x:
+            # the embedding backend keeps the product's own scores: encoding every variant
+            # would cost about 25 ms each; the support comes from the other backends
+            batch["embedding"] = {name: s[products] for name, s in x["embedding"].items()}
         out = bundle.scores(batch)
         for name, s in out.items():
             variant[name][rows] = s

@@ -37,6 +37,7 @@ from tag_pipeline.lib.models.scoring import THRESHOLD_GRID, best_thresholds
 
 CNN = "cnn_bilstm"
 LINEAR = "linear"
+EMBEDDING = "embedding"  # optional: pretrained sentence vectors (``embeddings``)
 BACKENDS = (CNN, LINEAR)
 WEIGHT_GRID = np.round(np.arange(0.0, 1.0001, 0.1), 2)
 PRIOR_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -52,6 +53,8 @@ class HeadFusion:
     prior_power: float
     objective: float
     backend_objectives: dict[str, float]
+    # weight of the embedding backend mixed into the linear one before the rest (0: none)
+    embedding_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,18 @@ class Fusion:
     log_prior: dict[str, np.ndarray]
     macro_weight: float
 
+    @property
+    def uses_embeddings(self) -> bool:
+        """Whether any head mixes in the embedding backend."""
+        return any(h.embedding_weight > 0 for h in self.heads.values())
+
     def to_dict(self) -> dict:
         """A JSON-ready dict (see ``from_dict``)."""
         return {"macro_weight": self.macro_weight,
                 "heads": {name: {"weight": h.weight, "prior_power": h.prior_power,
                                  "objective": h.objective,
-                                 "backend_objectives": h.backend_objectives}
+                                 "backend_objectives": h.backend_objectives,
+                                 "embedding_weight": h.embedding_weight}
                           for name, h in self.heads.items()},
                 "log_prior": {name: [float(v) for v in p] for name, p in self.log_prior.items()}}
 
@@ -77,7 +86,8 @@ class Fusion:
         heads = {name: HeadFusion(weight=float(h["weight"]), prior_power=float(h["prior_power"]),
                                   objective=float(h["objective"]),
                                   backend_objectives={k: float(v) for k, v in
-                                                      h["backend_objectives"].items()})
+                                                      h["backend_objectives"].items()},
+                                  embedding_weight=float(h.get("embedding_weight", 0.0)))
                  for name, h in data["heads"].items()}
         return cls(heads=heads, macro_weight=float(data["macro_weight"]),
                    log_prior={k: np.asarray(v, np.float64) for k, v in data["log_prior"].items()})
@@ -122,9 +132,25 @@ def combine_head(kind: str, cnn: np.ndarray, linear: np.ndarray, weight: float,
     return _softmax(z).astype(np.float32)
 
 
+def text_scores(fusion: Fusion, backend_scores: Mapping[str, Mapping[str, np.ndarray]],
+                head_name: str, kind: str) -> np.ndarray:
+    """A head's text-backend scores: the linear backend's, with the embedding backend's mixed
+    in (same rule as ``combine_head``, without prior) where the fusion gives it a weight."""
+    v = fusion.heads[head_name].embedding_weight
+    linear = backend_scores[LINEAR][head_name]
+    if not v:
+        return linear
+    if EMBEDDING not in backend_scores:
+        raise ValueError(f"fusion mixes the embedding backend into head {head_name!r}; the "
+                         f"scores of backend {EMBEDDING!r} are missing (got "
+                         f"{sorted(backend_scores)})")
+    return combine_head(kind, backend_scores[EMBEDDING][head_name], linear, v)
+
+
 def fuse(fusion: Fusion, backend_scores: Mapping[str, Mapping[str, np.ndarray]],
          space: LabelSpace) -> dict[str, np.ndarray]:
-    """Fused scores per head from ``{backend: {head: scores}}`` (both backends required)."""
+    """Fused scores per head from ``{backend: {head: scores}}`` (the CNN + BiLSTM's and the
+    linear backend's required; the embedding backend's where the fusion uses it)."""
     missing = [b for b in BACKENDS if b not in backend_scores]
     if missing:
         raise ValueError(f"fusion needs the scores of backend(s) {missing}; "
@@ -133,8 +159,8 @@ def fuse(fusion: Fusion, backend_scores: Mapping[str, Mapping[str, np.ndarray]],
     for head in space.heads:
         h = fusion.heads[head.name]
         out[head.name] = combine_head(head.kind, backend_scores[CNN][head.name],
-                                      backend_scores[LINEAR][head.name], h.weight,
-                                      h.prior_power, fusion.log_prior.get(head.name))
+                                      text_scores(fusion, backend_scores, head.name, head.kind),
+                                      h.weight, h.prior_power, fusion.log_prior.get(head.name))
     return out
 
 
@@ -208,11 +234,23 @@ def tune_fusion(backend_scores: Mapping[str, Mapping[str, np.ndarray]],
                          "so each backend alone is a candidate")
     log_prior = class_log_prior(space)
     objectives: dict[str, Callable[[np.ndarray, float, float], float]] = {}
+    embedding_weights: dict[str, float] = {}
+    alone: dict[str, dict[str, float]] = {}  # each backend's own objective, per head
     n_rows = 0
     for head in space.heads:
         cnn, lin = backend_scores[CNN][head.name], backend_scores[LINEAR][head.name]
         y = np.asarray(targets[head.name])
         n_rows = len(y)
+        alone[head.name] = {b: _objective(head.kind, backend_scores[b][head.name], y,
+                                          macro_weight)
+                            for b in (LINEAR, CNN, EMBEDDING) if b in backend_scores}
+        if EMBEDDING in backend_scores:
+            # step 0: the text backend is the linear one with the embeddings mixed in
+            v = _embedding_weight(head.kind, backend_scores[EMBEDDING][head.name], lin, y,
+                                  weights, macro_weight)
+            embedding_weights[head.name] = v
+            if v:
+                lin = combine_head(head.kind, backend_scores[EMBEDDING][head.name], lin, v)
 
         def objective(rows: np.ndarray, w: float, tau: float, head=head, cnn=cnn, lin=lin,
                       y=y, macro: float = macro_weight) -> float:
@@ -270,8 +308,54 @@ def tune_fusion(backend_scores: Mapping[str, Mapping[str, np.ndarray]],
             if cnn_alone - value > margin:
                 weight, value = 1.0, cnn_alone
         heads[head.name] = HeadFusion(weight=weight, prior_power=tau, objective=float(value),
-                                      backend_objectives={LINEAR: linear, CNN: cnn_alone})
+                                      backend_objectives=alone[head.name],
+                                      embedding_weight=embedding_weights.get(head.name, 0.0))
     return Fusion(heads=heads, log_prior=log_prior, macro_weight=macro_weight)
+
+
+def _objective(kind: str, scores: np.ndarray, y: np.ndarray, macro_weight: float) -> float:
+    return (softmax_objective(scores, y, macro_weight) if kind == SOFTMAX
+            else sigmoid_objective(scores, y))
+
+
+def _embedding_weight(kind: str, embedding: np.ndarray, linear: np.ndarray, y: np.ndarray,
+                      weights: np.ndarray, macro_weight: float) -> float:
+    """Step 0 of ``tune_fusion``: the embedding backend's weight in a head's text backend.
+
+    The weight (of ``weights``, 0 = the linear backend alone) with the best objective among
+    those that lose at most one validation product of accuracy to the linear backend alone
+    (a softmax head); kept only when it beats the linear backend alone by more than one
+    product's worth and the weight chosen on either half of the rows gains on the other."""
+    def g(rows: np.ndarray, v: float, macro: float = macro_weight) -> float:
+        return _objective(kind, combine_head(kind, embedding[rows], linear[rows], v), y[rows],
+                          macro)
+
+    every = np.arange(len(y))
+    base = g(every, 0.0)
+    if base != base:  # no validation truth
+        return 0.0
+    known = int((np.asarray(y) > 0).any(axis=1).sum()) if kind == SOFTMAX else len(y)
+    margin = 1.0 / max(known, 1)
+    floor = g(every, 0.0, 0.0) - margin - 1e-12 if kind == SOFTMAX else -np.inf
+
+    def best(rows: np.ndarray) -> tuple[float, float]:
+        top = (0.0, g(rows, 0.0))
+        for v in weights:
+            if v > 0 and (rows is not every or g(rows, float(v), 0.0) >= floor):
+                value = g(rows, float(v))
+                if value > top[1] + 1e-12:
+                    top = (float(v), value)
+        return top
+
+    v, value = best(every)
+    if value - base <= margin:
+        return 0.0
+    halves = (every[0::2], every[1::2])
+    for pick, check in (halves, halves[::-1]):
+        chosen = best(pick)[0]
+        if not g(check, chosen) > g(check, 0.0) + 1e-12:
+            return 0.0
+    return v
 
 
 def _softmax_setting(f: Callable[..., float], every: np.ndarray,

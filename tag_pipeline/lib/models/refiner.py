@@ -84,7 +84,7 @@ from tag_pipeline.lib.models.bundle import (
     product_frame,
     read_json,
 )
-from tag_pipeline.lib.models.fusion import CNN, LINEAR
+from tag_pipeline.lib.models.fusion import CNN, EMBEDDING, LINEAR
 from tag_pipeline.lib.models.labels import (
     SIGMOID,
     SOFTMAX,
@@ -634,6 +634,8 @@ def tagger_outputs(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int
                               for h in bundle.space.heads}}
             if "linear" in x:
                 backends[LINEAR] = x["linear"]
+            if "embedding" in x:
+                backends[EMBEDDING] = x["embedding"]
             for name, value in bundle.combine(backends, x.get("has_text")).items():
                 scores[name].append(np.asarray(value, np.float32))
     return np.concatenate(embeddings), {k: np.concatenate(v) for k, v in scores.items()}

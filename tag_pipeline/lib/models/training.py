@@ -31,7 +31,7 @@ from tag_pipeline.lib.models.catalog_features import (
     FeatureColumn,
     with_feature_text,
 )
-from tag_pipeline.lib.models.fusion import CNN, LINEAR, Fusion, fuse, tune_fusion
+from tag_pipeline.lib.models.fusion import CNN, EMBEDDING, LINEAR, Fusion, fuse, tune_fusion
 from tag_pipeline.lib.models.labels import (
     SOFTMAX,
     LabelSpace,
@@ -146,6 +146,9 @@ class TrainedTagger:
     linear_seconds: float = 0.0
     # the text columns training products had (None: not recorded)
     text_columns: tuple[str, ...] | None = None
+    # the optional embedding backend (``embeddings``; config ``text_embeddings``)
+    embedding: object | None = None  # embeddings.EmbeddingBackend
+    embedding_seconds: float = 0.0
 
     def bundle(self):  # -> bundle.TaggerBundle (keras is imported only where it is used)
         """The trained tagger as a bundle (``bundle.save_bundle`` writes it)."""
@@ -155,7 +158,7 @@ class TrainedTagger:
                             thresholds=self.thresholds, config=self.config, linear=self.linear,
                             fusion=self.fusion, backend_thresholds=self.backend_thresholds,
                             feature_columns=self.feature_columns,
-                            text_columns=self.text_columns)
+                            text_columns=self.text_columns, embedding=self.embedding)
 
     @classmethod
     def from_bundle(cls, bundle) -> TrainedTagger:
@@ -164,7 +167,8 @@ class TrainedTagger:
                    thresholds=bundle.thresholds, config=bundle.config, history={},
                    linear=bundle.linear, fusion=bundle.fusion,
                    backend_thresholds=bundle.backend_thresholds,
-                   feature_columns=bundle.feature_columns, text_columns=bundle.text_columns)
+                   feature_columns=bundle.feature_columns, text_columns=bundle.text_columns,
+                   embedding=bundle.embedding)
 
 
 def train_model(features: FeatureSet, config: object,
@@ -227,15 +231,48 @@ def train_model(features: FeatureSet, config: object,
     linear_val = baseline_scores(linear, val)
     linear_seconds = time.perf_counter() - started
     backends = {CNN: val_scores, LINEAR: linear_val}
+    backend_thresholds = {CNN: cnn_thresholds,
+                          LINEAR: tune_thresholds(linear_val, y_val, space)}
+    embedding, embedding_seconds = None, 0.0
+    encoder = getattr(config, "text_embeddings", "")
+    if encoder:
+        started = time.perf_counter()
+        embedding = train_embeddings(features, encoder, seed=config.seed)
+        backends[EMBEDDING] = embedding_scores(embedding, val)
+        backend_thresholds[EMBEDDING] = tune_thresholds(backends[EMBEDDING], y_val, space)
+        embedding_seconds = time.perf_counter() - started
     fusion = tune_fusion(backends, y_val, space, macro_weight=config.fusion_macro_weight)
     thresholds = tune_thresholds(fuse(fusion, backends, space), y_val, space)
     return TrainedTagger(model=model, space=space, vocab=vocab, thresholds=thresholds,
                          config=config, history=history, epoch_seconds=epoch_seconds,
-                         linear=linear, fusion=fusion,
-                         backend_thresholds={CNN: cnn_thresholds,
-                                             LINEAR: tune_thresholds(linear_val, y_val, space)},
+                         linear=linear, fusion=fusion, backend_thresholds=backend_thresholds,
                          feature_columns=features.feature_columns,
-                         linear_seconds=linear_seconds, text_columns=features.text_columns())
+                         linear_seconds=linear_seconds, text_columns=features.text_columns(),
+                         embedding=embedding, embedding_seconds=embedding_seconds)
+
+
+def train_embeddings(features: FeatureSet, encoder: str, seed: int = 42):
+    """The embedding backend (``embeddings.EmbeddingBackend``) fitted on the training split's
+    text vectors (read from, or written to, the project's embedding cache)."""
+    from tag_pipeline.lib.models.embeddings import (
+        default_cache,
+        embedding_texts,
+        encode,
+        train_embedding_backend,
+    )
+
+    train = features.split("train")
+    vectors = encode(embedding_texts(train), encoder, default_cache())
+    return train_embedding_backend(vectors, features.targets["train"], features.space, encoder,
+                                   seed=seed)
+
+
+def embedding_scores(embedding, products: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The embedding backend's scores of products (vectors from the project's cache)."""
+    from tag_pipeline.lib.models.embeddings import default_cache, embedding_texts, encode
+
+    return embedding.scores(encode(embedding_texts(products), embedding.encoder,
+                                   default_cache()))
 
 
 def train_linear(features: FeatureSet, seed: int = 42, c: float = 0.5,
@@ -346,6 +383,8 @@ def backend_test_scores(trained: TrainedTagger, products: pl.DataFrame
     out = {CNN: score_products(trained, products)}
     if trained.linear is not None:
         out[LINEAR] = baseline_scores(trained.linear, products)
+    if trained.embedding is not None:
+        out[EMBEDDING] = embedding_scores(trained.embedding, products)
     return out
 
 
@@ -385,8 +424,8 @@ def evaluate_on_test(trained: TrainedTagger, features: FeatureSet,
     models = [(TAGGER, tagger_scores, trained.thresholds, True)]
     if trained.fusion is not None:
         models.append((TAGGER_FLAT, tagger_scores, trained.thresholds, False))
-        for backend in (CNN, LINEAR):
-            if backend in trained.backend_thresholds:
+        for backend in (CNN, LINEAR, EMBEDDING):
+            if backend in trained.backend_thresholds and backend in backends:
                 models.append((backend, backends[backend], trained.backend_thresholds[backend],
                                False))
     models.append((BASELINE, baseline_test, baseline_thresholds, False))
