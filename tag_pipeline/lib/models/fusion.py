@@ -1,9 +1,11 @@
 """Late fusion of the tagger's backends, per head, tuned on the validation split.
 
-The fused tagger combines two backends that see the same product: the CNN + BiLSTM
-(``tagger``; text tokens and the photo) and the calibrated linear n-gram model (``baseline``;
-TF-IDF of the text and the feature words). Their scores per head are combined as in Annif's
-ensembles and the late-fusion winners of the SIGIR eCom 2020 multimodal challenge:
+The fused tagger combines backends that see the same product: the CNN + BiLSTM (``tagger``;
+text tokens and the photo), the calibrated linear n-gram model (``baseline``; TF-IDF of the
+text and the feature words) and, where a profile turns it on, the embedding backend
+(``embeddings``; logistic regressions on pretrained multilingual sentence vectors). Their
+scores per head are combined as in Annif's ensembles and the late-fusion winners of the SIGIR
+eCom 2020 multimodal challenge:
 
 - a softmax head: a weighted geometric mean in log space, with a logit adjustment against the
   head's class prior (Menon et al. 2021) for the long tail::
@@ -13,7 +15,10 @@ ensembles and the late-fusion winners of the SIGIR eCom 2020 multimodal challeng
 - a sigmoid head: a weighted mean ``w * p_cnn + (1 - w) * p_linear``; the per-tag thresholds
   are tuned afterwards on the fused scores (``scoring.tune_thresholds``).
 
-``tune_fusion`` picks ``w`` and ``tau`` on validation scores (see its docstring): one CNN
+The embedding backend is mixed into the linear one first, by the same rule with its own
+weight per head (step 0 of ``tune_fusion``): the "linear" side of the formulas above is then
+that text backend. ``tune_fusion`` picks ``w`` and ``tau`` on validation scores (see its
+docstring): one CNN
 weight shared by the heads, learned from all their rows (a weight per head, on a small split,
 fits its noise); per softmax head, a joint choice among the linear backend alone, the shared
 weight and the CNN + BiLSTM alone, each with or without a prior adjustment, restricted to the
@@ -197,8 +202,14 @@ def tune_fusion(backend_scores: Mapping[str, Mapping[str, np.ndarray]],
                 targets: Mapping[str, np.ndarray], space: LabelSpace,
                 macro_weight: float = 0.5, weights: np.ndarray = WEIGHT_GRID,
                 prior_powers: tuple[float, ...] = PRIOR_GRID) -> Fusion:
-    """Pick the backend weight and each head's prior adjustment on VALIDATION scores.
+    """Pick the backend weights and each head's prior adjustment on VALIDATION scores.
 
+    0. With the embedding backend's scores (``EMBEDDING``): per head, the weight of the
+       embedding backend mixed into the linear one (``_embedding_weight``: the best objective
+       among the weights that lose at most one validation product of accuracy, kept only
+       when worth more than one product and when the weight chosen on either half of the
+       rows gains on the other). The steps below read that mix as the linear backend, so
+       the guarantees below hold against the linear backend alone too.
     1. One CNN + BiLSTM weight for all heads: the one whose accuracy gains over the linear
        backend alone (micro-F1 for a sigmoid head), summed over the heads, are largest. One number
        learned from every head's rows is far less noisy than one per head on a small split.
@@ -222,7 +233,8 @@ def tune_fusion(backend_scores: Mapping[str, Mapping[str, np.ndarray]],
     to the linear one, a sigmoid head never.
 
     Args:
-        backend_scores: ``{backend: {head: validation scores}}`` for both backends.
+        backend_scores: ``{backend: {head: validation scores}}`` for the CNN + BiLSTM and
+            the linear backend, and optionally the embedding backend.
         targets: Validation targets per head (``encode_labels``).
         space: The label space.
         macro_weight: Weight of macro-F1 next to accuracy in a softmax head's objective.
