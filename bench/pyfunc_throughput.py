@@ -5,8 +5,13 @@ cost of each part is visible.
 
 Trains a default-sized tagger (64x64 images, BiLSTM 64, seq_len 48) for one epoch on the demo
 catalog, saves and reloads it as a bundle, then times each path (best of ``--repeats``).
+That tagger is the CNN + BiLSTM alone. ``--bundle DIR`` times a saved fused tagger instead
+(``bench/train_myntra.py --out DIR`` writes one to ``DIR/bundle``: CNN + BiLSTM, linear
+backend with feature crosses, fusion) on myntra's products (photos, ``year``), and adds the
+linear backend's own rate.
 
     .venv/bin/python bench/pyfunc_throughput.py [--products 2000] [--rows 4000]
+        [--bundle /tmp/bench_myntra/bundle]
 """
 
 from __future__ import annotations
@@ -86,6 +91,25 @@ def train_bundle(products: pl.DataFrame, labels: pl.DataFrame):
     return bundle, train.height
 
 
+def read_myntra(rows: int) -> pl.DataFrame:
+    """myntra products as a raw export gives them (title, photo path, year): the photographed
+    ones first, ``rows`` of them (repeated if needed)."""
+    from _common import SHARED_DATA
+
+    folder = SHARED_DATA / "myntra"
+    raw = pl.read_csv(folder / "products.csv", infer_schema=False)
+    frame = raw.select(
+        pl.col("id").alias("product_id"), pl.col("productDisplayName").alias("title"),
+        pl.lit("", pl.Utf8).alias("description"),
+        pl.col("year").str.replace(r"\.0$", ""),
+        pl.concat_str([pl.lit(str(folder / "images") + "/"), pl.col("id"), pl.lit(".jpg")])
+        .alias("image_path"))
+    exists = [Path(p).is_file() for p in frame["image_path"].to_list()]
+    frame = frame.filter(pl.Series(exists))
+    repeat = -(-rows // frame.height)
+    return pl.concat([frame] * repeat).head(rows)
+
+
 def best_rate(rows: int, run: Callable[[], object], repeats: int) -> float:
     """Products per second of the fastest of ``repeats`` runs."""
     best = float("inf")
@@ -102,6 +126,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4000, help="rows tagged per timed run")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bundle", type=Path, default=None,
+                        help="a saved (fused) tagger bundle, timed on myntra's products")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -111,17 +137,21 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="tp_bench_pyfunc_") as tmp:
         folder = Path(tmp) / "demo"
-        generate_demo_catalog(folder, n_products=args.products)
-        products = read_demo(folder)
-        started = time.perf_counter()
-        trained, n_train = train_bundle(products, demo_labels(products))
-        train_s = time.perf_counter() - started
-        bundle = load_bundle(save_bundle(trained, Path(tmp) / "bundle"))
-
-        with_images = products.filter(pl.col("image_path").is_not_null()).select(
-            "product_id", "title", "description", "image_path")
-        repeat = -(-args.rows // with_images.height)
-        with_images = pl.concat([with_images] * repeat).head(args.rows)
+        if args.bundle is None:
+            generate_demo_catalog(folder, n_products=args.products)
+            products = read_demo(folder)
+            started = time.perf_counter()
+            trained, n_train = train_bundle(products, demo_labels(products))
+            train_s = time.perf_counter() - started
+            bundle = load_bundle(save_bundle(trained, Path(tmp) / "bundle"))
+            with_images = products.filter(pl.col("image_path").is_not_null()).select(
+                "product_id", "title", "description", "image_path")
+            repeat = -(-args.rows // with_images.height)
+            with_images = pl.concat([with_images] * repeat).head(args.rows)
+        else:
+            bundle = load_bundle(args.bundle)
+            with_images = read_myntra(args.rows)
+            products, n_train, train_s = with_images, 0, 0.0
         text_only = with_images.with_columns(image_path=pl.lit(None, pl.Utf8))
         as_pandas = with_images.to_pandas()
         bs = args.batch_size
@@ -143,7 +173,7 @@ def main() -> None:
 
         @tf.function(autograph=False, reduce_retracing=True)
         def forward(x: dict) -> dict:
-            return model(x, training=False)
+            return model({k: x[k] for k in ("tokens", "image", "image_mask")}, training=False)
 
         rates = {
             "tag_frame, images": best_rate(n, lambda: tag_frame(bundle, with_images, bs),
@@ -168,13 +198,20 @@ def main() -> None:
             "whole-model forward, text batches": best_rate(
                 n, lambda: [forward(x) for x in batches["text"]], args.repeats),
         }
+        if bundle.linear is not None:
+            rates["linear backend only (TF-IDF, crosses, LinearSVCs), text"] = best_rate(
+                n, lambda: [bundle.linear_scores(text_only.slice(i, bs))
+                            for i in range(0, n, bs)], args.repeats)
         tags = tag_frame(bundle, with_images.head(1000), bs)
 
     params = bundle.model.count_params()
     report([
-        ("catalog", f"{products.height:,} demo products ({n_train:,} train), "
-                    f"{len(bundle.space.heads)} heads, {params / 1e6:.2f}M parameters"),
-        ("training", f"1 epoch incl. tracing: {train_s:.1f} s"),
+        ("catalog", (f"{products.height:,} demo products ({n_train:,} train)"
+                     if args.bundle is None else f"myntra, bundle {args.bundle}")
+         + f", {len(bundle.space.heads)} heads, {params / 1e6:.2f}M parameters"
+         + (", fused with the linear backend" if bundle.linear is not None else "")),
+        ("training", f"1 epoch incl. tracing: {train_s:.1f} s" if args.bundle is None
+                     else "none (saved bundle)"),
         ("rows per run", f"{n:,} (rows with an image path, repeated; batch {bs})"),
         ("first call, 8 rows", f"{first_call_s:.2f} s (eager; builds the tokenizer)"),
         ("one-row call, eager", f"{eager_ms:.1f} ms"),
