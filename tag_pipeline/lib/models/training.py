@@ -183,6 +183,10 @@ def train_model(features: FeatureSet, config: object,
     from tag_pipeline.lib.models.text import learn_vocabulary, make_tokenizer, product_texts
 
     tf.keras.utils.set_random_seed(config.seed)
+    if getattr(config, "text_embeddings", ""):
+        from tag_pipeline.lib.models.embeddings import load_encoder
+
+        load_encoder(config.text_embeddings, "TaggerConfig.text_embeddings")  # fail fast
     train, val = features.split("train"), features.split("val")
     vocab = learn_vocabulary(product_texts(train), vocab_size=config.vocab_size)
     tokenizer = make_tokenizer(vocab, config.seq_len)
