@@ -20,9 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import polars as pl  # noqa: E402
 from _common import peak_rss_mb, report  # noqa: E402
-from pyfunc_throughput import demo_labels, read_demo, train_bundle  # noqa: E402
-
-from tag_pipeline.lib.catalog.demo import generate_demo_catalog  # noqa: E402
+from pyfunc_throughput import demo_bundle  # noqa: E402
 
 
 def best_seconds(run: Callable[[], object], repeats: int) -> float:
@@ -44,17 +42,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
 
-    from tag_pipeline.lib.models.bundle import load_bundle, save_bundle, tag_frame
+    from tag_pipeline.lib.models.bundle import tag_frame
     from tag_pipeline.lib.models.explain import explain_tags, product_words
 
     with tempfile.TemporaryDirectory(prefix="tp_bench_explain_") as tmp:
-        folder = Path(tmp) / "demo"
-        generate_demo_catalog(folder, n_products=args.products)
-        products = read_demo(folder)
-        started = time.perf_counter()
-        trained, n_train = train_bundle(products, demo_labels(products))
-        train_s = time.perf_counter() - started
-        bundle = load_bundle(save_bundle(trained, Path(tmp) / "bundle"))
+        bundle, products, n_train, train_s = demo_bundle(Path(tmp), args.products)
         bundle.compile()
 
         frames = {"images": products.select("product_id", "title", "description", "image_path")}

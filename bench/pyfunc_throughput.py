@@ -91,6 +91,20 @@ def train_bundle(products: pl.DataFrame, labels: pl.DataFrame):
     return bundle, train.height
 
 
+def demo_bundle(tmp: Path, n_products: int):
+    """Generate the demo catalog in ``tmp``, train ``train_bundle`` on it and reload it from
+    disk: (bundle, products, training products, training seconds)."""
+    from tag_pipeline.lib.models.bundle import load_bundle, save_bundle
+
+    folder = tmp / "demo"
+    generate_demo_catalog(folder, n_products=n_products)
+    products = read_demo(folder)
+    started = time.perf_counter()
+    trained, n_train = train_bundle(products, demo_labels(products))
+    train_s = time.perf_counter() - started
+    return load_bundle(save_bundle(trained, tmp / "bundle")), products, n_train, train_s
+
+
 def read_myntra(rows: int) -> pl.DataFrame:
     """myntra products as a raw export gives them (title, photo path, year): the photographed
     ones first, ``rows`` of them (repeated if needed)."""
@@ -132,18 +146,12 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from tag_pipeline.lib.models.bundle import load_bundle, model_inputs, save_bundle, tag_frame
+    from tag_pipeline.lib.models.bundle import load_bundle, model_inputs, tag_frame
     from tag_pipeline.lib.models.pyfunc import pandas_to_products, tags_to_pandas
 
     with tempfile.TemporaryDirectory(prefix="tp_bench_pyfunc_") as tmp:
-        folder = Path(tmp) / "demo"
         if args.bundle is None:
-            generate_demo_catalog(folder, n_products=args.products)
-            products = read_demo(folder)
-            started = time.perf_counter()
-            trained, n_train = train_bundle(products, demo_labels(products))
-            train_s = time.perf_counter() - started
-            bundle = load_bundle(save_bundle(trained, Path(tmp) / "bundle"))
+            bundle, products, n_train, train_s = demo_bundle(Path(tmp), args.products)
             with_images = products.filter(pl.col("image_path").is_not_null()).select(
                 "product_id", "title", "description", "image_path")
             repeat = -(-args.rows // with_images.height)

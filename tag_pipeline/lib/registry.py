@@ -57,9 +57,9 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         return None
 
 
-def version_model_id(client: MlflowClient, name: str, version: str) -> str | None:
-    """The id of the LoggedModel a version was registered from (``models:/m-...``), if any."""
-    mv = client.get_model_version(name, version)
+def _model_id_of(mv) -> str | None:
+    """The id of the LoggedModel a model version was registered from (``models:/m-...``),
+    if any."""
     if getattr(mv, "model_id", None):
         return str(mv.model_id)
     source = str(mv.source or "")
@@ -83,8 +83,9 @@ def log_test_metrics(client: MlflowClient, name: str, version: str,
                                 "split": "test"})
     dataset = mlflow.data.from_pandas(pd.DataFrame({"product_id": test_ids}),
                                       name="test_split", source=source)
-    model_id = version_model_id(client, name, version)
-    with mlflow.start_run(run_id=client.get_model_version(name, version).run_id):
+    mv = client.get_model_version(name, version)
+    model_id = _model_id_of(mv)
+    with mlflow.start_run(run_id=mv.run_id):
         mlflow.log_input(dataset, context="test")
         mlflow.log_metrics(metrics, model_id=model_id, dataset=dataset)
     return model_id

@@ -83,7 +83,7 @@ def test_the_backend_learns_tags_from_vectors(tmp_path):
             hits = s[known].argmax(axis=1) == targets[head.name][known].argmax(axis=1)
             assert hits.mean() >= 0.8, head.name
     assert backend.scores(vectors[:0])[space.heads[0].name].shape == (0, space.heads[0].size)
-    with pytest.raises(ValueError, match="label rows for 3 vectors"):
+    with pytest.raises(ValueError, match="label rows for 3 products"):
         train_embedding_backend(vectors[:3], targets, space, "usem3")
 
 
@@ -105,6 +105,8 @@ def test_a_tagger_with_the_embedding_backend_trains_evaluates_saves_and_tags(tmp
     features = build_features(products, labels_frame(), min_support=2, salt="t")
     trained = train_model(features, config)
     assert trained.embedding is not None and trained.embedding_seconds > 0
+    counts = features.counts()
+    assert trained.embedding_stats.texts == counts["products.train"] + counts["products.val"]
     assert all(EMBEDDING in h.backend_objectives for h in trained.fusion.heads.values())
     assert EMBEDDING in trained.backend_thresholds
     evaluation = evaluate_on_test(trained, features)

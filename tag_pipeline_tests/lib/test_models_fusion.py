@@ -210,22 +210,32 @@ def test_a_macro_gain_may_not_cost_accuracy():
     assert h.objective > h.backend_objectives[CNN]
 
 
+def _three_backends(rng: np.random.Generator, n: int, embedding_informative: bool
+                    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    """Targets and validation scores: a CNN of pure noise, a noisy linear backend, and an
+    embedding backend as noisy as the linear one (independent errors) or pure noise."""
+    cls = rng.choice(3, n, p=[0.6, 0.3, 0.1])
+    y_soft = np.eye(3)[cls]
+    y_sig = (rng.random((n, 2)) < [0.2, 0.3]).astype(float)
+    backends = {CNN: {SOFT.name: rng.dirichlet(np.ones(3), n), SIG.name: rng.random((n, 2))},
+                LINEAR: {SOFT.name: _noisy(y_soft, rng, 1.6, True),
+                         SIG.name: _noisy(y_sig, rng, 1.6, False)}}
+    backends[EMBEDDING] = ({SOFT.name: _noisy(y_soft, rng, 1.6, True),
+                            SIG.name: _noisy(y_sig, rng, 1.6, False)}
+                           if embedding_informative else
+                           {SOFT.name: rng.dirichlet(np.ones(3), n),
+                            SIG.name: rng.random((n, 2))})
+    return {SOFT.name: y_soft, SIG.name: y_sig}, backends
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_embedding_backend_is_mixed_in_only_where_validation_gains(seed):
     # step 0: the embedding backend mixed into the linear one. An informative embedding
     # backend with independent errors earns a weight, and the fused head is never below the
     # linear backend alone; a noise backend is kept out.
-    rng = np.random.default_rng(100 + seed)
     n = 400
-    cls = rng.choice(3, n, p=[0.6, 0.3, 0.1])
-    y_soft = np.eye(3)[cls]
-    y_sig = (rng.random((n, 2)) < [0.2, 0.3]).astype(float)
-    targets = {SOFT.name: y_soft, SIG.name: y_sig}
-    backends = {CNN: {SOFT.name: rng.dirichlet(np.ones(3), n), SIG.name: rng.random((n, 2))},
-                LINEAR: {SOFT.name: _noisy(y_soft, rng, 1.6, True),
-                         SIG.name: _noisy(y_sig, rng, 1.6, False)},
-                EMBEDDING: {SOFT.name: _noisy(y_soft, rng, 1.6, True),
-                            SIG.name: _noisy(y_sig, rng, 1.6, False)}}
+    targets, backends = _three_backends(np.random.default_rng(100 + seed), n, True)
+    y_soft = targets[SOFT.name]
     fusion = tune_fusion(backends, targets, SPACE)
     fused = fuse(fusion, backends, SPACE)
     soft, sig = fusion.heads[SOFT.name], fusion.heads[SIG.name]
@@ -248,18 +258,9 @@ def test_a_noise_embedding_backend_is_kept_out():
     # the linear backend's scores enough to gain on both halves: allowed, never a loss)
     kept_out = 0
     for seed in range(8):
-        rng = np.random.default_rng(200 + seed)
         n = 400
-        cls = rng.choice(3, n, p=[0.6, 0.3, 0.1])
-        y_soft = np.eye(3)[cls]
-        y_sig = (rng.random((n, 2)) < [0.2, 0.3]).astype(float)
-        targets = {SOFT.name: y_soft, SIG.name: y_sig}
-        backends = {CNN: {SOFT.name: rng.dirichlet(np.ones(3), n),
-                          SIG.name: rng.random((n, 2))},
-                    LINEAR: {SOFT.name: _noisy(y_soft, rng, 1.6, True),
-                             SIG.name: _noisy(y_sig, rng, 1.6, False)},
-                    EMBEDDING: {SOFT.name: rng.dirichlet(np.ones(3), n),
-                                SIG.name: rng.random((n, 2))}}
+        targets, backends = _three_backends(np.random.default_rng(200 + seed), n, False)
+        y_soft = targets[SOFT.name]
         fusion = tune_fusion(backends, targets, SPACE)
         fused = fuse(fusion, backends, SPACE)
         assert softmax_objective(fused[SOFT.name], y_soft, 0.0) >= softmax_objective(

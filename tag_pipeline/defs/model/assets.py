@@ -12,6 +12,7 @@ from dagster_duckdb import DuckDBResource
 from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import CatalogResource, MlflowResource
 from tag_pipeline.defs.retries import retry_only_transient
+from tag_pipeline.lib.models.fusion import EMBEDDING
 from tag_pipeline.lib.models.labels import LabelSpace
 from tag_pipeline.lib.models.training import FeatureSet
 from tag_pipeline.lib.warehouse import markdown_table, read_table
@@ -131,8 +132,10 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
         if trained.embedding is not None:
             mixed = sorted(n for n, h in trained.fusion.heads.items() if h.embedding_weight)
             mlflow_lib.log_param("embedding_heads", ", ".join(mixed) or "none")
+            stats = trained.embedding_stats
             context.log.info(f"embedding backend ({trained.embedding.encoder}, "
-                             f"{trained.embedding_seconds:.0f} s): mixed into "
+                             f"{trained.embedding_seconds:.0f} s; {stats.encoded} texts "
+                             f"encoded, {stats.cached} read from the cache): mixed into "
                              f"{', '.join(mixed) or 'no head'} (validation)")
         with tempfile.TemporaryDirectory(prefix="tagger_") as tmp:
             bundle_dir = save_bundle(trained.bundle(), Path(tmp) / "bundle")
@@ -170,7 +173,9 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
         "best_val_loss": round(best, 4),
         "vocabulary_size": len(trained.vocab),
         "linear_backend_seconds": round(trained.linear_seconds, 1),
-        **({"embedding_backend_seconds": round(trained.embedding_seconds, 1)}
+        **({"embedding_backend_seconds": round(trained.embedding_seconds, 1),
+            "embedding_texts_encoded": trained.embedding_stats.encoded,
+            "embedding_texts_cached": trained.embedding_stats.cached}
            if trained.embedding is not None else {}),
         "feature_columns": ", ".join(c.name for c in trained.feature_columns) or "none",
         **({"fusion": dg.MetadataValue.md(fusion_table(trained.fusion, trained.linear))}
@@ -184,8 +189,8 @@ def fusion_table(fusion, linear=None) -> str:
     feature crosses (with its validation objective without and with them), as Markdown."""
     selection = linear.cross_selection if linear is not None else {}
     rows = [{"head": name, "cnn_bilstm weight": h.weight, "prior power": h.prior_power,
-             **({"embedding weight": h.embedding_weight} if fusion.uses_embeddings or any(
-                 "embedding" in g.backend_objectives for g in fusion.heads.values()) else {}),
+             **({"embedding weight": h.embedding_weight} if EMBEDDING in h.backend_objectives
+                else {}),
              "val objective fused": round(h.objective, 4),
              **{f"val objective {b}": round(v, 4) for b, v in h.backend_objectives.items()},
              "linear crosses": ("yes" if name in linear.cross_classifiers else "no")

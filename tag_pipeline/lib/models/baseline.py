@@ -23,8 +23,9 @@ softmax head, and so the accuracy of a single-valued facet, is the LinearSVC's o
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -111,11 +112,15 @@ def _svc(c: float, seed: int) -> LinearSVC:
     return LinearSVC(C=c, random_state=seed, max_iter=5000)
 
 
-def _fit_heads(features: sp.csr_matrix, encoded_labels: Mapping[str, np.ndarray],
-               space: LabelSpace, c: float, seed: int
-               ) -> tuple[dict[str, LinearSVC | OneVsRestClassifier], dict[str, np.ndarray]]:
-    """One classifier per head on ``features``; constant scores for heads that never vary."""
-    classifiers: dict[str, LinearSVC | OneVsRestClassifier] = {}
+def fit_heads(features: sp.csr_matrix | np.ndarray, encoded_labels: Mapping[str, np.ndarray],
+              space: LabelSpace, make_estimator: Callable[[], Any]
+              ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """One classifier per head on ``features`` (rows: products), each a new
+    ``make_estimator()``: on the labeled products of a softmax head, on one column of a
+    one-tag sigmoid head, one-vs-rest on a sigmoid head's tags; constant scores for heads
+    that never vary. The linear backend fits LinearSVCs with it, the embedding backend
+    logistic regressions."""
+    classifiers: dict[str, Any] = {}
     constant: dict[str, np.ndarray] = {}
     for head in space.heads:
         y = np.asarray(encoded_labels[head.name])
@@ -130,15 +135,15 @@ def _fit_heads(features: sp.csr_matrix, encoded_labels: Mapping[str, np.ndarray]
             if len(np.unique(classes)) == 1:
                 constant[head.name] = np.eye(head.size, dtype=np.float32)[classes[0]]
                 continue
-            classifiers[head.name] = _svc(c, seed).fit(features[known], classes)
+            classifiers[head.name] = make_estimator().fit(features[known], classes)
         elif head.size == 1:
             if len(np.unique(y[:, 0])) == 1:
                 constant[head.name] = y[0].astype(np.float32)
                 continue
             # a one-column target would be read by sklearn as binary, not as multi-label
-            classifiers[head.name] = _svc(c, seed).fit(features, y[:, 0].astype(np.int8))
+            classifiers[head.name] = make_estimator().fit(features, y[:, 0].astype(np.int8))
         else:
-            classifiers[head.name] = OneVsRestClassifier(_svc(c, seed)).fit(
+            classifiers[head.name] = OneVsRestClassifier(make_estimator()).fit(
                 features, y.astype(np.int8))
     return classifiers, constant
 
@@ -166,7 +171,8 @@ def train_baseline(products: pl.DataFrame, encoded_labels: Mapping[str, np.ndarr
     texts = product_texts(products)
     vectorizer = make_vectorizer(min_df=min_df)
     features = vectorizer.fit_transform(texts)
-    classifiers, constant = _fit_heads(features, encoded_labels, space, c, seed)
+    classifiers, constant = fit_heads(features, encoded_labels, space,
+                                      lambda: _svc(c, seed))
     model = BaselineTagger(space=space, vectorizer=vectorizer, classifiers=classifiers,
                            constant_scores=constant, c=c, cross_weight=cross_weight)
     crossed_texts = cross_texts(products) if crosses else []
@@ -177,9 +183,9 @@ def train_baseline(products: pl.DataFrame, encoded_labels: Mapping[str, np.ndarr
         except ValueError:  # no cross token occurs twice: nothing to learn from
             return model
         model.cross_vectorizer = cross_vectorizer
-        model.cross_classifiers, _ = _fit_heads(
+        model.cross_classifiers, _ = fit_heads(
             sp.hstack([features, cross_weight * crossed], format="csr"), encoded_labels,
-            space, c, seed)
+            space, lambda: _svc(c, seed))
     return model
 
 

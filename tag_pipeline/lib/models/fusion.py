@@ -266,10 +266,8 @@ def tune_fusion(backend_scores: Mapping[str, Mapping[str, np.ndarray]],
 
         def objective(rows: np.ndarray, w: float, tau: float, head=head, cnn=cnn, lin=lin,
                       y=y, macro: float = macro_weight) -> float:
-            fused = combine_head(head.kind, cnn[rows], lin[rows], w, tau,
-                                 log_prior.get(head.name))
-            return (softmax_objective(fused, y[rows], macro) if head.kind == SOFTMAX
-                    else sigmoid_objective(fused, y[rows]))
+            return _objective(head.kind, combine_head(head.kind, cnn[rows], lin[rows], w, tau,
+                                                      log_prior.get(head.name)), y[rows], macro)
 
         objectives[head.name] = objective
 
@@ -350,21 +348,22 @@ def _embedding_weight(kind: str, embedding: np.ndarray, linear: np.ndarray, y: n
     margin = 1.0 / max(known, 1)
     floor = g(every, 0.0, 0.0) - margin - 1e-12 if kind == SOFTMAX else -np.inf
 
-    def best(rows: np.ndarray) -> tuple[float, float]:
+    def best(rows: np.ndarray, guarded: bool) -> tuple[float, float]:
+        """The best weight on ``rows`` (with the accuracy floor where ``guarded``)."""
         top = (0.0, g(rows, 0.0))
         for v in weights:
-            if v > 0 and (rows is not every or g(rows, float(v), 0.0) >= floor):
+            if v > 0 and (not guarded or g(rows, float(v), 0.0) >= floor):
                 value = g(rows, float(v))
                 if value > top[1] + 1e-12:
                     top = (float(v), value)
         return top
 
-    v, value = best(every)
+    v, value = best(every, guarded=True)
     if value - base <= margin:
         return 0.0
     halves = (every[0::2], every[1::2])
     for pick, check in (halves, halves[::-1]):
-        chosen = best(pick)[0]
+        chosen = best(pick, guarded=False)[0]
         if not g(check, chosen) > g(check, 0.0) + 1e-12:
             return 0.0
     return v

@@ -149,6 +149,7 @@ class TrainedTagger:
     # the optional embedding backend (``embeddings``; config ``text_embeddings``)
     embedding: object | None = None  # embeddings.EmbeddingBackend
     embedding_seconds: float = 0.0
+    embedding_stats: object | None = None  # embeddings.EncodeStats of train + val
 
     def bundle(self):  # -> bundle.TaggerBundle (keras is imported only where it is used)
         """The trained tagger as a bundle (``bundle.save_bundle`` writes it)."""
@@ -237,12 +238,16 @@ def train_model(features: FeatureSet, config: object,
     backends = {CNN: val_scores, LINEAR: linear_val}
     backend_thresholds = {CNN: cnn_thresholds,
                           LINEAR: tune_thresholds(linear_val, y_val, space)}
-    embedding, embedding_seconds = None, 0.0
+    embedding, embedding_seconds, embedding_stats = None, 0.0, None
     encoder = getattr(config, "text_embeddings", "")
     if encoder:
+        from tag_pipeline.lib.models.embeddings import EncodeStats
+
+        embedding_stats = EncodeStats()
         started = time.perf_counter()
-        embedding = train_embeddings(features, encoder, seed=config.seed)
-        backends[EMBEDDING] = embedding_scores(embedding, val)
+        embedding = train_embeddings(features, encoder, seed=config.seed,
+                                     stats=embedding_stats)
+        backends[EMBEDDING] = embedding.product_scores(val, embedding_stats)
         backend_thresholds[EMBEDDING] = tune_thresholds(backends[EMBEDDING], y_val, space)
         embedding_seconds = time.perf_counter() - started
     fusion = tune_fusion(backends, y_val, space, macro_weight=config.fusion_macro_weight)
@@ -252,12 +257,15 @@ def train_model(features: FeatureSet, config: object,
                          linear=linear, fusion=fusion, backend_thresholds=backend_thresholds,
                          feature_columns=features.feature_columns,
                          linear_seconds=linear_seconds, text_columns=features.text_columns(),
-                         embedding=embedding, embedding_seconds=embedding_seconds)
+                         embedding=embedding, embedding_seconds=embedding_seconds,
+                         embedding_stats=embedding_stats)
 
 
-def train_embeddings(features: FeatureSet, encoder: str, seed: int = 42):
+def train_embeddings(features: FeatureSet, encoder: str, seed: int = 42,
+                     stats: object | None = None):
     """The embedding backend (``embeddings.EmbeddingBackend``) fitted on the training split's
-    text vectors (read from, or written to, the project's embedding cache)."""
+    text vectors (read from, or written to, the project's embedding cache; ``stats``, an
+    ``embeddings.EncodeStats``, counts them)."""
     from tag_pipeline.lib.models.embeddings import (
         default_cache,
         embedding_texts,
@@ -266,17 +274,9 @@ def train_embeddings(features: FeatureSet, encoder: str, seed: int = 42):
     )
 
     train = features.split("train")
-    vectors = encode(embedding_texts(train), encoder, default_cache())
+    vectors = encode(embedding_texts(train), encoder, default_cache(), stats)
     return train_embedding_backend(vectors, features.targets["train"], features.space, encoder,
                                    seed=seed)
-
-
-def embedding_scores(embedding, products: pl.DataFrame) -> dict[str, np.ndarray]:
-    """The embedding backend's scores of products (vectors from the project's cache)."""
-    from tag_pipeline.lib.models.embeddings import default_cache, embedding_texts, encode
-
-    return embedding.scores(encode(embedding_texts(products), embedding.encoder,
-                                   default_cache()))
 
 
 def train_linear(features: FeatureSet, seed: int = 42, c: float = 0.5,
@@ -388,7 +388,7 @@ def backend_test_scores(trained: TrainedTagger, products: pl.DataFrame
     if trained.linear is not None:
         out[LINEAR] = baseline_scores(trained.linear, products)
     if trained.embedding is not None:
-        out[EMBEDDING] = embedding_scores(trained.embedding, products)
+        out[EMBEDDING] = trained.embedding.product_scores(products)
     return out
 
 
