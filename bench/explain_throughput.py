@@ -1,5 +1,5 @@
 """Throughput of tag explanations (word occlusion, ``explain.explain_tags``) next to plain
-tagging (``bundle.tag_frame``) on the same products, so the overhead is visible.
+tagging (``serving.tag_frame``) on the same products, so the overhead is visible.
 
 Trains a default-sized tagger for one epoch on the demo catalog the way
 ``pyfunc_throughput.py`` does, saves and reloads it as a bundle, tags ``--products`` products
@@ -42,8 +42,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
 
-    from tag_pipeline.lib.models.bundle import tag_frame
     from tag_pipeline.lib.models.explain import explain_tags, product_words
+    from tag_pipeline.lib.models.serving import tag_frame
 
     with tempfile.TemporaryDirectory(prefix="tp_bench_explain_") as tmp:
         bundle, products, n_train, train_s = demo_bundle(Path(tmp), args.products)

@@ -1,7 +1,7 @@
-"""Serving throughput of the tagger: products/s through ``tag_frame`` (the pyfunc's predict)
-with images and text-only, next to preprocessing alone, ``bundle.scores`` alone (imageless
-rows skip the CNN) and the whole model's forward pass on the same pre-built batches, so the
-cost of each part is visible.
+"""Serving throughput of the tagger: products/s through ``serving.tag_frame`` (the pyfunc's
+predict) with images and text-only, next to preprocessing alone, ``bundle.network`` alone
+(imageless rows skip the CNN) and the whole model's forward pass on the same pre-built
+batches, so the cost of each part is visible.
 
 Trains a default-sized tagger (64x64 images, BiLSTM 64, seq_len 48) for one epoch on the demo
 catalog, saves and reloads it as a bundle, then times each path (best of ``--repeats``).
@@ -66,9 +66,10 @@ def demo_labels(products: pl.DataFrame) -> pl.DataFrame:
 
 
 def train_bundle(products: pl.DataFrame, labels: pl.DataFrame):
-    from tag_pipeline.lib.models.bundle import TaggerBundle, model_inputs
+    from tag_pipeline.lib.models.bundle import TaggerBundle
     from tag_pipeline.lib.models.dataset import make_dataset
     from tag_pipeline.lib.models.labels import build_label_space, encode_labels, sample_weights
+    from tag_pipeline.lib.models.serving import product_scores
     from tag_pipeline.lib.models.split import assign_split
     from tag_pipeline.lib.models.tagger import TaggerConfig, train_tagger, tune_thresholds
     from tag_pipeline.lib.models.text import learn_vocabulary, product_texts
@@ -87,7 +88,7 @@ def train_bundle(products: pl.DataFrame, labels: pl.DataFrame):
                              shuffle=shuffle, sample_weights=sample_weights(y, space))
                 for frame, y, shuffle in ((train, y_train, True), (val, y_val, False))]
     bundle.model, _ = train_tagger(*datasets, space, config)
-    bundle.thresholds = tune_thresholds(bundle.scores(model_inputs(bundle, val)), y_val, space)
+    bundle.thresholds = tune_thresholds(product_scores(bundle, val), y_val, space)
     return bundle, train.height
 
 
@@ -146,8 +147,11 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from tag_pipeline.lib.models.bundle import load_bundle, model_inputs, tag_frame
+    from tag_pipeline.lib.models.backends import linear_scores
+    from tag_pipeline.lib.models.bundle import load_bundle
+    from tag_pipeline.lib.models.inputs import model_inputs, product_frame
     from tag_pipeline.lib.models.pyfunc import pandas_to_products, tags_to_pandas
+    from tag_pipeline.lib.models.serving import tag_frame
 
     with tempfile.TemporaryDirectory(prefix="tp_bench_pyfunc_") as tmp:
         if args.bundle is None:
@@ -197,10 +201,10 @@ def main() -> None:
             "preprocessing only, text": best_rate(
                 n, lambda: [model_inputs(bundle, text_only.slice(i, bs))
                             for i in range(0, n, bs)], args.repeats),
-            "bundle.scores only, image batches": best_rate(
-                n, lambda: [bundle.scores(x) for x in batches["images"]], args.repeats),
-            "bundle.scores only, text batches": best_rate(
-                n, lambda: [bundle.scores(x) for x in batches["text"]], args.repeats),
+            "CNN + BiLSTM only (bundle.network), image batches": best_rate(
+                n, lambda: [bundle.network(x) for x in batches["images"]], args.repeats),
+            "CNN + BiLSTM only (bundle.network), text batches": best_rate(
+                n, lambda: [bundle.network(x) for x in batches["text"]], args.repeats),
             "whole-model forward, image batches": best_rate(
                 n, lambda: [forward(x) for x in batches["images"]], args.repeats),
             "whole-model forward, text batches": best_rate(
@@ -208,7 +212,8 @@ def main() -> None:
         }
         if bundle.linear is not None:
             rates["linear backend only (TF-IDF, crosses, LinearSVCs), text"] = best_rate(
-                n, lambda: [bundle.linear_scores(text_only.slice(i, bs))
+                n, lambda: [linear_scores(bundle, product_frame(text_only.slice(i, bs),
+                                                                bundle.feature_columns))
                             for i in range(0, n, bs)], args.repeats)
         tags = tag_frame(bundle, with_images.head(1000), bs)
 

@@ -40,11 +40,11 @@ from tag_pipeline.lib.models.refiner import (  # noqa: E402
     ablate,
     refine_decisions,
     refiner_gate,
-    tagger_outputs,
     train_refiner,
 )
 from tag_pipeline.lib.models.refiner_config import GATE_TOLERANCE  # noqa: E402
 from tag_pipeline.lib.models.scoring import apply_thresholds, evaluate_heads  # noqa: E402
+from tag_pipeline.lib.models.serving import tagger_outputs  # noqa: E402
 from tag_pipeline.lib.models.tagger import TaggerConfig  # noqa: E402
 from tag_pipeline.lib.models.training import build_features, train_model  # noqa: E402
 

@@ -381,7 +381,7 @@ def _tag(args: argparse.Namespace) -> int:
         write_bad_rows,
     )
     from tag_pipeline.lib.cli.models import TAG_COLUMNS, tag_products
-    from tag_pipeline.lib.models.bundle import has_usable_text
+    from tag_pipeline.lib.models.inputs import has_usable_text
 
     source, target = Path(args.input).resolve(), Path(args.output).resolve()
     image_root = Path(args.image_root).resolve() if args.image_root else source.parent

@@ -76,3 +76,29 @@ def test_tests_share_code_through_support_not_through_conftest_or_test_modules()
     wrong = sorted((name, target) for name, targets in graph.items() for target in targets
                    if target.endswith(".conftest") or target.rsplit(".", 1)[-1].startswith("test_"))
     assert wrong == []
+
+
+# The serving path's modules, each importing only modules before it: the array-level stages
+# (thresholds and hierarchy, fusion, the refiner) and the bundle (the artifact) below the
+# stages that read products (inputs, backends), explanations and the driver, ``serving``.
+SERVING_LAYERS = ("scoring", "fusion", "bundle", "refiner", "inputs", "backends", "explain",
+                  "serving")
+# What tags products, and so must do it through ``serving``.
+SERVING_CONSUMERS = ("tag_pipeline.lib.tags.tagging", "tag_pipeline.lib.models.pyfunc",
+                     "tag_pipeline.lib.models.refiner_pyfunc", "tag_pipeline.lib.cli.evaluation",
+                     "tag_pipeline.defs.refiner.assets")
+
+
+def test_the_serving_path_runs_in_one_direction():
+    graph = _imports(REPO_ROOT / "tag_pipeline")
+    layer = {f"tag_pipeline.lib.models.{name}": i for i, name in enumerate(SERVING_LAYERS)}
+    upward = sorted((name, target) for name in layer for target in graph[name]
+                    if target in layer and layer[target] >= layer[name])
+    assert upward == []
+    serving = "tag_pipeline.lib.models.serving"
+    assert not [name for name, targets in graph.items() if serving in targets
+                and name not in SERVING_CONSUMERS]
+    for consumer in SERVING_CONSUMERS:
+        assert serving in graph[consumer], consumer
+        assert not graph[consumer] & {"tag_pipeline.lib.models.backends",
+                                      "tag_pipeline.lib.models.explain"}, consumer

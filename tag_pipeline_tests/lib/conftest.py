@@ -41,12 +41,13 @@ def tiny_tagger_dir(tmp_path_factory) -> Path:
     round-trip test compares a loaded bundle with the model as it was trained. Read only."""
 
     def build(folder: Path) -> None:
-        from tag_pipeline.lib.models.bundle import model_inputs, save_bundle
+        from tag_pipeline.lib.models.bundle import save_bundle
+        from tag_pipeline.lib.models.serving import product_scores
 
         images = image_files(folder / "images")
         bundle = train_tiny_tagger({0: str(images["blue"]), 8: str(images["black"])})
         save_bundle(bundle, folder / "bundle")
-        scores = bundle.scores(model_inputs(bundle, products_frame()))
+        scores = product_scores(bundle, products_frame())
         np.savez(folder / AS_TRAINED,
                  **{f"scores|{name}": value for name, value in scores.items()},
                  **{f"thresholds|{name}": value for name, value in bundle.thresholds.items()})

@@ -104,9 +104,10 @@ AS_TRAINED = "as_trained.npz"  # its scores and thresholds before it was saved
 def train_tiny_tagger(image_paths: dict[int, str | None]):  # -> bundle.TaggerBundle
     """One epoch of a tiny tagger on the bilingual catalog (photos at ``image_paths``),
     thresholds tuned on validation. Keras is imported here, not when the module is."""
-    from tag_pipeline.lib.models.bundle import TaggerBundle, model_inputs
+    from tag_pipeline.lib.models.bundle import TaggerBundle
     from tag_pipeline.lib.models.dataset import make_dataset
     from tag_pipeline.lib.models.labels import build_label_space, encode_labels, sample_weights
+    from tag_pipeline.lib.models.serving import product_scores
     from tag_pipeline.lib.models.tagger import TaggerConfig, train_tagger, tune_thresholds
     from tag_pipeline.lib.models.text import learn_vocabulary, product_texts
 
@@ -124,5 +125,5 @@ def train_tiny_tagger(image_paths: dict[int, str | None]):  # -> bundle.TaggerBu
     val_ds = make_dataset(val, y_val, bundle.tokenizer, config.image_size, config.batch_size,
                           sample_weights=sample_weights(y_val, space))
     bundle.model, _ = train_tagger(train_ds, val_ds, space, config)
-    bundle.thresholds = tune_thresholds(bundle.scores(model_inputs(bundle, val)), y_val, space)
+    bundle.thresholds = tune_thresholds(product_scores(bundle, val), y_val, space)
     return bundle

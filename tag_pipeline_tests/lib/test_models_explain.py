@@ -11,13 +11,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tag_pipeline.lib.models.bundle import TaggerBundle, model_inputs, tag_frame
+from tag_pipeline.lib.models.bundle import TaggerBundle
 from tag_pipeline.lib.models.explain import (
     explain_tags,
     occlude,
     product_words,
     split_words,
 )
+from tag_pipeline.lib.models.inputs import model_inputs
+from tag_pipeline.lib.models.serving import product_scores, tag_frame
 from tag_pipeline.lib.models.tagger import TaggerConfig
 from tag_pipeline.lib.models.training import build_features, train_model
 from tag_pipeline_tests.lib.models_data import write_png
@@ -145,7 +147,7 @@ def test_support_is_the_score_drop_with_the_image_kept(bundle, explained, grey_i
                           "image_path": [grey_image, grey_image]})
     x = model_inputs(bundle, frame)
     assert x["image_mask"][:, 0].tolist() == [1.0, 1.0]
-    scores = bundle.scores(x)["attribute:baseColour"]
+    scores = product_scores(bundle, frame)["attribute:baseColour"]
     col = [c.tag for c in bundle.space.head("attribute:baseColour").classes].index("Red")
     assert r["explanation_support"][0] == pytest.approx(scores[0, col] - scores[1, col],
                                                         abs=1e-5)

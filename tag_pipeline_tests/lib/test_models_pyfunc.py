@@ -16,18 +16,12 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from tag_pipeline.lib.models.bundle import (
-    BUNDLE_FILES,
-    TAG_SCHEMA,
-    TaggerBundle,
-    load_bundle,
-    model_inputs,
-    save_bundle,
-    tag_frame,
-)
+from tag_pipeline.lib.models.bundle import BUNDLE_FILES, TaggerBundle, load_bundle, save_bundle
 from tag_pipeline.lib.models.dataset import make_dataset
+from tag_pipeline.lib.models.inputs import model_inputs
 from tag_pipeline.lib.models.labels import TAG_TYPES
 from tag_pipeline.lib.models.pyfunc import log_tagger
+from tag_pipeline.lib.models.serving import TAG_SCHEMA, product_scores, tag_frame
 from tag_pipeline.lib.models.tagger import (
     TaggerConfig,
     fold_batch_norm,
@@ -115,7 +109,7 @@ def test_bundle_round_trip_gives_identical_scores(tiny_tagger_dir, bundle_dir, l
 
     products = products_frame()
     batch = model_inputs(loaded, products)
-    after = loaded.scores(batch)
+    after = product_scores(loaded, products)
     assert after.keys() == set(loaded.space.head_names)
     for name in after:
         np.testing.assert_array_equal(after[name], as_trained[f"scores|{name}"])
@@ -126,7 +120,7 @@ def test_bundle_round_trip_gives_identical_scores(tiny_tagger_dir, bundle_dir, l
     # traced (as for large frames) or eager, the tokens and scores agree
     again.compile()
     np.testing.assert_array_equal(again.tokenize(product_texts(products)), batch["tokens"])
-    compiled = again.scores(batch)
+    compiled = product_scores(again, products)
     for name in after:
         np.testing.assert_allclose(compiled[name], after[name], rtol=0, atol=1e-6)
 
@@ -160,7 +154,7 @@ def test_inference_preprocessing_equals_training_pipeline(loaded, images):
     # imageless rows skip the CNN, rows with an image go through the CNN with its batch norms
     # folded into the convolutions; the scores of both still equal the whole model's
     assert loaded.uses_text_shortcut and loaded.uses_folded_cnn
-    scores = loaded.scores(got)
+    scores, _ = loaded.network(got)
     whole = loaded.model({k: got[k] for k in expected}, training=False)
     for head in loaded.space.heads:
         np.testing.assert_allclose(scores[head.name], whole[head.output_name], rtol=0, atol=1e-6)
@@ -191,7 +185,7 @@ def test_tag_frame_reads_raw_rows(loaded, images):
     assert_same_tags(tag_frame(loaded, products, batch_size=2), tags)
     # the rows, in order, are scores_to_tags of the same scores (heads in model order, best
     # score first within a head)
-    listed = scores_to_tags(loaded.scores(model_inputs(loaded, products)), loaded.thresholds,
+    listed = scores_to_tags(product_scores(loaded, products), loaded.thresholds,
                             loaded.space)
     assert tags.rows() == [(str(i), tag, tag_type, facet, score)
                            for i, product in enumerate(listed)

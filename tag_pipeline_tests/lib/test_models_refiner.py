@@ -11,7 +11,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from tag_pipeline.lib.models.bundle import TAG_SCHEMA, TaggerBundle, model_inputs, save_bundle
+from tag_pipeline.lib.models.bundle import TaggerBundle, save_bundle
+from tag_pipeline.lib.models.inputs import model_inputs
 from tag_pipeline.lib.models.labels import (
     SOFTMAX,
     Head,
@@ -20,7 +21,6 @@ from tag_pipeline.lib.models.labels import (
     encode_labels,
 )
 from tag_pipeline.lib.models.refiner import (
-    REFINED_SCHEMA,
     Ablation,
     Compatibility,
     RefinerConfig,
@@ -29,16 +29,21 @@ from tag_pipeline.lib.models.refiner import (
     load_refiner,
     refine_decisions,
     refine_scores,
-    refined_tags,
     refiner_gate,
     repair,
     save_refiner,
     tag_set_stats,
-    tagger_outputs,
     train_refiner,
 )
 from tag_pipeline.lib.models.refiner_pyfunc import log_refiner
 from tag_pipeline.lib.models.scoring import apply_thresholds
+from tag_pipeline.lib.models.serving import (
+    SOURCED_SCHEMA,
+    TAG_SCHEMA,
+    product_scores,
+    tag,
+    tagger_outputs,
+)
 from tag_pipeline.lib.models.tagger import TaggerConfig
 from tag_pipeline_tests.lib.models_data import TINY_TAGGER, labels_frame, products_frame
 
@@ -77,10 +82,19 @@ def test_tagger_outputs_are_the_bundle_scores_and_fused_embedding(tagger, splits
     emb, scores, _ = splits["test"]
     products = products_frame()
     assert emb.shape == (products.height, TINY.fused_dim) and (emb >= 0).all()  # relu layer
-    direct = tagger.scores(model_inputs(tagger, products))
+    direct = product_scores(tagger, products)
     assert scores.keys() == direct.keys()
     for name in direct:
         np.testing.assert_allclose(scores[name], direct[name], rtol=0, atol=1e-6)
+    # the serving path's embedding (folded CNN, text-only shortcut) is the trained model's
+    # own "fused" layer output
+    import keras
+
+    fused = keras.Model(tagger.model.input, tagger.model.get_layer("fused").output)
+    x = model_inputs(tagger, products)
+    as_trained = np.asarray(fused({k: x[k] for k in ("tokens", "image", "image_mask")},
+                                  training=False))
+    np.testing.assert_allclose(emb, as_trained, rtol=0, atol=1e-5)
 
 
 def test_refined_outputs_are_valid_deterministic_tag_sets(refiner, splits, tagger):
@@ -221,8 +235,8 @@ def test_save_load_round_trip_gives_identical_refined_scores(refiner, splits, tm
 
 def test_refined_tags_mark_what_the_refiner_added(refiner, tagger):
     products = products_frame()
-    tags = refined_tags(refiner, tagger, products)
-    assert tags.schema == pl.Schema(REFINED_SCHEMA)
+    tags = tag(tagger, products, refiner)
+    assert tags.schema == pl.Schema(SOURCED_SCHEMA)
     assert list(tags.columns) == [*TAG_SCHEMA, "source"]
     assert set(tags["source"].unique()) <= {"model", "refiner"}
     emb, scores = tagger_outputs(tagger, products)
@@ -259,11 +273,11 @@ def test_logged_refiner_tags_raw_rows(refiner, tagger, tmp_path, monkeypatch):
                             "title": ["Men Blue Printed Shirt", "女士红色印花衬衫"],
                             "description": ["cotton", None], "image_path": [None, None]})
         tags = served.predict(raw)
-        assert list(tags.columns) == [*REFINED_SCHEMA, "warning"]
+        assert list(tags.columns) == [*SOURCED_SCHEMA, "warning"]
         assert tags["warning"].isna().all()  # no image path to refuse
         assert set(tags["product_id"]) == {"en", "zh"}  # the softmax floor is 0
         assert ((tags["score"] >= 0) & (tags["score"] <= 1)).all()
-        direct = refined_tags(refiner, tagger, pl.DataFrame(raw.to_dict("list")))
+        direct = tag(tagger, pl.DataFrame(raw.to_dict("list")), refiner)
         assert [tuple(r) for r in tags[["product_id", "tag", "source"]].values.tolist()] == (
             direct.select("product_id", "tag", "source").rows())
         np.testing.assert_allclose(tags["score"], direct["score"], atol=1e-6)

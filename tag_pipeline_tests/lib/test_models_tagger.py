@@ -213,7 +213,7 @@ def test_text_features_and_the_imageless_shortcut(catalog, ngram_filters):
     x = {"tokens": tokens, "image": np.zeros((3, 16, 16, 3), "float32"),
          "image_mask": np.zeros((3, 1), "float32")}
     whole = model(x, training=False)
-    scores = bundle.scores(x)
+    scores, _ = bundle.network(x)
     for head in space.heads:
         np.testing.assert_allclose(scores[head.name], whole[head.output_name], atol=1e-6)
 

@@ -47,7 +47,6 @@ def tag_refiner(context: dg.AssetExecutionContext, config: TagRefinerConfig,
         ablate,
         refiner_gate,
         save_refiner,
-        tagger_outputs,
         train_refiner,
     )
     from tag_pipeline.lib.models.refiner_pyfunc import log_refiner
@@ -58,6 +57,7 @@ def tag_refiner(context: dg.AssetExecutionContext, config: TagRefinerConfig,
         champion_tagger_version,
         load_tagger,
     )
+    from tag_pipeline.lib.models.serving import tagger_outputs
     from tag_pipeline.lib.models.tracking import ensure_experiment
     from tag_pipeline.lib.registry import (
         CHALLENGER,

@@ -151,8 +151,8 @@ def evaluate_profile_file(bundle: TaggerBundle, products, batch_size: int = 512,
 
 def _evaluate(bundle: TaggerBundle, path: Path, base_dir: Path, image_root: Path | None,
               batches) -> FileEvaluation:
-    from tag_pipeline.lib.models.bundle import model_inputs
     from tag_pipeline.lib.models.labels import encode_labels
+    from tag_pipeline.lib.models.serving import product_scores
     from tag_pipeline.lib.models.training import metrics_by_scope
 
     space = bundle.space
@@ -169,7 +169,7 @@ def _evaluate(bundle: TaggerBundle, path: Path, base_dir: Path, image_root: Path
         labels.append(known)
         unknown += missed
         ids.append(batch["product_id"])
-        for name, s in bundle.scores(model_inputs(bundle, batch)).items():
+        for name, s in product_scores(bundle, batch, batch.height or 1).items():
             scores[name].append(s.astype(np.float64))
         row += batch.height
     if not ids:

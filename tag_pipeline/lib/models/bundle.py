@@ -17,15 +17,10 @@ A bundle folder holds everything needed to tag products the way the model was ev
   ``embeddings.EmbeddingBackend``: logistic regressions on pretrained sentence vectors; the
   vectors of a text come from the embedding cache, or are encoded once and cached).
 
-``tag_frame`` preprocesses with the functions the training pipeline (``make_dataset``) maps:
-``product_texts`` through the bundle's tokenizer, and ``images.read_image``, the reader behind
-``make_image_loader`` (a missing or corrupt image gives zeros and mask 0, so the tags come from
-the text). It calls them directly, batch by batch, instead of building a ``tf.data`` pipeline:
-building one traces the tokenizer again, about 1 s per call, which would dominate a small
-serving request. ``model_inputs`` is that preprocessing; the tests check that it gives exactly
-the arrays ``make_dataset`` gives. Raw encoded image bytes (column ``image_bytes``) go through
-the same ``read_image`` as an in-memory file, so bytes and the same file on disk give identical
-scores. Reading a batch's images overlaps with the model's forward pass of the previous batch.
+A bundle is the trained model as an artifact: its files, and the CNN + BiLSTM's forward pass
+(``TaggerBundle.network``). Tagging products with it is the serving path of ``serving``:
+inputs (``inputs``) -> backends (``backends``) -> fusion -> refiner -> thresholds -> tags ->
+explanations; this module calls none of them.
 
 Products without a usable image skip the CNN, most of the model's cost: with image mask 0 the
 model multiplies the CNN's features by 0, so the same layers run without the CNN give the same
@@ -33,40 +28,34 @@ scores. That shortcut is checked against the whole model once per bundle and lef
 disagree (e.g. after a change of architecture). Products with an image go through the same
 model with its CNN batch norms folded into the convolutions (``tagger.fold_batch_norm``: the
 same scores up to float rounding, about half the CNN's inference cost), also checked once per
-bundle against the model as trained.
+bundle against the model as trained. Both passes also return the ``fused`` layer's product
+embedding, the refiner's input, so the refiner reads exactly what the tagger computed.
 
 MLflow is not imported here; ``pyfunc`` wraps a bundle for the model registry.
 """
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
-import polars as pl
 import tensorflow as tf
 
-from tag_pipeline.lib.models.baseline import BaselineTagger, baseline_scores
+from tag_pipeline.lib.models.baseline import BaselineTagger
 from tag_pipeline.lib.models.catalog_features import (
-    FEATURE_TEXT_COLUMN,
     FeatureColumn,
     columns_from_json,
     columns_to_json,
-    with_feature_text,
 )
-from tag_pipeline.lib.models.fusion import CNN, EMBEDDING, LINEAR, Fusion, fuse
-from tag_pipeline.lib.models.images import read_image
+from tag_pipeline.lib.models.fusion import Fusion
 from tag_pipeline.lib.models.labels import LabelSpace
-from tag_pipeline.lib.models.scoring import given_tags, space_classes
 from tag_pipeline.lib.models.tagger import TaggerConfig, fold_batch_norm
-from tag_pipeline.lib.models.text import RESERVED_TOKENS, make_tokenizer, product_texts
+from tag_pipeline.lib.models.text import RESERVED_TOKENS, make_tokenizer
 
 MODEL_FILE = "model.keras"
 VOCAB_FILE = "vocab.txt"
@@ -79,11 +68,6 @@ EMBEDDING_FILE = "embedding.joblib"
 FUSION_FILE = "fusion.json"
 INPUTS_FILE = "inputs.json"
 
-# Input columns of tag_frame; only title is required.
-INPUT_COLUMNS = ("product_id", "title", "description", "image_path", "image_bytes")
-TAG_SCHEMA = {"product_id": pl.Utf8, "tag": pl.Utf8, "tag_type": pl.Utf8, "facet": pl.Utf8,
-              "score": pl.Float64}
-
 # When a bundle traces its tokenizer and model (see TaggerBundle.compile): for a frame of at
 # least this many products, or once it has scored this many batches.
 COMPILE_MIN_ROWS = 256
@@ -94,16 +78,27 @@ COMPILE_AFTER_BATCHES = 16
 # _TEXT_FEATURE_LAYERS the model has (bundles from before the n-gram branch end in the BiLSTM).
 _TEXT_FEATURE_LAYERS = ("text_features", "text_bilstm")
 _TEXT_PATH_LAYERS = ("masked_image", "joined", "joined_dropout", "fused", "fused_dropout")
+# The key of the ``fused`` layer's product embedding among the network's outputs.
+FEATURES = "__fused__"
 
 
-def _full_forward(model: keras.Model) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """The whole model, in inference mode."""
-    return lambda inputs: model(inputs, training=False)
+def _full_forward(model: keras.Model, space: LabelSpace
+                  ) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The whole model, in inference mode: its head outputs and, under ``FEATURES``, the
+    ``fused`` layer's product embedding (what the refiner reads), when it has that layer."""
+    try:
+        fused = model.get_layer("fused").output
+        outputs = {h.output_name: model.get_layer(h.output_name).output for h in space.heads}
+    except ValueError:
+        return lambda inputs: model(inputs, training=False)
+    with_features = keras.Model(model.input, {**outputs, FEATURES: fused})
+    return lambda inputs: with_features(inputs, training=False)
 
 
 def _text_forward(model: keras.Model, space: LabelSpace
                   ) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
     """The model for products without an image, skipping the CNN; None if the layers differ.
+    Like ``_full_forward`` it returns the ``fused`` embedding under ``FEATURES`` too.
 
     With image mask 0 the ``masked_image`` layer multiplies the CNN's features by 0, so they
     are exact zeros whatever the pixels; the CNN is most of the model's cost. The text branch
@@ -127,8 +122,8 @@ def _text_forward(model: keras.Model, space: LabelSpace
         image_features = tf.zeros((tf.shape(tokens)[0], width), text.dtype)
         joined = layer["joined"]([text, image_features, inputs["image_mask"]])
         fused = layer["fused"](layer["joined_dropout"](joined, training=False))
-        fused = layer["fused_dropout"](fused, training=False)
-        return {name: head(fused) for name, head in heads.items()}
+        out = layer["fused_dropout"](fused, training=False)
+        return {**{name: head(out) for name, head in heads.items()}, FEATURES: fused}
 
     return forward
 
@@ -176,8 +171,8 @@ class TaggerBundle:
     The tokenizer and the model run eagerly until ``compile`` traces them into
     ``tf.function``s (once for every batch size, cached on the object). Tracing costs one to
     three seconds, far more than tagging a few products eagerly, and makes large batches
-    several times faster; ``tag_frame`` compiles for a frame of ``COMPILE_MIN_ROWS`` or more
-    products, and ``scores`` after ``COMPILE_AFTER_BATCHES`` batches, so a server of small
+    several times faster; ``serving`` compiles for a frame of ``COMPILE_MIN_ROWS`` or more
+    products, and ``network`` after ``COMPILE_AFTER_BATCHES`` batches, so a server of small
     requests compiles too once the eager overhead has added up to about the cost of tracing.
     """
 
@@ -217,7 +212,8 @@ class TaggerBundle:
             if text is not None and not self._text_path_agrees(text):
                 text = None
             self._forward = _Forward(tokenize=lambda strings: tokenizer(strings),
-                                     full=_full_forward(folded or self.model), text=text,
+                                     full=_full_forward(folded or self.model, self.space),
+                                     text=text,
                                      compiled=False, folded=folded is not None)
         return self._forward
 
@@ -233,7 +229,7 @@ class TaggerBundle:
         full = self.model({**probe, "image": np.zeros((4, size, size, 3), np.float32)},
                           training=False)
         short = text(probe)
-        return all(np.allclose(full[k], short[k], rtol=0, atol=1e-6) for k in short)
+        return all(np.allclose(full[k], short[k], rtol=0, atol=1e-6) for k in full)
 
     def _folded_agrees(self, folded: keras.Model) -> bool:
         # Folding is exact up to float rounding; a model it does not fit keeps its own layers.
@@ -278,53 +274,11 @@ class TaggerBundle:
         ids = self._functions().tokenize(tf.constant(texts, dtype=tf.string))
         return np.asarray(ids).astype(np.int32)
 
-    def scores(self, x: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Scores per head name for one batch of model inputs (``tokens``, ``image``,
-        ``image_mask``, and for a fused tagger ``linear``, as ``model_inputs`` gives them):
-        the fused scores when the bundle has a fusion, else the CNN + BiLSTM's."""
-        return self.combine(self.backend_scores(x), x.get("has_text"))
-
-    def combine(self, backends: dict[str, dict[str, np.ndarray]],
-                has_text: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """The bundle's scores from its backends' scores (``backend_scores``). A product
-        without usable text (``has_text`` false) is scored by the CNN + BiLSTM alone: its
-        photo is all the evidence there is, and the linear backend would only add its
-        prior."""
-        if self.fusion is None:
-            return backends[CNN]
-        fused = fuse(self.fusion, backends, self.space)
-        if has_text is not None and not np.all(has_text):
-            textless = ~np.asarray(has_text, bool)
-            for name in fused:
-                fused[name][textless] = backends[CNN][name][textless]
-        return fused
-
-    def linear_scores(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
-        """The linear backend's calibrated scores of products (title, description and the
-        feature words, see ``model_inputs``)."""
-        if self.linear is None:
-            raise ValueError("this tagger bundle has no linear backend")
-        return baseline_scores(self.linear, frame)
-
-    def backend_scores(self, x: dict[str, Any]) -> dict[str, dict[str, np.ndarray]]:
-        """``{backend: {head: scores}}`` for one batch: the CNN + BiLSTM's, and the linear
-        backend's (``x["linear"]``) when the bundle fuses."""
-        backends = {CNN: self._cnn_scores(x)}
-        if self.fusion is not None:
-            if "linear" not in x:
-                raise ValueError("a fused tagger bundle needs the linear backend's scores in "
-                                 "the inputs (key 'linear'): build them with model_inputs")
-            backends[LINEAR] = x["linear"]
-            if self.embedding is not None:
-                if "embedding" not in x:
-                    raise ValueError("this tagger bundle fuses the embedding backend: its "
-                                     "scores must be in the inputs (key 'embedding'): build "
-                                     "them with model_inputs")
-                backends[EMBEDDING] = x["embedding"]
-        return backends
-
-    def _cnn_scores(self, x: dict[str, Any]) -> dict[str, np.ndarray]:
-        """The CNN + BiLSTM's scores. Products without an image skip the CNN (see
+    def network(self, x: dict[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """The CNN + BiLSTM's scores per head name for one batch of model inputs
+        (``tokens``, ``image``, ``image_mask``, as ``inputs.model_inputs`` gives them), and
+        its ``fused`` product embeddings (products, fused_dim), the refiner's input (None
+        for a model without that layer). Products without an image skip the CNN (see
         ``_text_forward``); the others go through the whole model."""
         run = self._functions()
         tokens = np.asarray(x["tokens"], np.int32)
@@ -350,10 +304,15 @@ class TaggerBundle:
             for index, part in zip(rows, parts, strict=True):
                 scores[index] = np.asarray(part[head.output_name])
             out[head.name] = scores
+        features = None
+        if all(FEATURES in part for part in parts):
+            features = np.empty((len(tokens), int(parts[0][FEATURES].shape[-1])), np.float32)
+            for index, part in zip(rows, parts, strict=True):
+                features[index] = np.asarray(part[FEATURES])
         self._batches += 1
         if self._batches >= COMPILE_AFTER_BATCHES:
             self.compile()
-        return out
+        return out, features
 
 
 def _check_bundle(bundle: TaggerBundle, where: str) -> None:
@@ -514,141 +473,3 @@ def load_bundle(directory: Path | str) -> TaggerBundle:
                           embedding=embedding)
     _check_bundle(bundle, f"tagger bundle folder {directory}")
     return bundle
-
-
-def product_frame(products: pl.DataFrame,
-              feature_columns: tuple[FeatureColumn, ...] = ()) -> pl.DataFrame:
-    """The input columns of ``tag_frame``, checked, typed and with defaults filled in; with
-    feature columns, their raw values (null where absent) and the feature words."""
-    if "title" not in products.columns:
-        raise ValueError(f"products frame lacks the required column 'title'; "
-                         f"has {products.columns}")
-    n = products.height
-    defaults = {"product_id": pl.Series([str(i) for i in range(n)], dtype=pl.Utf8),
-                "description": pl.Series([""] * n, dtype=pl.Utf8),
-                "image_path": pl.Series([None] * n, dtype=pl.Utf8),
-                "image_bytes": pl.Series([None] * n, dtype=pl.Binary)}
-    columns = {}
-    for name in INPUT_COLUMNS:
-        series = products[name] if name in products.columns else defaults[name]
-        if name == "image_bytes":
-            if series.dtype not in (pl.Binary, pl.Null):
-                raise ValueError(f"products column 'image_bytes' must hold raw bytes (Binary), "
-                                 f"has {series.dtype}")
-            columns[name] = series.cast(pl.Binary).alias(name)
-            continue
-        if series.dtype not in (pl.Utf8, pl.Null) and not series.dtype.is_integer():
-            raise ValueError(f"products column {name!r} must hold strings, has {series.dtype}")
-        columns[name] = series.cast(pl.Utf8).alias(name)
-    if columns["product_id"].null_count():
-        raise ValueError("products column 'product_id' has null values")
-    for feature in feature_columns:
-        if feature.name in products.columns:
-            columns[feature.name] = products[feature.name].cast(pl.Utf8).alias(feature.name)
-        elif "tag_fields" in products.columns:
-            columns["tag_fields"] = products["tag_fields"]
-    frame = pl.DataFrame(columns)
-    raw_values = "tag_fields" in frame.columns or any(f.name in frame.columns
-                                                      for f in feature_columns)
-    if feature_columns and not raw_values and FEATURE_TEXT_COLUMN in products.columns:
-        # rows of product_features carry the feature words already, not the raw values
-        return frame.with_columns(products[FEATURE_TEXT_COLUMN].cast(pl.Utf8).fill_null(""))
-    if feature_columns:
-        frame = with_feature_text(frame, feature_columns)
-        if "tag_fields" in frame.columns:
-            frame = frame.drop("tag_fields")
-    return frame
-
-
-def has_usable_text(frame: pl.DataFrame) -> np.ndarray:
-    """Per product: whether its title or description holds more than white space."""
-    blank = pl.lit(True)
-    for name in ("title", "description"):
-        if name in frame.columns:
-            blank = blank & (pl.col(name).fill_null("").str.strip_chars() == "")
-    return ~frame.select(blank.alias("blank"))["blank"].to_numpy().astype(bool)
-
-
-def model_inputs(bundle: TaggerBundle, products: pl.DataFrame) -> dict[str, np.ndarray]:
-    """``tokens``, ``image``, ``image_mask`` and ``has_text`` arrays for products, as
-    training builds them (``has_text``: the title or description is not blank).
-
-    Args:
-        bundle: The tagger (its tokenizer and image size are used).
-        products: Frame with title and optionally description, image_path, image_bytes (see
-            ``tag_frame``).
-    """
-    frame = product_frame(products, bundle.feature_columns)
-    size = bundle.config.image_size
-    image = np.zeros((frame.height, size, size, 3), np.float32)
-    mask = np.zeros((frame.height, 1), np.float32)
-    paths, blobs = frame["image_path"].to_list(), frame["image_bytes"].to_list()
-    for i, (path, blob) in enumerate(zip(paths, blobs, strict=True)):
-        # read_image opens whatever Image.open accepts; bytes go in as an in-memory file
-        source = io.BytesIO(blob) if blob else path
-        if source:
-            image[i], mask[i, 0] = read_image(source, size)
-    x = {"tokens": bundle.tokenize(product_texts(frame)), "image": image, "image_mask": mask,
-         "has_text": has_usable_text(frame)}
-    if bundle.linear is not None:
-        x["linear"] = bundle.linear_scores(frame)
-    if bundle.embedding is not None:
-        x["embedding"] = bundle.embedding.product_scores(frame)
-    return x
-
-
-def _batches(frame: pl.DataFrame, batch_size: int) -> Iterator[pl.DataFrame]:
-    for start in range(0, frame.height, batch_size):
-        yield frame.slice(start, batch_size)
-
-
-def tag_frame(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int = 512
-              ) -> pl.DataFrame:
-    """Tags of each product with their scores, as one row per (product, tag).
-
-    Args:
-        bundle: The tagger.
-        products: Raw products. ``title`` is required; optional are ``product_id`` (default:
-            the row number as a string), ``description``, ``image_path`` (null: no image) and
-            ``image_bytes`` (raw encoded image, used instead of ``image_path`` when neither
-            null nor empty). Other columns are ignored. A missing or undecodable image is
-            ignored.
-        batch_size: Products per model batch; images are read batch by batch.
-
-    Returns:
-        Columns product_id, tag, tag_type, facet, score (in [0, 1]), products in input order
-        and within a product heads in model order, best score first. A product whose scores
-        pass no threshold has no row, nor has a product with neither usable text (a title
-        or description that is not blank) nor a readable image: there is nothing to tag it
-        from (``untagged_products`` gives it the reason ``no_text_or_image``).
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    frame = product_frame(products, bundle.feature_columns)
-    if frame.height >= COMPILE_MIN_ROWS:
-        bundle.compile()
-    classes = pl.DataFrame(space_classes(bundle.space), orient="row",
-                           schema={"tag_type": pl.Utf8, "facet": pl.Utf8, "tag": pl.Utf8})
-    parts: list[pl.DataFrame] = []
-    batches = _batches(frame, batch_size)
-    # One worker prepares the next batch (Pillow and the tokenizer release the GIL) while
-    # the model scores the current one.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagger_inputs") as pool:
-        chunk = next(batches, None)
-        pending = pool.submit(model_inputs, bundle, chunk) if chunk is not None else None
-        while pending is not None:
-            ids = chunk["product_id"]
-            x = pending.result()
-            chunk = next(batches, None)
-            pending = pool.submit(model_inputs, bundle, chunk) if chunk is not None else None
-            rows, cls, values = given_tags(bundle.scores(x), bundle.thresholds, bundle.space)
-            usable = (x["has_text"] | (x["image_mask"][:, 0] > 0))[rows]
-            rows, cls, values = rows[usable], cls[usable], values[usable]
-            parts.append(pl.concat([
-                pl.DataFrame({"product_id": ids.gather(rows)}),
-                classes.select(pl.all().gather(cls)),
-                pl.DataFrame({"score": values.astype(np.float64)}),
-            ], how="horizontal"))
-    if not parts:
-        return pl.DataFrame(schema=TAG_SCHEMA)
-    return pl.concat(parts).select(list(TAG_SCHEMA)).cast(TAG_SCHEMA)

@@ -22,9 +22,10 @@ Method (word occlusion):
    cannot change a score.
 4. For each word, the text with every occurrence replaced by a space is tokenized; a variant
    whose tokens equal the original's (the word lies past ``seq_len``) has support 0 and is not
-   scored. The other variants are scored in batches through ``TaggerBundle.scores`` with the
-   product's own image and image mask, so the image's contribution stays what it was and only
-   the text changes (imageless products take the bundle's text-only shortcut).
+   scored. The other variants are scored in batches through the tagger's backends and fusion
+   (stages 2 and 3 of ``serving``) with the product's own image and image mask, so the image's
+   contribution stays what it was and only the text changes (imageless products take the
+   bundle's text-only shortcut).
 5. The support of a word for a tag is the tag's original score minus its score without the
    word (same head and class). The explanation is up to ``top_k`` words whose support exceeds
    ``min_support``, best first; null when no word qualifies.
@@ -45,21 +46,17 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from tag_pipeline.lib.models.bundle import (
-    COMPILE_MIN_ROWS,
-    TaggerBundle,
-    model_inputs,
-    product_frame,
-)
+from tag_pipeline.lib.models.backends import backend_scores, linear_scores, prepare
+from tag_pipeline.lib.models.bundle import COMPILE_MIN_ROWS, TaggerBundle
 from tag_pipeline.lib.models.catalog_features import FEATURE_TEXT_COLUMN
+from tag_pipeline.lib.models.fusion import combine
+from tag_pipeline.lib.models.inputs import INPUT_COLUMNS, product_frame
 from tag_pipeline.lib.models.text import MAX_DESCRIPTION_CHARS, product_texts
 
 EXPLANATION_SEPARATOR = " | "
 HAN_WORD_MAX_CHARS = 4
 PRODUCT_COLUMNS = ("product_id", "title")
 TAG_COLUMNS = ("product_id", "tag", "tag_type", "facet")
-# Columns of the products frame handed on to model_inputs when present.
-_INPUT_COLUMNS = ("product_id", "title", "description", "image_path", "image_bytes")
 # Variant rows prepared at once, in batches: bounds the images and scores held in memory.
 _BATCHES_PER_CHUNK = 16
 
@@ -174,7 +171,7 @@ def _cut_descriptions(frame: pl.DataFrame) -> list[str]:
 class _Chunk:
     """Products of one chunk with their words, inputs and the occlusion variants to score."""
 
-    inputs: dict[str, np.ndarray]  # model_inputs of the products (original texts)
+    inputs: dict[str, np.ndarray]  # backends.prepare of the products (original texts)
     words: np.ndarray  # (products, width) object: word text or None
     overlap: np.ndarray  # (products, width, width) bool
     variant_product: np.ndarray  # (variants,) product row of each variant
@@ -205,7 +202,7 @@ def _prepare(bundle: TaggerBundle, products: pl.DataFrame, max_words: int) -> _C
             var_descriptions.append(occluded_description)
     variants = pl.DataFrame({"title": var_titles, "description": var_descriptions},
                             schema={"title": pl.Utf8, "description": pl.Utf8})
-    inputs = model_inputs(bundle, products)
+    inputs = prepare(bundle, products)
     if bundle.feature_columns:
         # the feature words are no words of the text: a variant keeps its product's
         words_of = product_frame(products, bundle.feature_columns)[FEATURE_TEXT_COLUMN]
@@ -214,7 +211,7 @@ def _prepare(bundle: TaggerBundle, products: pl.DataFrame, max_words: int) -> _C
                                          pl.lit("", pl.Utf8).alias(FEATURE_TEXT_COLUMN))
     tokens = (bundle.tokenize(product_texts(variants)) if variants.height
               else np.zeros((0, bundle.config.seq_len), np.int32))
-    linear = (bundle.linear_scores(variants) if bundle.linear is not None and variants.height
+    linear = (linear_scores(bundle, variants) if bundle.fusion is not None and variants.height
               else None)
     return _Chunk(inputs=inputs, words=words, overlap=overlap,
                   variant_product=np.asarray(var_product, np.int64),
@@ -222,12 +219,18 @@ def _prepare(bundle: TaggerBundle, products: pl.DataFrame, max_words: int) -> _C
                   variant_linear=linear)
 
 
+def _scores(bundle: TaggerBundle, x: dict) -> dict[str, np.ndarray]:
+    """The tagger's scores of a batch: stages 2 and 3 of the serving path (the backends, then
+    their fusion), as ``serving`` runs them."""
+    return combine(bundle.fusion, backend_scores(bundle, x)[0], bundle.space, x.get("has_text"))
+
+
 def _score_chunk(bundle: TaggerBundle, chunk: _Chunk, batch_size: int
                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
     """Original scores per head (products, classes), variant scores per head (variants,
     classes) and the (products, width) variant row of each word (-1: no word)."""
     x = chunk.inputs
-    original = {name: s.astype(np.float64) for name, s in bundle.scores(x).items()}
+    original = {name: s.astype(np.float64) for name, s in _scores(bundle, x).items()}
     vp = chunk.variant_product
     # A variant with the original's tokens scores exactly the original: support 0, not run.
     changed = (chunk.variant_tokens != x["tokens"][vp]).any(axis=1)
@@ -248,7 +251,7 @@ def _score_chunk(bundle: TaggerBundle, chunk: _Chunk, batch_size: int
             # the embedding backend keeps the product's own scores: encoding every variant
             # would cost about 25 ms each; the support comes from the other backends
             batch["embedding"] = {name: s[products] for name, s in x["embedding"].items()}
-        out = bundle.scores(batch)
+        out = _scores(bundle, batch)
         for name, s in out.items():
             variant[name][rows] = s
     row_of = np.full(chunk.words.shape, -1, np.int64)
@@ -356,7 +359,10 @@ def explain_tags(bundle: TaggerBundle, products: pl.DataFrame, tags: pl.DataFram
     known = targets.with_row_index("row").drop_nulls("head")
     needed = known["product"].unique().sort().to_numpy()
     if len(needed):
-        columns = [c for c in _INPUT_COLUMNS if c in products.columns]
+        # the feature columns too: the original scores are the tagger's, feature words included
+        wanted = (*INPUT_COLUMNS, *(f.name for f in bundle.feature_columns), "tag_fields",
+                  FEATURE_TEXT_COLUMN)
+        columns = [c for c in dict.fromkeys(wanted) if c in products.columns]
         frame = products.select(columns)[needed]
         if len(needed) * (max_words + 1) >= COMPILE_MIN_ROWS:
             bundle.compile()

@@ -169,6 +169,22 @@ def fuse(fusion: Fusion, backend_scores: Mapping[str, Mapping[str, np.ndarray]],
     return out
 
 
+def combine(fusion: Fusion | None, backend_scores: Mapping[str, Mapping[str, np.ndarray]],
+            space: LabelSpace, has_text: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The tagger's scores from its backends' (stage 3 of the serving path, ``serving``): the
+    fused scores when there is a fusion, else the CNN + BiLSTM's. A product without usable
+    text (``has_text`` false) is scored by the CNN + BiLSTM alone: its photo is all the
+    evidence there is, and the text backends would only add their prior."""
+    if fusion is None:
+        return dict(backend_scores[CNN])
+    fused = fuse(fusion, backend_scores, space)
+    if has_text is not None and not np.all(has_text):
+        textless = ~np.asarray(has_text, bool)
+        for name in fused:
+            fused[name][textless] = backend_scores[CNN][name][textless]
+    return fused
+
+
 def softmax_objective(scores: np.ndarray, truth: np.ndarray, macro_weight: float) -> float:
     """accuracy + macro_weight * macro-F1 over the labeled rows of a softmax head."""
     truth = np.asarray(truth) > 0

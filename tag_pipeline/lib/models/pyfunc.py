@@ -1,7 +1,8 @@
 """The tagger as an MLflow pyfunc model: raw product rows in, one row per (product, tag) out.
 
 ``log_tagger`` logs a bundle folder (``bundle.save_bundle``) as the artifact ``bundle`` of a
-pyfunc model whose ``TaggerModel`` wraps ``bundle.tag_frame``.
+pyfunc model whose ``TaggerModel`` wraps ``serving.tag_frame`` (the serving path, without a
+refiner).
 
 The model is logged "from code", as MLflow recommends over pickling an object: ``log_tagger``
 writes a three-line model file that builds ``TaggerModel()`` and MLflow stores that file with
@@ -31,7 +32,8 @@ from mlflow.types import ColSpec, DataType, Schema
 
 import tag_pipeline
 from tag_pipeline.lib.images import resolve_image
-from tag_pipeline.lib.models.bundle import TAG_SCHEMA, TaggerBundle, load_bundle, tag_frame
+from tag_pipeline.lib.models.bundle import TaggerBundle, load_bundle
+from tag_pipeline.lib.models.serving import TAG_SCHEMA, tag_frame
 
 BUNDLE_ARTIFACT = "bundle"
 # Distributions whose installed versions are pinned in the logged model's requirements.
@@ -155,7 +157,7 @@ class TaggerModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Columns product_id, tag, tag_type, facet, score (see ``bundle.tag_frame``) and
+        """Columns product_id, tag, tag_type, facet, score (see ``serving.tag_frame``) and
         warning (the product's image_path was not used, and why; else null)."""
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)

@@ -7,8 +7,8 @@ scored just under its threshold. The refiner looks at the whole tag set of a pro
 Design:
 
 - **Inputs.** For each product the tagger's fused embedding (the output of its ``fused``
-  layer, ``tagger_outputs``) and its scores of every head, concatenated in label-space order
-  (``K`` columns in all).
+  layer, ``serving.tagger_outputs``) and its scores of every head, concatenated in
+  label-space order (``K`` columns in all).
 - **Generator** ``G(embedding, scores, noise)``: an MLP that outputs a residual in logit
   space, bounded to ``+-residual_scale`` by a tanh. It is added to ``logit(score)`` of a
   sigmoid head's tag, or to ``log(score)`` of a softmax head's class, and squashed again by
@@ -65,7 +65,6 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,15 +75,7 @@ import polars as pl
 import tensorflow as tf
 from keras import layers, ops
 
-from tag_pipeline.lib.models.bundle import (
-    TAG_SCHEMA,
-    TaggerBundle,
-    has_usable_text,
-    model_inputs,
-    product_frame,
-    read_json,
-)
-from tag_pipeline.lib.models.fusion import CNN, EMBEDDING, LINEAR
+from tag_pipeline.lib.models.bundle import read_json
 from tag_pipeline.lib.models.labels import (
     SIGMOID,
     SOFTMAX,
@@ -112,7 +103,6 @@ CONFIG_FILE = "refiner_config.json"
 COMPATIBILITY_FILE = "compatibility.json"
 HISTORY_FILE = "history.json"
 REFINER_FILES = (GENERATOR_FILE, SPACE_FILE, THRESHOLDS_FILE, CONFIG_FILE, COMPATIBILITY_FILE)
-REFINED_SCHEMA = {**TAG_SCHEMA, "source": pl.Utf8}
 ABLATION_METRICS = ("micro_f1", "macro_f1", "samples_f1", "p_at_5", "ndcg_at_5",
                     "inconsistency_rate", "coverage", "tags_per_product")
 _EPS = 1e-6
@@ -414,8 +404,10 @@ def refine_scores(refiner: Refiner, embeddings: np.ndarray,
     return split_heads(_refine_matrix(refiner.generator, refiner.config, emb, s), refiner.space)
 
 
-def _decide(refiner: Refiner, refined: Mapping[str, np.ndarray], repaired: bool
-            ) -> dict[str, np.ndarray]:
+def decide(refiner: Refiner, refined: Mapping[str, np.ndarray], repaired: bool
+           ) -> dict[str, np.ndarray]:
+    """0/1 per head from refined scores: the refined thresholds, then (if ``repaired``) the
+    consistency repair."""
     decisions = apply_thresholds(refined, refiner.thresholds, refiner.space)
     if repaired:
         decisions = repair(decisions, refined, refiner.space, refiner.compatibility)
@@ -426,7 +418,7 @@ def refine_decisions(refiner: Refiner, embeddings: np.ndarray,
                      scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """0/1 per head: refined scores through the refined thresholds, then (if
     ``config.repair``) the consistency repair."""
-    return _decide(refiner, refine_scores(refiner, embeddings, scores), refiner.config.repair)
+    return decide(refiner, refine_scores(refiner, embeddings, scores), refiner.config.repair)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,13 +475,13 @@ def ablate(refiner: Refiner, tagger_thresholds: dict[str, np.ndarray], embedding
     space, compat = refiner.space, refiner.compatibility
     tagger_dec = apply_thresholds(scores, tagger_thresholds, space)
     refined = refine_scores(refiner, embeddings, scores)
-    raw = _decide(refiner, refined, repaired=False)
+    raw = decide(refiner, refined, repaired=False)
     rows = {
         "tagger": _variant(targets, tagger_dec, scores, space, compat),
         "tagger+repair": _variant(targets, repair(tagger_dec, scores, space, compat), scores,
                                   space, compat),
         "refiner-no-repair": _variant(targets, raw, refined, space, compat),
-        "tagger+refiner": _variant(targets, _decide(refiner, refined, refiner.config.repair),
+        "tagger+refiner": _variant(targets, decide(refiner, refined, refiner.config.repair),
                                    refined, space, compat),
     }
     return Ablation(rows=rows, n_test=len(np.asarray(embeddings)))
@@ -580,105 +572,6 @@ def load_refiner(directory: Path | str) -> Refiner:
                    thresholds=thresholds, compatibility=compatibility, history=history)
 
 
-# ---------------------------------------------------------------------------------------------
-# Raw products.
-
-
-def _feature_model(bundle: TaggerBundle) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """The tagger's forward pass returning its ``fused`` embedding next to the head outputs."""
-    model = bundle.model
-    try:
-        fused = model.get_layer("fused").output
-    except ValueError as exc:
-        raise ValueError("the tagger model has no layer named 'fused' to take the product "
-                         "embedding from") from exc
-    outputs = {h.output_name: model.get_layer(h.output_name).output for h in bundle.space.heads}
-    extractor = keras.Model(model.input, {"__fused__": fused, **outputs})
-    size, seq_len = bundle.config.image_size, bundle.config.seq_len
-    spec = {"tokens": tf.TensorSpec((None, seq_len), tf.int32),
-            "image": tf.TensorSpec((None, size, size, 3), tf.float32),
-            "image_mask": tf.TensorSpec((None, 1), tf.float32)}
-    # no Python control flow inside, so AutoGraph has nothing to convert; traced once for
-    # every batch size
-    return tf.function(lambda x: extractor(x, training=False), autograph=False,
-                       input_signature=[spec])
-
-
-def tagger_outputs(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int = 512
-                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The tagger's fused embeddings (n, d) and scores per head name, in frame order (the
-    fused scores of a fused tagger, the CNN + BiLSTM's otherwise).
-
-    Args:
-        bundle: The tagger.
-        products: As for ``bundle.tag_frame`` (title; optional description, image_path,
-            image_bytes).
-        batch_size: Products per model batch.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    frame = product_frame(products, bundle.feature_columns)
-    forward = _feature_model(bundle)
-    dim = int(bundle.model.get_layer("fused").output.shape[-1])
-    embeddings = [np.zeros((0, dim), np.float32)]
-    scores: dict[str, list[np.ndarray]] = {h.name: [np.zeros((0, h.size), np.float32)]
-                                           for h in bundle.space.heads}
-    chunks = [frame.slice(i, batch_size) for i in range(0, frame.height, batch_size)]
-    # reading the next batch's images overlaps with the model (as in tag_frame)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="refiner_inputs") as pool:
-        for x in pool.map(lambda c: model_inputs(bundle, c), chunks):
-            out = forward({k: tf.constant(x[k]) for k in ("tokens", "image", "image_mask")})
-            embeddings.append(np.asarray(out["__fused__"], np.float32))
-            # a fused tagger's refiner refines the fused scores
-            backends = {CNN: {h.name: np.asarray(out[h.output_name], np.float32)
-                              for h in bundle.space.heads}}
-            if "linear" in x:
-                backends[LINEAR] = x["linear"]
-            if "embedding" in x:
-                backends[EMBEDDING] = x["embedding"]
-            for name, value in bundle.combine(backends, x.get("has_text")).items():
-                scores[name].append(np.asarray(value, np.float32))
-    return np.concatenate(embeddings), {k: np.concatenate(v) for k, v in scores.items()}
-
-
-def refined_tags(refiner: Refiner, bundle: TaggerBundle, products: pl.DataFrame
-                 ) -> pl.DataFrame:
-    """Refined tags of raw products, one row per (product, tag).
-
-    Returns:
-        ``bundle.tag_frame``'s columns (product_id, tag, tag_type, facet, score; the score is
-        the refined one) and ``source``: ``"model"`` for a tag the tagger alone gives too,
-        ``"refiner"`` for one it would not. Products in input order, within a product heads in
-        model order, best score first.
-    """
-    if refiner.space != bundle.space:
-        raise ValueError("the refiner was trained on another label space than the tagger "
-                         f"bundle's (heads {refiner.space.head_names} vs "
-                         f"{bundle.space.head_names})")
-    frame = product_frame(products, bundle.feature_columns)
-    embeddings, scores = tagger_outputs(bundle, frame)
-    tagger_dec = apply_thresholds(scores, bundle.thresholds, bundle.space)
-    refined = refine_scores(refiner, embeddings, scores)
-    decisions = _decide(refiner, refined, refiner.config.repair)
-    # as tag_frame: a product with neither usable text nor an image gets no tags
-    image_given = (frame["image_path"].is_not_null() | (frame["image_bytes"].bin.size() > 0)
-                   .fill_null(False)).to_numpy()
-    usable = has_usable_text(frame) | image_given
-    ids = frame["product_id"].to_list()
-    per_product: list[list[tuple]] = [[] for _ in ids]
-    for head in refiner.space.heads:
-        s = refined[head.name]
-        rows, cols = np.nonzero(decisions[head.name] & usable[:, None])
-        order = np.lexsort((-s[rows, cols], rows))
-        for r, c in zip(rows[order].tolist(), cols[order].tolist(), strict=True):
-            cls = head.classes[c]
-            source = "model" if tagger_dec[head.name][r, c] else "refiner"
-            per_product[r].append((ids[r], cls.tag, head.tag_type, cls.facet, float(s[r, c]),
-                                   source))
-    rows_out = [row for tags in per_product for row in tags]
-    return pl.DataFrame(rows_out, schema=REFINED_SCHEMA, orient="row")
-
-
 __all__ = [
     "Ablation",
     "Compatibility",
@@ -686,14 +579,13 @@ __all__ = [
     "RefinerConfig",
     "ablate",
     "build_compatibility",
+    "decide",
     "load_refiner",
     "refine_decisions",
     "refine_scores",
-    "refined_tags",
     "refiner_gate",
     "repair",
     "save_refiner",
     "tag_set_stats",
-    "tagger_outputs",
     "train_refiner",
 ]

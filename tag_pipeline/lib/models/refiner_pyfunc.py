@@ -3,7 +3,7 @@ out (one row per product and tag, with ``source`` saying whether the tagger alon
 
 ``log_refiner`` logs a tagger bundle folder (``bundle.save_bundle``) as the artifact ``bundle``
 and a refiner folder (``refiner.save_refiner``) as the artifact ``refiner`` of a pyfunc model
-whose ``RefinerModel`` wraps ``refiner.refined_tags``. It follows ``pyfunc.log_tagger``: the
+whose ``RefinerModel`` wraps ``serving.tag`` with the refiner. It follows ``pyfunc.log_tagger``: the
 model is logged "from code" and the ``tag_pipeline`` package travels with it as a code path,
 with the same pinned requirements and input contract.
 """
@@ -30,7 +30,8 @@ from tag_pipeline.lib.models.pyfunc import (
     serving_requirements,
     tag_rows,
 )
-from tag_pipeline.lib.models.refiner import Refiner, load_refiner, refined_tags
+from tag_pipeline.lib.models.refiner import Refiner, load_refiner
+from tag_pipeline.lib.models.serving import tag
 
 REFINER_ARTIFACT = "refiner"
 # The model file MLflow runs to get the model (its "models from code" format).
@@ -77,11 +78,11 @@ class RefinerModel(mlflow.pyfunc.PythonModel):
     def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
         """Columns product_id, tag, tag_type, facet, score, source (see
-        ``refiner.refined_tags``) and warning (as ``pyfunc.TaggerModel.predict``)."""
+        ``serving.tag``) and warning (as ``pyfunc.TaggerModel.predict``)."""
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
         return tag_rows(self.bundle, model_input, self._image_root,
-                        lambda products: refined_tags(self.refiner, self.bundle, products))
+                        lambda products: tag(self.bundle, products, self.refiner))
 
 
 def log_refiner(refiner_dir: Path, tagger_bundle_dir: Path, name: str = "model",
@@ -118,7 +119,7 @@ def log_refiner(refiner_dir: Path, tagger_bundle_dir: Path, name: str = "model",
         example[name] = [None if is_missing(v) else str(v) for v in example[name]]
     refiner = load_refiner(refiner_dir)
     output = tag_rows(bundle, example, None,
-                      lambda products: refined_tags(refiner, bundle, products))
+                      lambda products: tag(bundle, products, refiner))
     with tempfile.TemporaryDirectory(prefix="refiner_model_") as tmp:
         model_code = Path(tmp) / "refiner_model.py"
         model_code.write_text(_MODEL_CODE, encoding="utf-8")

@@ -195,13 +195,20 @@ def path_validity(decisions: Mapping[str, np.ndarray], space: LabelSpace) -> flo
 def given_tags(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, np.ndarray],
                space: LabelSpace, hierarchical: bool = True
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The tags given, as parallel arrays ``(row, class, score)``.
+    """The tags given, as parallel arrays ``(row, class, score)`` (see ``decided_tags``):
+    ``scores`` through ``apply_thresholds`` (``hierarchical`` is passed on)."""
+    decisions = apply_thresholds(scores, thresholds, space, hierarchical=hierarchical)
+    return decided_tags(decisions, scores, space)
+
+
+def decided_tags(decisions: Mapping[str, np.ndarray], scores: Mapping[str, np.ndarray],
+                 space: LabelSpace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tags that 0/1 ``decisions`` give, as parallel arrays ``(row, class, score)``.
 
     ``class`` indexes the classes of all heads in model order (``space_classes``). Rows come
     in product order; within a product, heads in model order and best score first. The score
-    is the head's own score of the class; ``hierarchical`` is passed to ``apply_thresholds``.
+    is the head's own score of the class.
     """
-    decisions = apply_thresholds(scores, thresholds, space, hierarchical=hierarchical)
     rows, classes, values, heads = [], [], [], []
     offset = 0
     for index, head in enumerate(space.heads):

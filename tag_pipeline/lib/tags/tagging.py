@@ -82,19 +82,11 @@ def tag_products(bundle: TaggerBundle, products: pl.DataFrame, refiner: Refiner 
     Args:
         products: product_id, title; optional description and image_path (null: no image).
     """
-    from tag_pipeline.lib.models.bundle import tag_frame
-    from tag_pipeline.lib.models.explain import explain_tags
+    from tag_pipeline.lib.models.serving import tag
 
-    if refiner is not None:
-        from tag_pipeline.lib.models.refiner import refined_tags
-
-        tags = refined_tags(refiner, bundle, products)
-    else:
-        tags = tag_frame(bundle, products).with_columns(source=pl.lit("model"))
-    if explain and tags.height:
-        tags = explain_tags(bundle, products, tags, top_k=explanation_words,
-                            max_words=explanation_max_words)
-    else:
+    tags = tag(bundle, products, refiner, explain=explain, explanation_words=explanation_words,
+               explanation_max_words=explanation_max_words)
+    if not explain:
         tags = tags.with_columns(explanation=pl.lit(None, pl.Utf8))
     return tags.with_columns(
         tagger_version=pl.lit(tagger_version, pl.Utf8),

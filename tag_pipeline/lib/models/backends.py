@@ -1,0 +1,64 @@
+"""Stage 2 of the serving path (``serving``): each backend's scores of a batch of products.
+
+The backends are the CNN + BiLSTM (``TaggerBundle.network``, which also gives the ``fused``
+product embedding the refiner reads) and, in a fused tagger, the calibrated linear n-gram
+backend (``baseline``) and the embedding backend (``embeddings``). The two text backends read
+the product frame, not the model inputs, so ``prepare`` scores them together with the inputs:
+the work a worker thread does for the next batch while the network scores this one.
+
+Calls stage 1 (``inputs``); calls no later stage.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from tag_pipeline.lib.models.baseline import baseline_scores
+from tag_pipeline.lib.models.fusion import CNN, EMBEDDING, LINEAR
+from tag_pipeline.lib.models.inputs import model_inputs, product_frame
+
+if TYPE_CHECKING:
+    from tag_pipeline.lib.models.bundle import TaggerBundle
+
+
+def linear_scores(bundle: TaggerBundle, frame: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The linear backend's calibrated scores of products (title, description and the feature
+    words of a ``product_frame``)."""
+    if bundle.linear is None:
+        raise ValueError("this tagger bundle has no linear backend")
+    return baseline_scores(bundle.linear, frame)
+
+
+def prepare(bundle: TaggerBundle, products: pl.DataFrame) -> dict[str, Any]:
+    """The model inputs of products (``inputs.model_inputs``) and, for a fused tagger, the text
+    backends' scores under ``linear`` and ``embedding``."""
+    frame = product_frame(products, bundle.feature_columns)
+    x: dict[str, Any] = model_inputs(bundle, frame)
+    if bundle.fusion is not None:
+        x[LINEAR] = linear_scores(bundle, frame)
+        if bundle.embedding is not None:
+            x[EMBEDDING] = bundle.embedding.product_scores(frame)
+    return x
+
+
+def backend_scores(bundle: TaggerBundle, x: dict[str, Any]
+                   ) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray | None]:
+    """``{backend: {head: scores}}`` for one prepared batch (``prepare``), and the network's
+    ``fused`` product embeddings (None for a model without that layer).
+
+    Raises:
+        ValueError: the bundle fuses a text backend whose scores are not in ``x``.
+    """
+    scores, features = bundle.network(x)
+    backends = {CNN: scores}
+    if bundle.fusion is not None:
+        for name in (LINEAR, EMBEDDING) if bundle.embedding is not None else (LINEAR,):
+            if name not in x:
+                raise ValueError(f"this tagger bundle fuses the {name} backend: its scores "
+                                 f"must be in the inputs (key {name!r}): build them with "
+                                 "backends.prepare")
+            backends[name] = x[name]
+    return backends, features
