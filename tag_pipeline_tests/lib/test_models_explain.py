@@ -190,3 +190,29 @@ def test_missing_columns_and_unknown_products_raise(bundle, grey_image):
         explain_tags(bundle, products, tags, top_k=0)
     empty = explain_tags(bundle, products, tags.clear())
     assert empty.height == 0 and "explanation" in empty.columns
+
+
+def test_support_is_measured_with_the_products_feature_words(bundle):
+    # a tagger that reads a feature column: the occluded texts keep the product's feature
+    # words, and so does the original they are compared with (the score the product was given)
+    import dataclasses
+
+    from tag_pipeline.lib.models.catalog_features import FeatureColumn
+
+    shade = dataclasses.replace(bundle, feature_columns=(FeatureColumn("shade"),))
+    products = pl.DataFrame({"product_id": ["y"], "title": ["red dress"], "shade": ["2011"]})
+    out = explain_tags(shade, products, tag_frame(shade, products), top_k=1, min_support=0.0)
+    head = "attribute:baseColour"
+    tagged = out.filter(pl.col("facet") == "baseColour").row(0, named=True)
+    col = [c.tag for c in bundle.space.head(head).classes].index(tagged["tag"])
+    word = tagged["explanation"]
+    assert (tagged["tag"], word) == ("Red", "red")
+    occluded = products.with_columns(title=pl.lit(" ".join(
+        w if w != word else "" for w in "red dress".split(" "))))
+    support = (product_scores(shade, products)[head][0, col]
+               - product_scores(shade, occluded)[head][0, col])
+    assert tagged["explanation_support"][0] == pytest.approx(support, abs=1e-5)
+    # without the feature words the same occlusion measures another support
+    plain = (product_scores(bundle, products)[head][0, col]
+             - product_scores(bundle, occluded)[head][0, col])
+    assert abs(plain - support) > 1e-3, (plain, support)
