@@ -248,9 +248,10 @@ tags: the product's true tags as tag_type:tag entries separated by "|", e.g.
 An entry may name the facet after the tag type (attribute/color:Blue), and must when the
 model knows the tag name in more than one facet of the type. Tag types: category, attribute,
 scene, style. Labels of tags outside the model's label space are counted and left out, as in
-training. The metrics are the tagger's alone (its scores and thresholds, no refiner), as
-tag_model_evaluation computes them on the test split: micro and macro precision, recall and
-F1, samples-F1, P@1/3/5 and NDCG@5, per tag type and overall."""
+training. The metrics are those of the model as `tag` and product_tags use it: the tagger
+and the champion refiner where it applies to that tagger version (--no-refiner: the tagger
+alone, as tag_model_evaluation measures it on the test split). They are micro and macro
+precision, recall and F1, samples-F1, P@1/3/5 and NDCG@5, per tag type and overall."""
 
 MODEL_HELP = "registry alias (champion, challenger) or version number of the tagger"
 EVAL_COLUMNS = ("micro_precision", "micro_recall", "micro_f1", "macro_f1", "samples_f1",
@@ -490,24 +491,26 @@ def _eval(args: argparse.Namespace) -> int:
 
         profile = _profile_loader(args.profile)[0]()
         with ProfileFile(profile, path) as products:  # fails before the model loads
-            models = _load_models(argparse.Namespace(model=args.model, no_refiner=True))
+            models = _load_models(args)
             for row in products.bad_rows[:_BAD_ROWS_SHOWN]:
                 _warn(row.message(path).replace("not tagged", "not scored"))
             result = evaluate_profile_file(models.bundle, products, args.batch_size,
-                                           profile.image_root)
+                                           profile.image_root, models.refiner)
     else:
         # a missing or unreadable file fails before the model loads
         with ProductFile(path, (*REQUIRED_COLUMNS, TAGS_COLUMN), ()):
             pass
-        models = _load_models(argparse.Namespace(model=args.model, no_refiner=True))
-        result = evaluate_file(models.bundle, path, args.batch_size)
+        models = _load_models(args)
+        result = evaluate_file(models.bundle, path, args.batch_size, models.refiner)
     for problem in result.image_problems:
         _warn(problem.message(path))
     if args.json:
         clean = {scope: {k: (None if v != v else v) for k, v in values.items()}
                  for scope, values in result.metrics.items()}
         print(json.dumps({"model": models.tagger_name, "version": models.tagger_version,
-                          "reference": args.model, "file": str(path),
+                          "reference": args.model, "refiner": models.refiner_name,
+                          "refiner_version": models.refiner_version,
+                          "refiner_reason": models.refiner_reason, "file": str(path),
                           "products": result.products, "labels": result.labels,
                           "unknown_labels": result.unknown_labels, "metrics": clean},
                          ensure_ascii=False, indent=2))
@@ -515,6 +518,7 @@ def _eval(args: argparse.Namespace) -> int:
     print(f"{models.tagger_name} v{models.tagger_version} ({args.model}) on {path}: "
           f"{result.products:,} products, {result.labels:,} labels scored, "
           f"{result.unknown_labels:,} outside the model's label space")
+    print(f"model: {models.describe()}")
     rows = [{"scope": scope, **{c: (str(int(values[c])) if c == "n_samples"
                                     else _format_metric(values[c])) for c in EVAL_COLUMNS}}
             for scope, values in sorted(result.metrics.items(), key=lambda kv: kv[0] == "all")]
@@ -695,6 +699,9 @@ def _parser() -> argparse.ArgumentParser:
                                             "(shipped name or YAML path); its own tag columns, "
                                             "read by the profile's rules, are the truth (no "
                                             "tags column)")
+    evaluate.add_argument("--no-refiner", action="store_true",
+                          help="measure the tagger alone (default: with the refiner that "
+                               "`tag` and product_tags apply to it, where one does)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     promote = sub.add_parser("promote", help="point the tagger's champion alias at a version")
     promote.add_argument("version", help="version number (or an alias such as challenger)")

@@ -362,21 +362,30 @@ def test_eval_on_warehouse_labels_prints_a_table_per_tag_type(trained_home, tmp_
 
 
 @pytest.mark.slow
-def test_eval_of_the_models_own_tags_is_perfect(trained_home, tmp_path, catalog_sample):
-    """Labels equal to the tagger's own tags give precision, recall and F1 of exactly 1."""
+@pytest.mark.parametrize("refiner", [False, True], ids=["tagger_alone", "as_served"])
+def test_eval_of_the_models_own_tags_is_perfect(trained_home, tmp_path, catalog_sample, refiner):
+    """Labels equal to the model's own tags (``tag``) give precision, recall and F1 of exactly
+    1 in ``eval``: the tagger alone with --no-refiner, else the tagger with the refiner that
+    ``tag`` applies (eval measures the model as it serves)."""
+    off = () if refiner else ("--no-refiner",)
     tagged = run_cli(trained_home.env, tmp_path, "tag", str(catalog_sample), "own.parquet",
-                     "--no-refiner", "--no-explain")
+                     "--no-explain", *off)
     assert tagged.returncode == 0, tagged.stderr
     tags = pl.read_parquet(tmp_path / "own.parquet")
-    assert set(tags["source"]) == {"model"} and tags["explanation"].null_count() == tags.height
+    assert tags["explanation"].null_count() == tags.height
+    if not refiner:
+        assert set(tags["source"]) == {"model"}
     labels = tags.group_by("product_id").agg(
         pl.format("{}/{}:{}", "tag_type", "facet", "tag").str.join("|").alias("tags"))
     products = pl.read_csv(catalog_sample, infer_schema=False).drop("tags")
     products.join(labels, on="product_id", how="left").write_csv(tmp_path / "own.csv")
-    result = run_cli(trained_home.env, tmp_path, "eval", "own.csv", "--json")
+    result = run_cli(trained_home.env, tmp_path, "eval", "own.csv", "--json", *off)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["version"] == champion(trained_home) and out["products"] == 80
+    assert out["refiner_version"] == tags["refiner_version"].unique().to_list()[0]
+    if refiner:  # the trained home's refiner passed its gate: eval applied it
+        assert out["refiner_version"] is not None, out["refiner_reason"]
     assert out["unknown_labels"] == 0 and out["labels"] == tags.height
     assert set(out["metrics"]) - {"all"} <= set(TAG_TYPES) and "category" in out["metrics"]
     overall = out["metrics"]["all"]

@@ -7,9 +7,11 @@ the tag type (``attribute/color:Blue``); it must when the model knows that tag n
 than one facet of the type. An empty ``tags`` value means the product has no tag.
 
 The metrics are those of ``tag_model_evaluation`` on the test split (``training``'s
-per-scope metrics over ``metrics.evaluate``): the tagger's scores and its own thresholds, per
-tag type and over all heads. Labels of tags outside the model's label space (rare tags, tags
-it never saw) cannot be predicted; they are counted and left out, as in training.
+per-scope metrics over ``metrics.evaluate``), per tag type and over all heads, of the model as
+it serves (``serving.product_decisions``): the tagger's decisions, or the refiner's where one
+is given (``tag-pipeline eval`` gives the refiner that ``tag`` and ``product_tags`` apply).
+Labels of tags outside the model's label space (rare tags, tags it never saw) cannot be
+predicted; they are counted and left out, as in training.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from tag_pipeline.lib.vocabulary import TAG_TYPES
 
 if TYPE_CHECKING:
     from tag_pipeline.lib.models.bundle import TaggerBundle
+    from tag_pipeline.lib.models.refiner import Refiner
 
 TAGS_COLUMN = "tags"
 TAG_SEPARATOR = "|"
@@ -118,8 +121,10 @@ def known_labels(labels: pl.DataFrame, space: LabelSpace) -> tuple[pl.DataFrame,
     return known, labels.select(list(_LABEL_SCHEMA)).unique().height - known.height
 
 
-def evaluate_file(bundle: TaggerBundle, path: Path, batch_size: int = 512) -> FileEvaluation:
-    """The tagger's metrics on a labelled file (format in the module docstring).
+def evaluate_file(bundle: TaggerBundle, path: Path, batch_size: int = 512,
+                  refiner: Refiner | None = None) -> FileEvaluation:
+    """The metrics of the tagger (refined by ``refiner``, if given) on a labelled file
+    (format in the module docstring).
 
     Raises:
         InputFileError: the file is missing, unreadable, lacks a column, has a bad tag entry or
@@ -128,14 +133,16 @@ def evaluate_file(bundle: TaggerBundle, path: Path, batch_size: int = 512) -> Fi
     space = bundle.space
     batches = read_batches(path, batch_size, (*REQUIRED_COLUMNS, TAGS_COLUMN),
                            OPTIONAL_COLUMNS)
-    return _evaluate(bundle, path, path.parent, None, (
+    return _evaluate(bundle, refiner, path, path.parent, None, (
         (batch, lambda b, row: parse_labels(b, space, path, row)) for batch in batches))
 
 
 def evaluate_profile_file(bundle: TaggerBundle, products, batch_size: int = 512,
-                          image_root: Path | None = None) -> FileEvaluation:
-    """The tagger's metrics on a raw export read through its profile (a
-    ``profile_file.ProfileFile``): the catalog's own tags are the truth, as in training."""
+                          image_root: Path | None = None, refiner: Refiner | None = None
+                          ) -> FileEvaluation:
+    """The metrics of the tagger (refined by ``refiner``, if given) on a raw export read
+    through its profile (a ``profile_file.ProfileFile``): the catalog's own tags are the
+    truth, as in training."""
     by_product = products.labels()
     columns = tuple(c for c in (*OPTIONAL_COLUMNS, *(f.name for f in bundle.feature_columns))
                     if bundle.text_columns is None or c != "description"
@@ -145,20 +152,21 @@ def evaluate_profile_file(bundle: TaggerBundle, products, batch_size: int = 512,
         return known_labels(by_product.join(batch.select("product_id"), on="product_id",
                                             how="semi"), bundle.space)
 
-    return _evaluate(bundle, products.path, products.profile.root, image_root, (
+    return _evaluate(bundle, refiner, products.path, products.profile.root, image_root, (
         (batch, labels_of) for batch in products.batches(batch_size, columns)))
 
 
-def _evaluate(bundle: TaggerBundle, path: Path, base_dir: Path, image_root: Path | None,
-              batches) -> FileEvaluation:
+def _evaluate(bundle: TaggerBundle, refiner: Refiner | None, path: Path, base_dir: Path,
+              image_root: Path | None, batches) -> FileEvaluation:
     from tag_pipeline.lib.models.labels import encode_labels
-    from tag_pipeline.lib.models.serving import product_scores
+    from tag_pipeline.lib.models.serving import product_decisions
     from tag_pipeline.lib.models.training import metrics_by_scope
 
     space = bundle.space
     ids: list[pl.Series] = []
     labels: list[pl.DataFrame] = []
     scores: dict[str, list[np.ndarray]] = {h.name: [] for h in space.heads}
+    decisions: dict[str, list[np.ndarray]] = {h.name: [] for h in space.heads}
     problems: list[ImageProblem] = []
     unknown = 0
     row = 1
@@ -169,8 +177,10 @@ def _evaluate(bundle: TaggerBundle, path: Path, base_dir: Path, image_root: Path
         labels.append(known)
         unknown += missed
         ids.append(batch["product_id"])
-        for name, s in product_scores(bundle, batch, batch.height or 1).items():
-            scores[name].append(s.astype(np.float64))
+        final, decided = product_decisions(bundle, batch, refiner, batch.height or 1)
+        for name in final:
+            scores[name].append(final[name].astype(np.float64))
+            decisions[name].append(decided[name])
         row += batch.height
     if not ids:
         raise InputFileError(f"labelled file {path} holds no product")
@@ -181,7 +191,8 @@ def _evaluate(bundle: TaggerBundle, path: Path, base_dir: Path, image_root: Path
                              "than one row")
     truth = encode_labels(pl.concat(labels), product_ids, space)
     by_head = {name: np.concatenate(parts) for name, parts in scores.items()}
-    by_scope = metrics_by_scope(truth, by_head, bundle.thresholds, space)
+    by_scope = metrics_by_scope(truth, by_head, bundle.thresholds, space, decisions={
+        name: np.concatenate(parts) for name, parts in decisions.items()})
     metrics = {"all": by_scope["all"]}
     metrics.update({scope.removeprefix("type:"): values for scope, values in by_scope.items()
                     if scope.startswith("type:")})

@@ -154,6 +154,29 @@ def _decisions(bundle: TaggerBundle, refiner: Refiner | None, batch: ScoredBatch
     return refined, decide(refiner, refined, refiner.config.repair), tagger
 
 
+def product_decisions(bundle: TaggerBundle, products: pl.DataFrame,
+                      refiner: Refiner | None = None, batch_size: int = 512
+                      ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """What ``tag`` decides, as arrays in frame order: the final scores per head (refined
+    where a refiner applies) and the 0/1 decisions per head (all 0 for a product with
+    neither usable text nor a readable image, which ``tag`` gives no row). For metrics of
+    the model as served (``tag-pipeline eval``)."""
+    if refiner is not None and refiner.space != bundle.space:
+        raise ValueError("the refiner was trained on another label space than the tagger "
+                         f"bundle's (heads {refiner.space.head_names} vs "
+                         f"{bundle.space.head_names})")
+    scores = _empty_scores(bundle)
+    decisions = {h.name: [np.zeros((0, h.size), np.uint8)] for h in bundle.space.heads}
+    for batch in scored_batches(bundle, products, batch_size):
+        final, decided, _ = _decisions(bundle, refiner, batch)
+        for name in final:
+            scores[name].append(np.asarray(final[name], np.float32))
+            decisions[name].append(np.where(batch.usable[:, None], decided[name], 0)
+                                   .astype(np.uint8))
+    return ({name: np.concatenate(parts) for name, parts in scores.items()},
+            {name: np.concatenate(parts) for name, parts in decisions.items()})
+
+
 def tag(bundle: TaggerBundle, products: pl.DataFrame, refiner: Refiner | None = None, *,
         batch_size: int = 512, explain: bool = False, explanation_words: int = 2,
         explanation_max_words: int = 16) -> pl.DataFrame:

@@ -305,17 +305,22 @@ def _accuracy(truth: dict[str, np.ndarray], preds: dict[str, np.ndarray],
 
 def metrics_by_scope(truth: dict[str, np.ndarray], scores: dict[str, np.ndarray],
                      thresholds: dict[str, np.ndarray], space: LabelSpace,
-                     rows: np.ndarray | None = None, hierarchical: bool = True
+                     rows: np.ndarray | None = None, hierarchical: bool = True,
+                     decisions: dict[str, np.ndarray] | None = None
                      ) -> dict[str, dict[str, float]]:
     """Metrics overall ('all'), per tag type ('type:<t>') and per head ('head:<h>').
 
     Every scope also has ``accuracy`` over its single-valued (softmax) facets, NaN where it
     has none. ``hierarchical`` decodes category levels jointly (``scoring.apply_thresholds``).
+    ``decisions`` (0/1 per head, e.g. ``serving.product_decisions``) replace the scores
+    through ``thresholds``; the ranking metrics still read ``scores``.
     """
     if rows is not None:
         truth = {k: v[rows] for k, v in truth.items()}
         scores = {k: v[rows] for k, v in scores.items()}
-    preds = apply_thresholds(scores, thresholds, space, hierarchical=hierarchical)
+        decisions = None if decisions is None else {k: v[rows] for k, v in decisions.items()}
+    preds = (apply_thresholds(scores, thresholds, space, hierarchical=hierarchical)
+             if decisions is None else decisions)
     per_head = evaluate_heads(truth, preds, scores, space)
     softmax = [h for h in space.heads if h.kind == SOFTMAX]
     out = {"all": {**per_head.pop("all"), "accuracy": _accuracy(truth, preds, softmax)}}
