@@ -32,7 +32,7 @@ GARMENTS = {"Dress": ("连衣裙", "dress"), "Shirt": ("衬衫", "shirt"), "Trou
 FILLERS = ("", "女士", "新款", "夏季", "women", "classic", "new")
 CONFIG = TaggerConfig(embedding_dim=16, lstm_units=16, cnn_filters=(4, 4, 4), fused_dim=32,
                       image_size=16, seq_len=16, epochs=6, batch_size=16, vocab_size=300,
-                      learning_rate=1e-2, patience=2, dropout=0.1)
+                      learning_rate=1e-2, patience=2, dropout=0.1, fuse_linear=False)
 
 
 def crafted_catalog(image_path: str, n: int = 240) -> tuple[pl.DataFrame, pl.DataFrame]:
