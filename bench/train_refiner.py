@@ -159,6 +159,7 @@ def main() -> None:
     print("refiner config", json.dumps(config.to_dict()), flush=True)
     started = time.perf_counter()
     refiner = train_refiner(*outputs["train"], space, config, val=outputs["val"],
+                            tagger_thresholds=outputs["thresholds"],
                             on_epoch_end=lambda e, logs: print(
                                 f"refiner epoch {e + 1}: critic {logs['critic']:.3f} "
                                 f"adv {logs['adversarial']:.3f} sup {logs['supervised']:.3f} "
@@ -187,6 +188,8 @@ def main() -> None:
                                 f"(epoch {int(refiner.history['best_epoch'][0]) + 1})"),
         ("delta micro_f1 / macro_f1", f"{ablation.delta('micro_f1'):+.4f} / "
                                       f"{ablation.delta('macro_f1'):+.4f}"),
+        ("refined heads", ", ".join(refiner.refined_heads or ()) or "none"
+                          if refiner.refined_heads is not None else "all (no choice)"),
         ("gate", f"{'APPLY' if applied else 'REFUSE'}: {reason}"),
         ("peak RSS", f"{peak_rss_mb():,.0f} MB"),
     ])

@@ -32,6 +32,7 @@ from tag_pipeline.lib.models.refiner import (
     refiner_gate,
     repair,
     save_refiner,
+    select_refined_heads,
     tag_set_stats,
     train_refiner,
 )
@@ -231,6 +232,60 @@ def test_save_load_round_trip_gives_identical_refined_scores(refiner, splits, tm
         load_refiner(folder)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_refiner(tmp_path / "nowhere")
+
+
+def test_select_refined_heads_keeps_only_heads_that_gain_on_validation():
+    space = _hand_space()
+    rng = np.random.default_rng(3)
+    n = 60
+    red = np.arange(n) % 2 == 0
+    colour_truth = np.stack([red, ~red], axis=1).astype(np.float32)
+    style_truth = (rng.random((n, 3)) < 0.4).astype(np.float32)
+    truth = {"attribute:colour": colour_truth, "style": style_truth}
+    wrong = np.arange(n) % 5 == 0  # the tagger gets a fifth of the colours wrong
+    tagger_colour = np.where(wrong[:, None], 1 - colour_truth, colour_truth) * 0.8 + 0.1
+    tagger = {"attribute:colour": tagger_colour, "style": style_truth * 0.8 + 0.1}
+    refined = {"attribute:colour": colour_truth * 0.8 + 0.1,  # right everywhere: a real gain
+               "style": rng.random((n, 3))}  # noise where the tagger was right: a loss
+    assert select_refined_heads(tagger, refined, truth, space) == ("attribute:colour",)
+    # a gain of one validation product (in one half of the rows only) is not enough, nor a
+    # gain carried by one half of the rows
+    one = colour_truth * 0.8 + 0.1
+    one[wrong] = tagger_colour[wrong]
+    one[np.flatnonzero(wrong)[0]] = colour_truth[np.flatnonzero(wrong)[0]] * 0.8 + 0.1
+    assert select_refined_heads(tagger, {**refined, "attribute:colour": one}, truth,
+                                space) == ()
+    half = tagger_colour.copy()
+    half[0::2] = colour_truth[0::2] * 0.8 + 0.1  # fixes only even rows
+    half[1::2][wrong[1::2]] = 0.5  # ... and breaks none of the odd rows, but gains none there
+    assert select_refined_heads(tagger, {**refined, "attribute:colour": half}, truth,
+                                space) == ()
+
+
+def test_a_refiner_that_chooses_heads_keeps_the_taggers_scores_elsewhere(tagger, splits,
+                                                                         tmp_path):
+    import dataclasses
+
+    chosen = train_refiner(*splits["train"], tagger.space, TINY_REFINER, val=splits["val"],
+                           tagger_thresholds=tagger.thresholds)
+    assert chosen.refined_heads is not None
+    # the choice is select_refined_heads on the validation split
+    everything = dataclasses.replace(chosen, refined_heads=None)
+    val_emb, val_scores, val_truth = splits["val"]
+    assert chosen.refined_heads == select_refined_heads(
+        val_scores, refine_scores(everything, val_emb, val_scores), val_truth, tagger.space,
+        TINY_REFINER.head_macro_weight)
+    emb, scores, _ = splits["test"]
+    refined = refine_scores(chosen, emb, scores)
+    for head in tagger.space.heads:
+        if head.name not in chosen.refined_heads:
+            np.testing.assert_array_equal(refined[head.name], scores[head.name])
+            np.testing.assert_array_equal(chosen.thresholds[head.name],
+                                          tagger.thresholds[head.name])
+    loaded = load_refiner(save_refiner(chosen, tmp_path / "chosen"))
+    assert loaded.refined_heads == chosen.refined_heads
+    for name, value in refine_scores(loaded, emb, scores).items():
+        np.testing.assert_array_equal(value, refined[name])
 
 
 def test_refined_tags_mark_what_the_refiner_added(refiner, tagger):

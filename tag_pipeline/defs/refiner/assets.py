@@ -101,7 +101,12 @@ def tag_refiner(context: dg.AssetExecutionContext, config: TagRefinerConfig,
         refiner = train_refiner(emb, scores, features.targets["train"], features.space,
                                 refiner_config,
                                 val=(*outputs["val"], features.targets["val"]),
-                                on_epoch_end=on_epoch_end)
+                                on_epoch_end=on_epoch_end, tagger_thresholds=bundle.thresholds)
+        refined_heads = (list(refiner.refined_heads) if refiner.refined_heads is not None
+                         else list(features.space.head_names))
+        mlflow_lib.log_param("refined_heads", ",".join(refined_heads) or "none")
+        context.log.info(f"refiner: refines {', '.join(refined_heads) or 'no head'} (validation "
+                         "beat the tagger there); the other heads keep the tagger's tags")
         ablation = ablate(refiner, bundle.thresholds, *outputs["test"], features.targets["test"])
         apply, reason = refiner_gate(ablation, tolerance=config.tolerance,
                                      metric=config.gate_metric)
@@ -155,6 +160,7 @@ def tag_refiner(context: dg.AssetExecutionContext, config: TagRefinerConfig,
         "tagger_version": tagger_version,
         "ablation_passed": apply,
         "ablation_decision": reason,
+        "refined_heads": ", ".join(refined_heads) or "none",
         "promoted": promoted,
         "mlflow_run_id": run.info.run_id,
         **({"mlflow_run_url": dg.MetadataValue.url(url)} if url else {}),

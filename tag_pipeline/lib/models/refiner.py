@@ -76,6 +76,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from tag_pipeline.lib.models.bundle import read_json
+from tag_pipeline.lib.models.fusion import sigmoid_objective, softmax_objective
 from tag_pipeline.lib.models.labels import (
     SIGMOID,
     SOFTMAX,
@@ -102,6 +103,7 @@ THRESHOLDS_FILE = "thresholds.json"
 CONFIG_FILE = "refiner_config.json"
 COMPATIBILITY_FILE = "compatibility.json"
 HISTORY_FILE = "history.json"
+HEADS_FILE = "refined_heads.json"
 REFINER_FILES = (GENERATOR_FILE, SPACE_FILE, THRESHOLDS_FILE, CONFIG_FILE, COMPATIBILITY_FILE)
 ABLATION_METRICS = ("micro_f1", "macro_f1", "samples_f1", "p_at_5", "ndcg_at_5",
                     "inconsistency_rate", "coverage", "tags_per_product")
@@ -196,6 +198,9 @@ class Refiner:
     thresholds: dict[str, np.ndarray]
     compatibility: Compatibility
     history: dict[str, list[float]] = field(default_factory=dict)
+    # the heads it refines (``select_refined_heads``); the others keep the tagger's scores and
+    # thresholds. None: every head (a refiner trained without the choice)
+    refined_heads: tuple[str, ...] | None = None
 
     @property
     def embedding_dim(self) -> int:
@@ -262,8 +267,8 @@ def _check_inputs(embeddings: np.ndarray, scores: Mapping[str, np.ndarray],
 def train_refiner(embeddings: np.ndarray, scores: dict[str, np.ndarray],
                   targets: dict[str, np.ndarray], space: LabelSpace, config: RefinerConfig, *,
                   val: tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]],
-                  on_epoch_end: Callable[[int, dict[str, float]], None] | None = None
-                  ) -> Refiner:
+                  on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+                  tagger_thresholds: Mapping[str, np.ndarray] | None = None) -> Refiner:
     """Train the generator and critic on the TRAINING split; tune thresholds on validation.
 
     Args:
@@ -276,6 +281,10 @@ def train_refiner(embeddings: np.ndarray, scores: dict[str, np.ndarray],
             (lowest supervised loss, if ``config.restore_best``) and the thresholds.
         on_epoch_end: Called after every epoch with the 0-based epoch and its losses
             (``critic``, ``adversarial``, ``supervised``, ``val_supervised``, ``seconds``).
+        tagger_thresholds: The tagger's own thresholds. With ``config.select_heads`` the
+            refiner refines only the heads where it beats the tagger on validation
+            (``select_refined_heads``) and keeps these thresholds for the others; without
+            them every head is refined.
 
     Returns:
         The refiner; ``history`` also holds ``val_supervised_tagger``, the validation loss of
@@ -386,8 +395,51 @@ def train_refiner(embeddings: np.ndarray, scores: dict[str, np.ndarray],
     refined_val = split_heads(_refine_matrix(generator, config, val_emb, val_s), space)
     thresholds = tune_thresholds(refined_val, val[2], space)
     compatibility = build_compatibility(targets, space, config.min_expected)
+    refined_heads = None
+    if config.select_heads and tagger_thresholds is not None:
+        refined_heads = select_refined_heads(split_heads(val_s, space), refined_val, val[2],
+                                             space, config.head_macro_weight)
+        for head in space.heads:
+            if head.name not in refined_heads:
+                thresholds[head.name] = np.asarray(tagger_thresholds[head.name], np.float64)
     return Refiner(generator=generator, critic=critic, space=space, config=config,
-                   thresholds=thresholds, compatibility=compatibility, history=history)
+                   thresholds=thresholds, compatibility=compatibility, history=history,
+                   refined_heads=refined_heads)
+
+
+def select_refined_heads(tagger_scores: Mapping[str, np.ndarray],
+                         refined_scores: Mapping[str, np.ndarray],
+                         truth: Mapping[str, np.ndarray], space: LabelSpace,
+                         macro_weight: float = 0.5) -> tuple[str, ...]:
+    """The heads whose refined VALIDATION scores beat the tagger's, so the refiner stays only
+    where it helps.
+
+    A head is refined when its objective (the fusion's: accuracy + ``macro_weight`` x
+    macro-F1 for a single-valued head, micro-F1 after per-tag thresholds for a multi-valued
+    one) gains more than one validation product's worth over the tagger's scores, and gains
+    on each half of the validation rows too (a gain carried by a few products of one half is
+    noise).
+    """
+    every = np.arange(len(next(iter(truth.values())))) if truth else np.arange(0)
+    halves = (every[0::2], every[1::2])
+    kept = []
+    for head in space.heads:
+        y = np.asarray(truth[head.name])
+
+        def objective(scores: Mapping[str, np.ndarray], rows: np.ndarray,
+                      head=head, y=y) -> float:
+            s = np.asarray(scores[head.name])[rows]
+            return (softmax_objective(s, y[rows], macro_weight) if head.kind == SOFTMAX
+                    else sigmoid_objective(s, y[rows]))
+
+        known = int((y > 0).any(axis=1).sum()) if head.kind == SOFTMAX else len(y)
+        gain = objective(refined_scores, every) - objective(tagger_scores, every)
+        if not gain > 1.0 / max(known, 1):  # NaN (no validation truth) keeps the tagger's
+            continue
+        if all(objective(refined_scores, half) > objective(tagger_scores, half) + 1e-12
+               for half in halves):
+            kept.append(head.name)
+    return tuple(kept)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,7 +453,13 @@ def refine_scores(refiner: Refiner, embeddings: np.ndarray,
     if emb.shape[1] != refiner.embedding_dim:
         raise ValueError(f"refine_scores: embeddings have width {emb.shape[1]}, the refiner "
                          f"was trained on width {refiner.embedding_dim}")
-    return split_heads(_refine_matrix(refiner.generator, refiner.config, emb, s), refiner.space)
+    refined = split_heads(_refine_matrix(refiner.generator, refiner.config, emb, s),
+                          refiner.space)
+    if refiner.refined_heads is not None:
+        for name in refined:
+            if name not in refiner.refined_heads:
+                refined[name] = np.asarray(scores[name], refined[name].dtype)
+    return refined
 
 
 def decide(refiner: Refiner, refined: Mapping[str, np.ndarray], repaired: bool
@@ -529,6 +587,10 @@ def save_refiner(refiner: Refiner, directory: Path) -> Path:
                   for k, v in refiner.thresholds.items()}
     files = {THRESHOLDS_FILE: thresholds, CONFIG_FILE: refiner.config.to_dict(),
              COMPATIBILITY_FILE: refiner.compatibility.to_dict(), HISTORY_FILE: refiner.history}
+    if refiner.refined_heads is not None:
+        files[HEADS_FILE] = list(refiner.refined_heads)
+    else:
+        (directory / HEADS_FILE).unlink(missing_ok=True)
     for name, data in files.items():
         (directory / name).write_text(json.dumps(data, ensure_ascii=False, indent=1),
                                       encoding="utf-8")
@@ -565,11 +627,19 @@ def load_refiner(directory: Path | str) -> Refiner:
     compatibility = Compatibility.from_dict(read(COMPATIBILITY_FILE))
     history = (read(HISTORY_FILE) if (directory / HISTORY_FILE).is_file()
                else {})
+    refined_heads = None
+    if (directory / HEADS_FILE).is_file():
+        refined_heads = tuple(str(h) for h in read(HEADS_FILE))
+        unknown = sorted(set(refined_heads) - set(space.head_names))
+        if unknown:
+            raise ValueError(f"refiner file {directory / HEADS_FILE} names head(s) {unknown} "
+                             f"the label space lacks ({sorted(space.head_names)})")
     generator = keras.models.load_model(directory / GENERATOR_FILE, compile=False)
     critic = (keras.models.load_model(directory / CRITIC_FILE, compile=False)
               if (directory / CRITIC_FILE).is_file() else None)
     return Refiner(generator=generator, critic=critic, space=space, config=config,
-                   thresholds=thresholds, compatibility=compatibility, history=history)
+                   thresholds=thresholds, compatibility=compatibility, history=history,
+                   refined_heads=refined_heads)
 
 
 __all__ = [
@@ -586,6 +656,7 @@ __all__ = [
     "refiner_gate",
     "repair",
     "save_refiner",
+    "select_refined_heads",
     "tag_set_stats",
     "train_refiner",
 ]

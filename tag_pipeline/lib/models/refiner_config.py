@@ -35,6 +35,11 @@ class RefinerConfig:
         repair: Whether decoding drops the lower-scored tag of an incompatible pair.
         restore_best: Keep the weights of the epoch with the lowest validation
             supervised loss (else those of the last epoch).
+        select_heads: Refine only the heads where the refined validation scores beat the
+            tagger's (``refiner.select_refined_heads``); the others keep the tagger's scores
+            and thresholds. Needs the tagger's thresholds (``train_refiner``).
+        head_macro_weight: Weight of macro-F1 next to accuracy in a single-valued head's
+            objective for that choice (as in the fusion, ``TaggerConfig.fusion_macro_weight``).
     """
 
     noise_dim: int = 16
@@ -52,6 +57,8 @@ class RefinerConfig:
     min_expected: float = 5.0
     repair: bool = True
     restore_best: bool = True
+    select_heads: bool = True
+    head_macro_weight: float = 0.5
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, e.g. for MLflow params."""
@@ -79,7 +86,8 @@ class RefinerConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"RefinerConfig.{name} must be positive, "
                                  f"got {getattr(self, name)}")
-        for name in ("gp_weight", "supervised_weight", "adversarial_weight", "min_expected"):
+        for name in ("gp_weight", "supervised_weight", "adversarial_weight", "min_expected",
+                     "head_macro_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"RefinerConfig.{name} must not be negative, "
                                  f"got {getattr(self, name)}")
