@@ -112,6 +112,21 @@ def _empty_scores(bundle: TaggerBundle) -> dict[str, list[np.ndarray]]:
     return {h.name: [np.zeros((0, h.size), np.float32)] for h in bundle.space.heads}
 
 
+def _features(batch: ScoredBatch) -> np.ndarray:
+    """The batch's product embeddings, the refiner's input; an error without them."""
+    if batch.features is None:
+        raise ValueError("the tagger model has no layer named 'fused' to take the product "
+                         "embedding from, which the refiner reads")
+    return batch.features
+
+
+def _check_refiner(bundle: TaggerBundle, refiner: Refiner | None) -> None:
+    if refiner is not None and refiner.space != bundle.space:
+        raise ValueError("the refiner was trained on another label space than the tagger "
+                         f"bundle's (heads {refiner.space.head_names} vs "
+                         f"{bundle.space.head_names})")
+
+
 def product_scores(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int = 512
                    ) -> dict[str, np.ndarray]:
     """The tagger's scores per head name (products, classes), in frame order."""
@@ -130,10 +145,7 @@ def tagger_outputs(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int
     features: list[np.ndarray] = []
     scores = _empty_scores(bundle)
     for batch in scored_batches(bundle, products, batch_size):
-        if batch.features is None:
-            raise ValueError("the tagger model has no layer named 'fused' to take the product "
-                             "embedding from")
-        features.append(batch.features)
+        features.append(_features(batch))
         for name, s in batch.scores.items():
             scores[name].append(np.asarray(s, np.float32))
     dim = int(bundle.config.fused_dim)
@@ -147,10 +159,7 @@ def _decisions(bundle: TaggerBundle, refiner: Refiner | None, batch: ScoredBatch
     tagger = apply_thresholds(batch.scores, bundle.thresholds, bundle.space)
     if refiner is None:
         return batch.scores, tagger, tagger
-    if batch.features is None:
-        raise ValueError("the tagger model has no layer named 'fused': the refiner cannot read "
-                         "its product embedding")
-    refined = refine_scores(refiner, batch.features, batch.scores)
+    refined = refine_scores(refiner, _features(batch), batch.scores)
     return refined, decide(refiner, refined, refiner.config.repair), tagger
 
 
@@ -161,10 +170,7 @@ def product_decisions(bundle: TaggerBundle, products: pl.DataFrame,
     where a refiner applies) and the 0/1 decisions per head (all 0 for a product with
     neither usable text nor a readable image, which ``tag`` gives no row). For metrics of
     the model as served (``tag-pipeline eval``)."""
-    if refiner is not None and refiner.space != bundle.space:
-        raise ValueError("the refiner was trained on another label space than the tagger "
-                         f"bundle's (heads {refiner.space.head_names} vs "
-                         f"{bundle.space.head_names})")
+    _check_refiner(bundle, refiner)
     scores = _empty_scores(bundle)
     decisions = {h.name: [np.zeros((0, h.size), np.uint8)] for h in bundle.space.heads}
     for batch in scored_batches(bundle, products, batch_size):
@@ -202,9 +208,7 @@ def tag(bundle: TaggerBundle, products: pl.DataFrame, refiner: Refiner | None = 
         ``no_text_or_image``).
     """
     space = bundle.space
-    if refiner is not None and refiner.space != space:
-        raise ValueError("the refiner was trained on another label space than the tagger "
-                         f"bundle's (heads {refiner.space.head_names} vs {space.head_names})")
+    _check_refiner(bundle, refiner)
     classes = pl.DataFrame(space_classes(space), orient="row",
                            schema={"tag_type": pl.Utf8, "facet": pl.Utf8, "tag": pl.Utf8})
     parts: list[pl.DataFrame] = []
