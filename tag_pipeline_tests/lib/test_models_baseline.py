@@ -9,7 +9,9 @@ from tag_pipeline.lib.models.baseline import (
     baseline_scores,
     calibrate,
     cross_texts,
+    make_vectorizer,
     train_baseline,
+    words_of,
 )
 from tag_pipeline.lib.models.catalog_features import FEATURE_TEXT_COLUMN
 from tag_pipeline.lib.models.labels import build_label_space, encode_labels
@@ -113,3 +115,38 @@ def test_a_model_pickled_before_the_crosses_loads_and_scores(tmp_path):
     assert loaded.cross_classifiers == {} and loaded.cross_vectorizer is None
     for head, scores in baseline_scores(loaded, train).items():
         assert np.allclose(scores, expected[head])
+
+
+def _reviews(n: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Chinese reviews with no spaces, each one clause of random filler characters with its
+    category's character somewhere inside (鞋 shoes, 表 watch, 包 bag)."""
+    rng = np.random.default_rng(seed)
+    filler = list("的了很好不是我们买东西快递服务质量一般满意价格便宜还会再来")
+    rows, labels = [], []
+    for i in range(n):
+        key = str(rng.choice(["鞋", "表", "包"]))
+        chars = list(rng.choice(filler, size=14))
+        chars.insert(int(rng.integers(0, 15)), key)
+        pid = f"{seed}-{i}"
+        rows.append({"product_id": pid, "title": "".join(chars), "description": "",
+                     "image_path": None})
+        labels.append({"product_id": pid, "tag": {"鞋": "Shoes", "表": "Watch", "包": "Bag"}[key],
+                       "tag_type": "category", "facet": "cat"})
+    return pl.DataFrame(rows), pl.DataFrame(labels)
+
+
+def test_the_word_analyzer_reads_each_chinese_character_as_a_word():
+    assert words_of("Nike运动鞋 RED").split() == ["nike", "运", "动", "鞋", "red"]
+    word = make_vectorizer(min_df=1).transformer_list[0][1].fit(["男士黑色运动鞋", "Nike Air"])
+    assert {"鞋", "运 动", "nike", "nike air"} <= set(word.vocabulary_)
+
+    # a category carried by one character inside a spaceless clause: the character unigram
+    # finds it (char_wb n-grams alone see the clause as one word, and its bigrams with the
+    # key character are each rare)
+    train, train_labels = _reviews(300, seed=1)
+    test, test_labels = _reviews(200, seed=2)
+    space = build_label_space(train_labels, train["product_id"], min_support=3)
+    model = train_baseline(train, encode_labels(train_labels, train["product_id"], space), space)
+    truth = encode_labels(test_labels, test["product_id"], space)["category:cat"].argmax(1)
+    scores = baseline_scores(model, test)["category:cat"]
+    assert float((scores.argmax(1) == truth).mean()) >= 0.97

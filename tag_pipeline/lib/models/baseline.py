@@ -1,8 +1,12 @@
 """The linear n-gram model: the strongest cheap baseline, and the fused tagger's linear backend.
 
 Features are TF-IDF word 1-2-grams plus character 2-5-grams within word boundaries
-(``char_wb``, sublinear tf); the character n-grams carry Chinese, which has no spaces between
-words, and the feature columns arrive as words of the text (``text.product_texts``). A softmax
+(``char_wb``, sublinear tf); the feature columns arrive as words of the text
+(``text.product_texts``). Chinese (and Japanese and Korean) has no spaces between words, so the
+word analyzer reads each CJK character as a word (``words_of``): its 1-2-grams are then the
+character unigrams and bigrams a Chinese text classifier is built on. Without that, a whole
+Chinese clause was one "word" and only the ``char_wb`` n-grams (no unigrams, capped at
+``max_features``) carried it: cn_reviews category accuracy 0.8852 against 0.9023 with it. A softmax
 head gets a LinearSVC (one-vs-rest, ``C`` about 0.5) trained on the products whose facet value
 is known; a sigmoid head gets one LinearSVC per tag (one-vs-rest). This is the bar every
 tagger must beat: it trains on a real catalog in about a minute.
@@ -45,6 +49,8 @@ from tag_pipeline.lib.models.text import product_texts
 _UNSEEN_MARGIN = -30.0
 _TEMPERATURES = np.geomspace(0.25, 64.0, 49)
 _TITLE_WORD = re.compile(r"\w+")
+# one CJK character (unified ideographs and their extensions A and compatibility, kana, hangul)
+_CJK_CHAR = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af])")
 CROSS_WEIGHT = 0.5
 # weight of macro-F1 beside accuracy when a softmax head chooses between its classifiers
 SELECTION_MACRO_WEIGHT = 0.5
@@ -77,12 +83,20 @@ class BaselineTagger:
                               "cross_classifiers": {}, "cross_selection": {}, **state})
 
 
+def words_of(text: str) -> str:
+    """The word analyzer's view of a text: lower case, each CJK character a word of its own
+    (``"Nike运动鞋"`` -> ``"nike 运  动  鞋 "``)."""
+    return _CJK_CHAR.sub(r" \1 ", text.lower())
+
+
 def make_vectorizer(min_df: int = 2, max_features: int = 400_000) -> FeatureUnion:
-    """Word 1-2-gram and char_wb 2-5-gram TF-IDF (sublinear tf), side by side."""
+    """Word 1-2-gram (a CJK character is a word, ``words_of``) and char_wb 2-5-gram TF-IDF
+    (sublinear tf), side by side."""
     return FeatureUnion([
         ("word", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), min_df=1,
-                                 token_pattern=r"(?u)\b\w+\b", sublinear_tf=True,
-                                 max_features=max_features, dtype=np.float32)),
+                                 token_pattern=r"(?u)\b\w+\b", preprocessor=words_of,
+                                 sublinear_tf=True, max_features=max_features,
+                                 dtype=np.float32)),
         ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=min_df,
                                  sublinear_tf=True, max_features=max_features,
                                  dtype=np.float32)),
