@@ -11,6 +11,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SQL_ROOT = REPO_ROOT / "dbt_like_sql"
 SHARED_DATA = Path(os.environ.get("TAG_PIPELINE_SHARED_DATA", REPO_ROOT.parent / "shared/data"))
+# the SQL models the chain needs up to cleaned_products and product_labels
+CATALOG_SQL_FOLDERS = ("macros", "staging", "cleaned", "labels")
 
 
 def peak_rss_mb() -> float:
@@ -35,3 +37,35 @@ def write_generated_catalog(folder: Path, rows: int) -> None:
          str(folder), str(rows)],
         check=True,
     )
+
+
+def cleaned_catalog(profile_name: str, landing: Path | None = None):
+    """(profile, cleaned products, product labels) of a shipped profile (or a profile file):
+    the catalog chain up to ``cleaned_products`` and ``product_labels``, run into a temporary
+    DuckDB file with a copy of the SQL models."""
+    import shutil
+    import tempfile
+
+    import duckdb
+
+    from tag_pipeline.lib.catalog.chain import run_catalog_chain
+    from tag_pipeline.lib.catalog.profile import load_profile
+
+    values = {"shared_data": str(SHARED_DATA)}
+    if landing is not None:
+        values["landing"] = str(landing)
+    profile = load_profile(profile_name, values)
+    with tempfile.TemporaryDirectory(prefix="tp_bench_catalog_") as tmp:
+        sql_root = Path(tmp) / "dbt_like_sql"
+        for name in CATALOG_SQL_FOLDERS:
+            shutil.copytree(SQL_ROOT / name, sql_root / name)
+        con = duckdb.connect(str(Path(tmp) / "w.duckdb"), config={"memory_limit": "1GB"})
+        try:
+            run_catalog_chain(con, profile, sql_root)
+            products = con.sql("SELECT product_id, title, description, image_path, tag_fields "
+                               "FROM cleaned_products").pl()
+            labels = con.sql("SELECT product_id, tag, tag_type, facet, level, parent "
+                             "FROM product_labels").pl()
+        finally:
+            con.close()
+    return profile, products, labels

