@@ -217,6 +217,26 @@ def test_gate_refuses_a_refiner_that_lowers_micro_f1_beyond_tolerance(refiner, t
     assert bad.rows["tagger"] == honest.rows["tagger"]
 
 
+def test_gate_refuses_a_refiner_that_changes_nothing(refiner, tagger, splits):
+    """A refiner that refines no head, with the tagger's thresholds and no repair, serves
+    exactly the tagger's tags and scores: the gate says so and does not apply it."""
+    import dataclasses
+
+    emb, scores, targets = splits["test"]
+    idle = dataclasses.replace(refiner, refined_heads=(), thresholds=dict(tagger.thresholds),
+                               config=dataclasses.replace(refiner.config, repair=False))
+    ablation = ablate(idle, tagger.thresholds, emb, scores, targets)
+    assert ablation.n_changed == 0 and ablation.delta("micro_f1") == 0.0
+    ok, reason = refiner_gate(ablation)
+    assert not ok
+    assert f"none of the {len(emb)} test products" in reason and "nothing to apply" in reason
+    # the trained refiner changes some products, and the reason counts them
+    working = ablate(refiner, tagger.thresholds, emb, scores, targets)
+    assert 0 < working.n_changed <= len(emb)
+    assert f"it changes {working.n_changed} of {len(emb)} test products" in refiner_gate(
+        working, tolerance=1.0)[1]
+
+
 def test_save_load_round_trip_gives_identical_refined_scores(refiner, splits, tmp_path):
     folder = save_refiner(refiner, tmp_path / "refiner")
     loaded = load_refiner(folder)

@@ -56,7 +56,8 @@ reports the inconsistency rate, the coverage (share of the label space's tags gi
 least one product) and the mean number of tags per product.
 
 The gate (``refiner_gate``) applies the refiner only if the test micro-F1 of tagger+refiner is
-not below the tagger's by more than a tolerance.
+not below the tagger's by more than a tolerance, and the refiner changes some test product's
+tags or scores at all.
 """
 
 from __future__ import annotations
@@ -494,6 +495,9 @@ class Ablation:
 
     rows: dict[str, dict[str, float]]
     n_test: int = 0
+    # test products whose served tags or scores differ between tagger+refiner and the tagger
+    # (None: not measured)
+    n_changed: int | None = None
 
     def table(self) -> pl.DataFrame:
         """One row per variant, the metrics as columns (``ABLATION_METRICS`` first)."""
@@ -534,26 +538,38 @@ def ablate(refiner: Refiner, tagger_thresholds: dict[str, np.ndarray], embedding
     tagger_dec = apply_thresholds(scores, tagger_thresholds, space)
     refined = refine_scores(refiner, embeddings, scores)
     raw = decide(refiner, refined, repaired=False)
+    served = decide(refiner, refined, refiner.config.repair)
     rows = {
         "tagger": _variant(targets, tagger_dec, scores, space, compat),
         "tagger+repair": _variant(targets, repair(tagger_dec, scores, space, compat), scores,
                                   space, compat),
         "refiner-no-repair": _variant(targets, raw, refined, space, compat),
-        "tagger+refiner": _variant(targets, decide(refiner, refined, refiner.config.repair),
-                                   refined, space, compat),
+        "tagger+refiner": _variant(targets, served, refined, space, compat),
     }
-    return Ablation(rows=rows, n_test=len(np.asarray(embeddings)))
+    n = len(np.asarray(embeddings))
+    changed = np.zeros(n, bool)
+    for head in space.heads:
+        changed |= (np.asarray(served[head.name]) != np.asarray(tagger_dec[head.name])).any(axis=1)
+        changed |= (np.asarray(refined[head.name]) != np.asarray(scores[head.name])).any(axis=1)
+    return Ablation(rows=rows, n_test=n, n_changed=int(changed.sum()))
 
 
 def refiner_gate(ablation: Ablation, tolerance: float = GATE_TOLERANCE, metric: str = "micro_f1"
                  ) -> tuple[bool, str]:
-    """Apply the refiner only if it lowers ``metric`` by at most ``tolerance`` on the test split.
+    """Apply the refiner only if it lowers ``metric`` by at most ``tolerance`` on the test split,
+    and changes something: a refiner that leaves every test product's tags and scores as the
+    tagger gave them (no head refined, nothing for the consistency repair to remove) is not
+    applied, since serving it would cost a pass for nothing.
 
     Returns:
         (apply?, the reason with both numbers).
     """
     if tolerance < 0:
         raise ValueError(f"refiner_gate tolerance must not be negative, got {tolerance}")
+    if ablation.n_changed == 0:
+        return False, (f"the refiner changes the tags and scores of none of the "
+                       f"{ablation.n_test} test products: nothing to apply, the tagger's tags "
+                       "are served")
     base = float(ablation.rows["tagger"][metric])
     refined = float(ablation.rows["tagger+refiner"][metric])
     if math.isnan(base) or math.isnan(refined):
@@ -562,8 +578,10 @@ def refiner_gate(ablation: Ablation, tolerance: float = GATE_TOLERANCE, metric: 
     delta = refined - base
     ok = delta >= -tolerance
     verdict = "applied" if ok else "refused"
+    changed = ("" if ablation.n_changed is None else
+               f"; it changes {ablation.n_changed} of {ablation.n_test} test products")
     return ok, (f"test {metric}: tagger+refiner {refined:.4f} vs tagger {base:.4f} "
-                f"(delta {delta:+.4f}, tolerance {tolerance:.4f}): refiner {verdict}")
+                f"(delta {delta:+.4f}, tolerance {tolerance:.4f}{changed}): refiner {verdict}")
 
 
 # ---------------------------------------------------------------------------------------------
