@@ -226,14 +226,16 @@ def test_gate_refuses_a_refiner_that_changes_nothing(refiner, tagger, splits):
     idle = dataclasses.replace(refiner, refined_heads=(), thresholds=dict(tagger.thresholds),
                                config=dataclasses.replace(refiner.config, repair=False))
     ablation = ablate(idle, tagger.thresholds, emb, scores, targets)
-    assert ablation.n_changed == 0 and ablation.delta("micro_f1") == 0.0
+    assert ablation.n_changed == ablation.n_tags_changed == 0
+    assert ablation.delta("micro_f1") == 0.0
     ok, reason = refiner_gate(ablation)
     assert not ok
     assert f"none of the {len(emb)} test products" in reason and "nothing to apply" in reason
     # the trained refiner changes some products, and the reason counts them
     working = ablate(refiner, tagger.thresholds, emb, scores, targets)
-    assert 0 < working.n_changed <= len(emb)
-    assert f"it changes {working.n_changed} of {len(emb)} test products" in refiner_gate(
+    assert 0 < working.n_changed <= len(emb) and working.n_tags_changed <= working.n_changed
+    assert (f"it changes the tags of {working.n_tags_changed} and the tags or scores of "
+            f"{working.n_changed} of {len(emb)} test products") in refiner_gate(
         working, tolerance=1.0)[1]
 
 

@@ -495,9 +495,10 @@ class Ablation:
 
     rows: dict[str, dict[str, float]]
     n_test: int = 0
-    # test products whose served tags or scores differ between tagger+refiner and the tagger
-    # (None: not measured)
+    # test products whose served tags or scores differ between tagger+refiner and the tagger,
+    # and those whose tags differ (None: not measured)
     n_changed: int | None = None
+    n_tags_changed: int | None = None
 
     def table(self) -> pl.DataFrame:
         """One row per variant, the metrics as columns (``ABLATION_METRICS`` first)."""
@@ -547,11 +548,13 @@ def ablate(refiner: Refiner, tagger_thresholds: dict[str, np.ndarray], embedding
         "tagger+refiner": _variant(targets, served, refined, space, compat),
     }
     n = len(np.asarray(embeddings))
-    changed = np.zeros(n, bool)
+    tags_changed, changed = np.zeros(n, bool), np.zeros(n, bool)
     for head in space.heads:
-        changed |= (np.asarray(served[head.name]) != np.asarray(tagger_dec[head.name])).any(axis=1)
+        tags_changed |= (np.asarray(served[head.name])
+                         != np.asarray(tagger_dec[head.name])).any(axis=1)
         changed |= (np.asarray(refined[head.name]) != np.asarray(scores[head.name])).any(axis=1)
-    return Ablation(rows=rows, n_test=n, n_changed=int(changed.sum()))
+    return Ablation(rows=rows, n_test=n, n_changed=int((changed | tags_changed).sum()),
+                    n_tags_changed=int(tags_changed.sum()))
 
 
 def refiner_gate(ablation: Ablation, tolerance: float = GATE_TOLERANCE, metric: str = "micro_f1"
@@ -579,7 +582,8 @@ def refiner_gate(ablation: Ablation, tolerance: float = GATE_TOLERANCE, metric: 
     ok = delta >= -tolerance
     verdict = "applied" if ok else "refused"
     changed = ("" if ablation.n_changed is None else
-               f"; it changes {ablation.n_changed} of {ablation.n_test} test products")
+               f"; it changes the tags of {ablation.n_tags_changed} and the tags or scores of "
+               f"{ablation.n_changed} of {ablation.n_test} test products")
     return ok, (f"test {metric}: tagger+refiner {refined:.4f} vs tagger {base:.4f} "
                 f"(delta {delta:+.4f}, tolerance {tolerance:.4f}{changed}): refiner {verdict}")
 
