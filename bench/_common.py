@@ -39,7 +39,7 @@ def write_generated_catalog(folder: Path, rows: int) -> None:
     )
 
 
-def cleaned_catalog(profile_name: str, landing: Path | None = None):
+def cleaned_catalog(profile_name: str):
     """(profile, cleaned products, product labels) of a shipped profile (or a profile file):
     the catalog chain up to ``cleaned_products`` and ``product_labels``, run into a temporary
     DuckDB file with a copy of the SQL models."""
@@ -51,10 +51,7 @@ def cleaned_catalog(profile_name: str, landing: Path | None = None):
     from tag_pipeline.lib.catalog.chain import run_catalog_chain
     from tag_pipeline.lib.catalog.profile import load_profile
 
-    values = {"shared_data": str(SHARED_DATA)}
-    if landing is not None:
-        values["landing"] = str(landing)
-    profile = load_profile(profile_name, values)
+    profile = load_profile(profile_name, {"shared_data": str(SHARED_DATA)})
     with tempfile.TemporaryDirectory(prefix="tp_bench_catalog_") as tmp:
         sql_root = Path(tmp) / "dbt_like_sql"
         for name in CATALOG_SQL_FOLDERS:

@@ -15,8 +15,9 @@ Two steps, because the image model needs torch, which the project does not insta
         --features /tmp/effnet224.npz --bundle /tmp/bench_myntra/bundle [--c 0.05,0.5]
 
 Step 1 prints the photos per second; step 2 prints, per head and C, the weight chosen and the
-test accuracy of the fused scores (before the joint hierarchy decoding) without and with the
+test accuracy of the tagger's scores (before the joint hierarchy decoding) without and with the
 image backend, for all products and for the photographed ones, and the image backend alone.
+The tagger's scores are ``serving.product_scores``: the fused scores before thresholds.
 A weight is kept only when it wins more than one validation product, the fusion's own rule.
 """
 
@@ -76,10 +77,9 @@ def ablate(args: argparse.Namespace) -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from tag_pipeline.lib.models.backends import backend_scores, prepare
     from tag_pipeline.lib.models.bundle import load_bundle
-    from tag_pipeline.lib.models.fusion import fuse
     from tag_pipeline.lib.models.labels import SOFTMAX
+    from tag_pipeline.lib.models.serving import product_scores
     from tag_pipeline.lib.models.training import build_features
 
     _, products, labels = cleaned_catalog("myntra")
@@ -91,13 +91,6 @@ def ablate(args: argparse.Namespace) -> None:
     row_of = {str(i): k for k, i in enumerate(stored["ids"])}
     vectors = stored["feats"]
 
-    def fused(split: str) -> dict[str, np.ndarray]:
-        frame, parts = features.split(split), []
-        for start in range(0, frame.height, 512):
-            scores, _ = backend_scores(bundle, prepare(bundle, frame.slice(start, 512)))
-            parts.append(fuse(bundle.fusion, scores, features.space))
-        return {h: np.concatenate([p[h] for p in parts]) for h in parts[0]}
-
     def photos(split: str) -> tuple[np.ndarray, np.ndarray]:
         stems = [None if p is None else Path(p).stem
                  for p in features.split(split)["image_path"].to_list()]
@@ -105,7 +98,7 @@ def ablate(args: argparse.Namespace) -> None:
         return has, np.array([row_of[s] for s, h in zip(stems, has, strict=True) if h], int)
 
     started = time.perf_counter()
-    scores = {s: fused(s) for s in ("val", "test")}
+    scores = {s: product_scores(bundle, features.split(s)) for s in ("val", "test")}
     has = {s: photos(s) for s in ("train", "val", "test")}
     scaler = StandardScaler().fit(vectors[has["train"][1]])
     x = {s: scaler.transform(vectors[has[s][1]]) for s in has}

@@ -3,6 +3,7 @@ and the pyfunc model that tags raw rows with the tagger and the refiner together
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import mlflow
@@ -220,8 +221,6 @@ def test_gate_refuses_a_refiner_that_lowers_micro_f1_beyond_tolerance(refiner, t
 def test_gate_refuses_a_refiner_that_changes_nothing(refiner, tagger, splits):
     """A refiner that refines no head, with the tagger's thresholds and no repair, serves
     exactly the tagger's tags and scores: the gate says so and does not apply it."""
-    import dataclasses
-
     emb, scores, targets = splits["test"]
     idle = dataclasses.replace(refiner, refined_heads=(), thresholds=dict(tagger.thresholds),
                                config=dataclasses.replace(refiner.config, repair=False))
@@ -286,8 +285,6 @@ def test_select_refined_heads_keeps_only_heads_that_gain_on_validation():
 
 def test_a_refiner_that_chooses_heads_keeps_the_taggers_scores_elsewhere(tagger, splits,
                                                                          tmp_path):
-    import dataclasses
-
     chosen = train_refiner(*splits["train"], tagger.space, TINY_REFINER, val=splits["val"],
                            tagger_thresholds=tagger.thresholds)
     assert chosen.refined_heads is not None
