@@ -7,8 +7,8 @@ Trains a default-sized tagger (64x64 images, BiLSTM 64, seq_len 48) for one epoc
 catalog, saves and reloads it as a bundle, then times each path (best of ``--repeats``).
 That tagger is the CNN + BiLSTM alone. ``--bundle DIR`` times a saved fused tagger instead
 (``bench/train_myntra.py --out DIR`` writes one to ``DIR/bundle``: CNN + BiLSTM, linear
-backend with feature crosses, fusion) on myntra's products (photos, ``year``), and adds the
-linear backend's own rate.
+backend with feature crosses, photo-colour backend, fusion) on myntra's products (photos,
+``year``), and adds the linear and photo-colour backends' own rates.
 
     .venv/bin/python bench/pyfunc_throughput.py [--products 2000] [--rows 4000]
         [--bundle /tmp/bench_myntra/bundle]
@@ -147,7 +147,7 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from tag_pipeline.lib.models.backends import linear_scores
+    from tag_pipeline.lib.models.backends import has_photo, linear_scores
     from tag_pipeline.lib.models.bundle import load_bundle
     from tag_pipeline.lib.models.inputs import model_inputs, product_frame
     from tag_pipeline.lib.models.pyfunc import pandas_to_products, tags_to_pandas
@@ -215,6 +215,10 @@ def main() -> None:
                 n, lambda: [linear_scores(bundle, product_frame(text_only.slice(i, bs),
                                                                 bundle.feature_columns))
                             for i in range(0, n, bs)], args.repeats)
+        if bundle.photo is not None:
+            rates["photo-colour backend only (histograms, logistic regressions), images"] = \
+                best_rate(n, lambda: [bundle.photo.scores(x["image"], has_photo(x))
+                                      for x in batches["images"]], args.repeats)
         tags = tag_frame(bundle, with_images.head(1000), bs)
 
     params = bundle.model.count_params()
@@ -222,7 +226,9 @@ def main() -> None:
         ("catalog", (f"{products.height:,} demo products ({n_train:,} train)"
                      if args.bundle is None else f"myntra, bundle {args.bundle}")
          + f", {len(bundle.space.heads)} heads, {params / 1e6:.2f}M parameters"
-         + (", fused with the linear backend" if bundle.linear is not None else "")),
+         + (", fused with the linear backend" if bundle.linear is not None else "")
+         + (" and the photo-colour backend (" + ", ".join(bundle.fusion.photo_heads) + ")"
+            if bundle.fusion is not None and bundle.fusion.photo_heads else "")),
         ("training", f"1 epoch incl. tracing: {train_s:.1f} s" if args.bundle is None
                      else "none (saved bundle)"),
         ("rows per run", f"{n:,} (rows with an image path, repeated; batch {bs})"),

@@ -82,6 +82,8 @@ def main() -> None:
             print(pl.DataFrame([{"head": n, "cnn weight": h.weight, "prior": h.prior_power,
                                  **({"embedding weight": h.embedding_weight}
                                     if trained.embedding is not None else {}),
+                                 **({"photo weight": h.photo_weight}
+                                    if trained.photo is not None else {}),
                                  "linear crossed": n in trained.linear.cross_classifiers,
                                  **({"val linear plain": selection[n][0],
                                      "val linear crossed": selection[n][1]}
@@ -109,6 +111,10 @@ def main() -> None:
         ("of which linear backend (fit + calibrate)", f"{trained.linear_seconds:.0f} s"),
         *([("of which embedding backend (encode + fit)", f"{trained.embedding_seconds:.0f} s")]
           if trained.embedding is not None else []),
+        *([("of which photo-colour backend (histograms + fit)",
+            f"{trained.photo_seconds:.0f} s; mixed into "
+            f"{', '.join(trained.fusion.photo_heads) or 'no head'}")]
+          if trained.photo is not None else []),
         ("baseline fit + score", f"{evaluation.baseline_seconds:.0f} s"),
         ("peak RSS", f"{peak_rss_mb():,.0f} MB"),
     ])

@@ -12,7 +12,7 @@ from dagster_duckdb import DuckDBResource
 from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import CatalogResource, MlflowResource
 from tag_pipeline.defs.retries import retry_only_transient
-from tag_pipeline.lib.models.fusion import EMBEDDING
+from tag_pipeline.lib.models.fusion import EMBEDDING, PHOTO
 from tag_pipeline.lib.models.labels import LabelSpace
 from tag_pipeline.lib.models.training import FeatureSet
 from tag_pipeline.lib.warehouse import markdown_table, read_table
@@ -43,6 +43,7 @@ class TagModelConfig(dg.Config):
     linear_crosses: bool | None = None
     fusion_macro_weight: float | None = None
     text_embeddings: str | None = None
+    photo_colour: bool | None = None
 
 
 class TagModelEvaluationConfig(dg.Config):
@@ -137,6 +138,12 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
                              f"{trained.embedding_seconds:.0f} s; {stats.encoded} texts "
                              f"encoded, {stats.cached} read from the cache): mixed into "
                              f"{', '.join(mixed) or 'no head'} (validation)")
+        if trained.photo is not None and trained.fusion is not None:
+            mixed = trained.fusion.photo_heads
+            mlflow_lib.log_param("photo_colour_heads", ", ".join(mixed) or "none")
+            context.log.info(f"photo-colour backend ({trained.photo.n_train} training photos, "
+                             f"{trained.photo_seconds:.0f} s): mixed into "
+                             f"{', '.join(mixed) or 'no head'} (validation)")
         with tempfile.TemporaryDirectory(prefix="tagger_") as tmp:
             bundle_dir = save_bundle(trained.bundle(), Path(tmp) / "bundle")
             curve = plot_training_curve(trained.history, Path(tmp) / "training_curve.png")
@@ -177,6 +184,9 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
             "embedding_texts_encoded": trained.embedding_stats.encoded,
             "embedding_texts_cached": trained.embedding_stats.cached}
            if trained.embedding is not None else {}),
+        **({"photo_colour_backend_seconds": round(trained.photo_seconds, 1),
+            "photo_colour_heads": ", ".join(trained.fusion.photo_heads) or "none"}
+           if trained.photo is not None and trained.fusion is not None else {}),
         "feature_columns": ", ".join(c.name for c in trained.feature_columns) or "none",
         **({"fusion": dg.MetadataValue.md(fusion_table(trained.fusion, trained.linear))}
            if trained.fusion is not None else {}),
@@ -191,6 +201,7 @@ def fusion_table(fusion, linear=None) -> str:
     rows = [{"head": name, "cnn_bilstm weight": h.weight, "prior power": h.prior_power,
              **({"embedding weight": h.embedding_weight} if EMBEDDING in h.backend_objectives
                 else {}),
+             **({"photo weight": h.photo_weight} if PHOTO in h.backend_objectives else {}),
              "val objective fused": round(h.objective, 4),
              **{f"val objective {b}": round(v, 4) for b, v in h.backend_objectives.items()},
              "linear crosses": ("yes" if name in linear.cross_classifiers else "no")

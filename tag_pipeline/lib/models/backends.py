@@ -2,9 +2,10 @@
 
 The backends are the CNN + BiLSTM (``TaggerBundle.network``, which also gives the ``fused``
 product embedding the refiner reads) and, in a fused tagger, the calibrated linear n-gram
-backend (``baseline``) and the embedding backend (``embeddings``). The two text backends read
-the product frame, not the model inputs, so ``prepare`` scores them together with the inputs:
-the work a worker thread does for the next batch while the network scores this one.
+backend (``baseline``), the embedding backend (``embeddings``) and the photo-colour backend
+(``photo_colour``). The text backends read the product frame, the photo-colour backend the
+image input, not the network, so ``prepare`` scores them together with the inputs: the work a
+worker thread does for the next batch while the network scores this one.
 
 Calls stage 1 (``inputs``); calls no later stage.
 """
@@ -17,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from tag_pipeline.lib.models.baseline import baseline_scores
-from tag_pipeline.lib.models.fusion import CNN, EMBEDDING, LINEAR
+from tag_pipeline.lib.models.fusion import CNN, EMBEDDING, LINEAR, PHOTO
 from tag_pipeline.lib.models.inputs import model_inputs, product_frame
 
 if TYPE_CHECKING:
@@ -33,15 +34,23 @@ def linear_scores(bundle: TaggerBundle, frame: pl.DataFrame) -> dict[str, np.nda
 
 
 def prepare(bundle: TaggerBundle, products: pl.DataFrame) -> dict[str, Any]:
-    """The model inputs of products (``inputs.model_inputs``) and, for a fused tagger, the text
-    backends' scores under ``linear`` and ``embedding``."""
+    """The model inputs of products (``inputs.model_inputs``) and, for a fused tagger, the
+    text backends' scores under ``linear`` and ``embedding`` and the photo-colour backend's
+    (of the heads that mix it in) under ``photo_colour``."""
     frame = product_frame(products, bundle.feature_columns)
     x: dict[str, Any] = model_inputs(bundle, frame)
     if bundle.fusion is not None:
         x[LINEAR] = linear_scores(bundle, frame)
         if bundle.embedding is not None:
             x[EMBEDDING] = bundle.embedding.product_scores(frame)
+        if bundle.photo is not None and bundle.fusion.photo_heads:
+            x[PHOTO] = bundle.photo.scores(x["image"], has_photo(x), bundle.fusion.photo_heads)
     return x
+
+
+def has_photo(x: dict[str, Any]) -> np.ndarray:
+    """Per product of prepared inputs: whether its image decoded (the image mask)."""
+    return np.asarray(x["image_mask"]).reshape(-1) > 0
 
 
 def backend_scores(bundle: TaggerBundle, x: dict[str, Any]
@@ -55,7 +64,9 @@ def backend_scores(bundle: TaggerBundle, x: dict[str, Any]
     scores, features = bundle.network(x)
     backends = {CNN: scores}
     if bundle.fusion is not None:
-        for name in (LINEAR, EMBEDDING) if bundle.embedding is not None else (LINEAR,):
+        names = [LINEAR] + [EMBEDDING] * (bundle.embedding is not None) + [PHOTO] * bool(
+            bundle.photo is not None and bundle.fusion.photo_heads)
+        for name in names:
             if name not in x:
                 raise ValueError(f"this tagger bundle fuses the {name} backend: its scores "
                                  f"must be in the inputs (key {name!r}): build them with "

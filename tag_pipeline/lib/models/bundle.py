@@ -15,7 +15,10 @@ A bundle folder holds everything needed to tag products the way the model was ev
   fused scores. A bundle without them is the CNN + BiLSTM alone;
 - optional, where the fusion uses it: ``embedding.joblib`` (the embedding backend,
   ``embeddings.EmbeddingBackend``: logistic regressions on pretrained sentence vectors; the
-  vectors of a text come from the embedding cache, or are encoded once and cached).
+  vectors of a text come from the embedding cache, or are encoded once and cached);
+- optional, where the tagger was trained on photos: ``photo_colour.joblib`` (the photo-colour
+  backend, ``photo_colour.PhotoColourBackend``: logistic regressions on the photo's colour
+  histogram; the fusion mixes it into the heads whose ``photo_weight`` is above 0).
 
 A bundle is the trained model as an artifact: its files, and the CNN + BiLSTM's forward pass
 (``TaggerBundle.network``). Tagging products with it is the serving path of ``serving``:
@@ -65,6 +68,7 @@ CONFIG_FILE = "config.json"
 BUNDLE_FILES = (MODEL_FILE, VOCAB_FILE, SPACE_FILE, THRESHOLDS_FILE, CONFIG_FILE)
 LINEAR_FILE = "linear.joblib"
 EMBEDDING_FILE = "embedding.joblib"
+PHOTO_FILE = "photo_colour.joblib"
 FUSION_FILE = "fusion.json"
 INPUTS_FILE = "inputs.json"
 
@@ -191,6 +195,8 @@ class TaggerBundle:
     text_columns: tuple[str, ...] | None = None
     # the embedding backend (embeddings.EmbeddingBackend), where the fusion mixes it in
     embedding: Any = None
+    # the photo-colour backend (photo_colour.PhotoColourBackend), where it was trained
+    photo: Any = None
     _tokenizer: Any = field(default=None, init=False, repr=False)
     _forward: _Forward | None = field(default=None, init=False, repr=False)
     _batches: int = field(default=0, init=False, repr=False)
@@ -350,8 +356,15 @@ def _check_bundle(bundle: TaggerBundle, where: str) -> None:
         if bundle.fusion.uses_embeddings and bundle.embedding is None:
             raise ValueError(f"{where}: the fusion mixes in the embedding backend, which the "
                              f"bundle lacks ({EMBEDDING_FILE})")
+        if bundle.fusion.photo_heads and bundle.photo is None:
+            raise ValueError(f"{where}: the fusion mixes the photo-colour backend into "
+                             f"{list(bundle.fusion.photo_heads)}, which the bundle lacks "
+                             f"({PHOTO_FILE})")
     if bundle.embedding is not None and bundle.embedding.space != bundle.space:
         raise ValueError(f"{where}: the embedding backend was trained on another label space")
+    if bundle.photo is not None and bundle.photo.space != bundle.space:
+        raise ValueError(f"{where}: the photo-colour backend was trained on another label "
+                         "space")
 
 
 def save_bundle(bundle: TaggerBundle, directory: Path) -> Path:
@@ -383,6 +396,8 @@ def save_bundle(bundle: TaggerBundle, directory: Path) -> Path:
         joblib.dump(bundle.linear, directory / LINEAR_FILE)
         if bundle.embedding is not None:
             joblib.dump(bundle.embedding, directory / EMBEDDING_FILE)
+        if bundle.photo is not None:
+            joblib.dump(bundle.photo, directory / PHOTO_FILE)
         backend_thresholds = {
             b: {h: [float(t) for t in np.asarray(v).ravel()] for h, v in thr.items()}
             for b, thr in bundle.backend_thresholds.items()}
@@ -447,7 +462,7 @@ def load_bundle(directory: Path | str) -> TaggerBundle:
                 text_columns = tuple(str(c) for c in inputs["text_columns"])
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"tagger bundle file {directory / INPUTS_FILE}: {exc}") from exc
-    linear = fusion = embedding = None
+    linear = fusion = embedding = photo = None
     backend_thresholds: dict[str, dict[str, np.ndarray]] = {}
     if (directory / FUSION_FILE).is_file():
         import joblib
@@ -466,10 +481,12 @@ def load_bundle(directory: Path | str) -> TaggerBundle:
         linear = joblib.load(directory / LINEAR_FILE)
         if (directory / EMBEDDING_FILE).is_file():
             embedding = joblib.load(directory / EMBEDDING_FILE)
+        if (directory / PHOTO_FILE).is_file():
+            photo = joblib.load(directory / PHOTO_FILE)
     bundle = TaggerBundle(model=model, space=space, vocab=vocab, thresholds=thresholds,
                           config=config, linear=linear, fusion=fusion,
                           backend_thresholds=backend_thresholds,
                           feature_columns=feature_columns, text_columns=text_columns,
-                          embedding=embedding)
+                          embedding=embedding, photo=photo)
     _check_bundle(bundle, f"tagger bundle folder {directory}")
     return bundle

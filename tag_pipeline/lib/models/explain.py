@@ -46,10 +46,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from tag_pipeline.lib.models.backends import backend_scores, linear_scores, prepare
+from tag_pipeline.lib.models.backends import backend_scores, has_photo, linear_scores, prepare
 from tag_pipeline.lib.models.bundle import COMPILE_MIN_ROWS, TaggerBundle
 from tag_pipeline.lib.models.catalog_features import FEATURE_TEXT_COLUMN
-from tag_pipeline.lib.models.fusion import combine
+from tag_pipeline.lib.models.fusion import PHOTO, combine
 from tag_pipeline.lib.models.inputs import INPUT_COLUMNS, product_frame
 from tag_pipeline.lib.models.text import MAX_DESCRIPTION_CHARS, product_texts
 
@@ -222,7 +222,8 @@ def _prepare(bundle: TaggerBundle, products: pl.DataFrame, max_words: int) -> _C
 def _scores(bundle: TaggerBundle, x: dict) -> dict[str, np.ndarray]:
     """The tagger's scores of a batch: stages 2 and 3 of the serving path (the backends, then
     their fusion), as ``serving`` runs them."""
-    return combine(bundle.fusion, backend_scores(bundle, x)[0], bundle.space, x.get("has_text"))
+    return combine(bundle.fusion, backend_scores(bundle, x)[0], bundle.space, x.get("has_text"),
+                   has_photo(x))
 
 
 def _score_chunk(bundle: TaggerBundle, chunk: _Chunk, batch_size: int
@@ -251,6 +252,8 @@ def _score_chunk(bundle: TaggerBundle, chunk: _Chunk, batch_size: int
             # the embedding backend keeps the product's own scores: encoding every variant
             # would cost about 25 ms each; the support comes from the other backends
             batch["embedding"] = {name: s[products] for name, s in x["embedding"].items()}
+        if PHOTO in x:  # the photo is the product's own: so are its colours' scores
+            batch[PHOTO] = {name: s[products] for name, s in x[PHOTO].items()}
         out = _scores(bundle, batch)
         for name, s in out.items():
             variant[name][rows] = s

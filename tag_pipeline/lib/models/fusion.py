@@ -17,7 +17,12 @@ eCom 2020 multimodal challenge:
 
 The embedding backend is mixed into the linear one first, by the same rule with its own
 weight per head (step 0 of ``tune_fusion``): the "linear" side of the formulas above is then
-that text backend. ``tune_fusion`` picks ``w`` and ``tau`` on validation scores (see its
+that text backend. Last, the photo-colour backend (``photo_colour``: logistic regressions on
+the photo's colour histogram) is mixed into a softmax head's fused scores, on the products
+with a photo only, by the same geometric rule with its own weight (step 3)::
+
+      p = softmax(v * log p_photo + (1 - v) * log p_fused)    (photographed products)
+ ``tune_fusion`` picks ``w`` and ``tau`` on validation scores (see its
 docstring): one CNN
 weight shared by the heads, learned from all their rows (a weight per head, on a small split,
 fits its noise); per softmax head, a joint choice among the linear backend alone, the shared
@@ -43,6 +48,7 @@ from tag_pipeline.lib.models.scoring import THRESHOLD_GRID, best_thresholds
 CNN = "cnn_bilstm"
 LINEAR = "linear"
 EMBEDDING = "embedding"  # optional: pretrained sentence vectors (``embeddings``)
+PHOTO = "photo_colour"  # optional: the photo's colour histogram (``photo_colour``)
 BACKENDS = (CNN, LINEAR)
 WEIGHT_GRID = np.round(np.arange(0.0, 1.0001, 0.1), 2)
 PRIOR_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -60,6 +66,9 @@ class HeadFusion:
     backend_objectives: dict[str, float]
     # weight of the embedding backend mixed into the linear one before the rest (0: none)
     embedding_weight: float = 0.0
+    # weight of the photo-colour backend mixed into the fused scores of photographed
+    # products (0: none)
+    photo_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -75,13 +84,19 @@ class Fusion:
         """Whether any head mixes in the embedding backend."""
         return any(h.embedding_weight > 0 for h in self.heads.values())
 
+    @property
+    def photo_heads(self) -> tuple[str, ...]:
+        """The heads that mix in the photo-colour backend."""
+        return tuple(name for name, h in self.heads.items() if h.photo_weight > 0)
+
     def to_dict(self) -> dict:
         """A JSON-ready dict (see ``from_dict``)."""
         return {"macro_weight": self.macro_weight,
                 "heads": {name: {"weight": h.weight, "prior_power": h.prior_power,
                                  "objective": h.objective,
                                  "backend_objectives": h.backend_objectives,
-                                 "embedding_weight": h.embedding_weight}
+                                 "embedding_weight": h.embedding_weight,
+                                 "photo_weight": h.photo_weight}
                           for name, h in self.heads.items()},
                 "log_prior": {name: [float(v) for v in p] for name, p in self.log_prior.items()}}
 
@@ -92,7 +107,8 @@ class Fusion:
                                   objective=float(h["objective"]),
                                   backend_objectives={k: float(v) for k, v in
                                                       h["backend_objectives"].items()},
-                                  embedding_weight=float(h.get("embedding_weight", 0.0)))
+                                  embedding_weight=float(h.get("embedding_weight", 0.0)),
+                                  photo_weight=float(h.get("photo_weight", 0.0)))
                  for name, h in data["heads"].items()}
         return cls(heads=heads, macro_weight=float(data["macro_weight"]),
                    log_prior={k: np.asarray(v, np.float64) for k, v in data["log_prior"].items()})
@@ -153,31 +169,47 @@ def text_scores(fusion: Fusion, backend_scores: Mapping[str, Mapping[str, np.nda
 
 
 def fuse(fusion: Fusion, backend_scores: Mapping[str, Mapping[str, np.ndarray]],
-         space: LabelSpace) -> dict[str, np.ndarray]:
+         space: LabelSpace, has_photo: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Fused scores per head from ``{backend: {head: scores}}`` (the CNN + BiLSTM's and the
-    linear backend's required; the embedding backend's where the fusion uses it)."""
+    linear backend's required; the embedding and photo-colour backends' where the fusion uses
+    them). ``has_photo`` (per product, whether its image decoded) says where the photo-colour
+    backend is mixed in; it is required when the fusion uses that backend."""
     missing = [b for b in BACKENDS if b not in backend_scores]
     if missing:
         raise ValueError(f"fusion needs the scores of backend(s) {missing}; "
                          f"got {sorted(backend_scores)}")
+    photo_rows = None
+    if fusion.photo_heads:
+        if PHOTO not in backend_scores or has_photo is None:
+            raise ValueError(f"fusion mixes the {PHOTO} backend into head(s) "
+                             f"{list(fusion.photo_heads)}: its scores (got "
+                             f"{sorted(backend_scores)}) and the products' photo mask "
+                             f"({'given' if has_photo is not None else 'missing'}) are needed")
+        photo_rows = np.flatnonzero(np.asarray(has_photo, bool).ravel())
     out = {}
     for head in space.heads:
         h = fusion.heads[head.name]
         out[head.name] = combine_head(head.kind, backend_scores[CNN][head.name],
                                       text_scores(fusion, backend_scores, head.name, head.kind),
                                       h.weight, h.prior_power, fusion.log_prior.get(head.name))
+        if h.photo_weight and photo_rows is not None and len(photo_rows):
+            out[head.name][photo_rows] = combine_head(
+                head.kind, backend_scores[PHOTO][head.name][photo_rows],
+                out[head.name][photo_rows], h.photo_weight)
     return out
 
 
 def combine(fusion: Fusion | None, backend_scores: Mapping[str, Mapping[str, np.ndarray]],
-            space: LabelSpace, has_text: np.ndarray | None = None) -> dict[str, np.ndarray]:
+            space: LabelSpace, has_text: np.ndarray | None = None,
+            has_photo: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The tagger's scores from its backends' (stage 3 of the serving path, ``serving``): the
     fused scores when there is a fusion, else the CNN + BiLSTM's. A product without usable
     text (``has_text`` false) is scored by the CNN + BiLSTM alone: its photo is all the
-    evidence there is, and the text backends would only add their prior."""
+    evidence there is, and the text backends would only add their prior. ``has_photo``: see
+    ``fuse``."""
     if fusion is None:
         return dict(backend_scores[CNN])
-    fused = fuse(fusion, backend_scores, space)
+    fused = fuse(fusion, backend_scores, space, has_photo)
     if has_text is not None and not np.all(has_text):
         textless = ~np.asarray(has_text, bool)
         for name in fused:
@@ -217,11 +249,12 @@ def sigmoid_objective(scores: np.ndarray, truth: np.ndarray) -> float:
 def tune_fusion(backend_scores: Mapping[str, Mapping[str, np.ndarray]],
                 targets: Mapping[str, np.ndarray], space: LabelSpace,
                 macro_weight: float = 0.5, weights: np.ndarray = WEIGHT_GRID,
-                prior_powers: tuple[float, ...] = PRIOR_GRID) -> Fusion:
+                prior_powers: tuple[float, ...] = PRIOR_GRID,
+                has_photo: np.ndarray | None = None) -> Fusion:
     """Pick the backend weights and each head's prior adjustment on VALIDATION scores.
 
     0. With the embedding backend's scores (``EMBEDDING``): per head, the weight of the
-       embedding backend mixed into the linear one (``_embedding_weight``: the best objective
+       embedding backend mixed into the linear one (``_mix_weight``: the best objective
        among the weights that lose at most one validation product of accuracy, kept only
        when worth more than one product and when the weight chosen on either half of the
        rows gains on the other). The steps below read that mix as the linear backend, so
@@ -242,6 +275,12 @@ def tune_fusion(backend_scores: Mapping[str, Mapping[str, np.ndarray]],
        A sigmoid head takes the shared weight when it beats the linear backend alone in the
        head's objective; the CNN + BiLSTM alone replaces either when it beats it by more than
        one validation product's worth.
+    3. With the photo-colour backend's scores (``PHOTO``) and ``has_photo``: per softmax
+       head, its weight in the fused scores of the photographed validation products, by the
+       rule of step 0 on those rows (the fused head of steps 0-2 in place of the linear
+       backend, one product's worth counted among the photographed ones; the halves are
+       judged on accuracy: a colour head's macro-F1 over half the photographed products is
+       noise), kept only when the head's objective on all its validation rows gains too.
 
     So on validation the fused head is never below the linear backend in its objective, nor
     more than one product below it in accuracy; a softmax head is never more than one
@@ -256,12 +295,14 @@ def tune_fusion(backend_scores: Mapping[str, Mapping[str, np.ndarray]],
         macro_weight: Weight of macro-F1 next to accuracy in a softmax head's objective.
         weights: Candidate weights of the CNN + BiLSTM (0 and 1 must be among them).
         prior_powers: Candidate logit-adjustment strengths (0 must be among them).
+        has_photo: Per validation product, whether its image decoded (step 3).
     """
     if not {0.0, 1.0} <= {float(w) for w in weights} or 0.0 not in prior_powers:
         raise ValueError("tune_fusion: the weight grid must hold 0 and 1 and the prior grid 0, "
                          "so each backend alone is a candidate")
     log_prior = class_log_prior(space)
     objectives: dict[str, Callable[[np.ndarray, float, float], float]] = {}
+    text_backend: dict[str, np.ndarray] = {}  # per head: the linear backend, embeddings mixed in
     embedding_weights: dict[str, float] = {}
     alone: dict[str, dict[str, float]] = {}  # each backend's own objective, per head
     n_rows = 0
@@ -274,11 +315,12 @@ def tune_fusion(backend_scores: Mapping[str, Mapping[str, np.ndarray]],
                             for b in (LINEAR, CNN, EMBEDDING) if b in backend_scores}
         if EMBEDDING in backend_scores:
             # step 0: the text backend is the linear one with the embeddings mixed in
-            v = _embedding_weight(head.kind, backend_scores[EMBEDDING][head.name], lin, y,
-                                  weights, macro_weight)
+            v = _mix_weight(head.kind, backend_scores[EMBEDDING][head.name], lin, y, weights,
+                            macro_weight)
             embedding_weights[head.name] = v
             if v:
                 lin = combine_head(head.kind, backend_scores[EMBEDDING][head.name], lin, v)
+        text_backend[head.name] = lin
 
         def objective(rows: np.ndarray, w: float, tau: float, head=head, cnn=cnn, lin=lin,
                       y=y, macro: float = macro_weight) -> float:
@@ -308,6 +350,14 @@ def tune_fusion(backend_scores: Mapping[str, Mapping[str, np.ndarray]],
 
     every = np.arange(n_rows)
     halves = (every[0::2], every[1::2])
+    photo_rows = None
+    if PHOTO in backend_scores and has_photo is not None:
+        photo_rows = np.flatnonzero(np.asarray(has_photo, bool).ravel())
+        if len(np.asarray(has_photo).ravel()) != n_rows:
+            raise ValueError(f"tune_fusion: has_photo has {len(np.asarray(has_photo).ravel())} "
+                             f"rows, the validation scores {n_rows}")
+        if not len(photo_rows):
+            photo_rows = None
     shared, gain = shared_weight(every)
     n_mean = float(np.mean([n_known(name, every) for name in objectives])) if objectives else 1
     if gain <= 1.0 / n_mean or any(
@@ -333,9 +383,31 @@ def tune_fusion(backend_scores: Mapping[str, Mapping[str, np.ndarray]],
                 weight, value = shared, f(every, shared, 0.0)
             if cnn_alone - value > margin:
                 weight, value = 1.0, cnn_alone
+        photo_weight = 0.0
+        if head.kind == SOFTMAX and photo_rows is not None:
+            # step 3: the photo-colour backend, on the photographed rows
+            fused = combine_head(head.kind, backend_scores[CNN][head.name],
+                                 text_backend[head.name], weight, tau,
+                                 log_prior.get(head.name))
+            photo = backend_scores[PHOTO][head.name]
+            y = np.asarray(targets[head.name])
+            alone[head.name][PHOTO] = _objective(head.kind, photo[photo_rows], y[photo_rows],
+                                                 macro_weight)
+            photo_weight = _mix_weight(head.kind, photo[photo_rows], fused[photo_rows],
+                                       y[photo_rows], weights, macro_weight,
+                                       check_macro_weight=0.0)
+            if photo_weight:
+                fused[photo_rows] = combine_head(head.kind, photo[photo_rows],
+                                                 fused[photo_rows], photo_weight)
+                mixed = _objective(head.kind, fused, y, macro_weight)
+                if mixed > value:  # and the head gains on all its rows too
+                    value = mixed
+                else:
+                    photo_weight = 0.0
         heads[head.name] = HeadFusion(weight=weight, prior_power=tau, objective=float(value),
                                       backend_objectives=alone[head.name],
-                                      embedding_weight=embedding_weights.get(head.name, 0.0))
+                                      embedding_weight=embedding_weights.get(head.name, 0.0),
+                                      photo_weight=photo_weight)
     return Fusion(heads=heads, log_prior=log_prior, macro_weight=macro_weight)
 
 
@@ -344,14 +416,20 @@ def _objective(kind: str, scores: np.ndarray, y: np.ndarray, macro_weight: float
             else sigmoid_objective(scores, y))
 
 
-def _embedding_weight(kind: str, embedding: np.ndarray, linear: np.ndarray, y: np.ndarray,
-                      weights: np.ndarray, macro_weight: float) -> float:
-    """Step 0 of ``tune_fusion``: the embedding backend's weight in a head's text backend.
+def _mix_weight(kind: str, embedding: np.ndarray, linear: np.ndarray, y: np.ndarray,
+                weights: np.ndarray, macro_weight: float,
+                check_macro_weight: float | None = None) -> float:
+    """Steps 0 and 3 of ``tune_fusion``: the weight of a backend (``embedding``: the
+    embedding backend, or the photo-colour one) mixed into a head's scores (``linear``: the
+    linear backend, or the fused head).
 
-    The weight (of ``weights``, 0 = the linear backend alone) with the best objective among
-    those that lose at most one validation product of accuracy to the linear backend alone
-    (a softmax head); kept only when it beats the linear backend alone by more than one
-    product's worth and the weight chosen on either half of the rows gains on the other."""
+    The weight (of ``weights``, 0 = ``linear`` alone) with the best objective among those
+    that lose at most one validation product of accuracy to ``linear`` alone (a softmax
+    head); kept only when it beats ``linear`` alone by more than one product's worth and the
+    weight chosen on either half of the rows gains on the other. ``check_macro_weight``
+    (default ``macro_weight``) weighs macro-F1 in that out-of-sample check: 0 judges the
+    halves on accuracy alone, for a head whose many classes make the macro-F1 of half the
+    rows noise."""
     def g(rows: np.ndarray, v: float, macro: float = macro_weight) -> float:
         return _objective(kind, combine_head(kind, embedding[rows], linear[rows], v), y[rows],
                           macro)
@@ -364,12 +442,13 @@ def _embedding_weight(kind: str, embedding: np.ndarray, linear: np.ndarray, y: n
     margin = 1.0 / max(known, 1)
     floor = g(every, 0.0, 0.0) - margin - 1e-12 if kind == SOFTMAX else -np.inf
 
-    def best(rows: np.ndarray, guarded: bool) -> tuple[float, float]:
+    def best(rows: np.ndarray, guarded: bool, macro: float = macro_weight
+             ) -> tuple[float, float]:
         """The best weight on ``rows`` (with the accuracy floor where ``guarded``)."""
-        top = (0.0, g(rows, 0.0))
+        top = (0.0, g(rows, 0.0, macro))
         for v in weights:
             if v > 0 and (not guarded or g(rows, float(v), 0.0) >= floor):
-                value = g(rows, float(v))
+                value = g(rows, float(v), macro)
                 if value > top[1] + 1e-12:
                     top = (float(v), value)
         return top
@@ -378,9 +457,10 @@ def _embedding_weight(kind: str, embedding: np.ndarray, linear: np.ndarray, y: n
     if value - base <= margin:
         return 0.0
     halves = (every[0::2], every[1::2])
+    macro = macro_weight if check_macro_weight is None else check_macro_weight
     for pick, check in (halves, halves[::-1]):
-        chosen = best(pick, guarded=False)[0]
-        if not g(check, chosen) > g(check, 0.0) + 1e-12:
+        chosen = best(pick, guarded=False, macro=macro)[0]
+        if not g(check, chosen, macro) > g(check, 0.0, macro) + 1e-12:
             return 0.0
     return v
 

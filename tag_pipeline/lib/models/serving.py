@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import numpy as np
 import polars as pl
 
-from tag_pipeline.lib.models.backends import backend_scores, prepare
+from tag_pipeline.lib.models.backends import backend_scores, has_photo, prepare
 from tag_pipeline.lib.models.bundle import COMPILE_MIN_ROWS, TaggerBundle
 from tag_pipeline.lib.models.explain import explain_tags
 from tag_pipeline.lib.models.fusion import combine
@@ -105,7 +105,8 @@ def scored_batches(bundle: TaggerBundle, products: pl.DataFrame, batch_size: int
     for chunk, x in _ahead(lambda c: prepare(bundle, c), chunks):
         backends, features = backend_scores(bundle, x)
         yield ScoredBatch(frame=chunk, inputs=x, features=features,
-                          scores=combine(bundle.fusion, backends, bundle.space, x["has_text"]))
+                          scores=combine(bundle.fusion, backends, bundle.space, x["has_text"],
+                                         has_photo(x)))
 
 
 def _empty_scores(bundle: TaggerBundle) -> dict[str, list[np.ndarray]]:

