@@ -22,17 +22,17 @@ the photo's colour histogram) is mixed into a softmax head's fused scores, on th
 with a photo only, by the same geometric rule with its own weight (step 3)::
 
       p = softmax(v * log p_photo + (1 - v) * log p_fused)    (photographed products)
- ``tune_fusion`` picks ``w`` and ``tau`` on validation scores (see its
-docstring): one CNN
+
+``tune_fusion`` picks the weights and ``tau`` on validation scores (see its docstring): one CNN
 weight shared by the heads, learned from all their rows (a weight per head, on a small split,
 fits its noise); per softmax head, a joint choice among the linear backend alone, the shared
 weight and the CNN + BiLSTM alone, each with or without a prior adjustment, restricted to the
-settings that cost no accuracy against the linear backend alone (more than one product's
-worth) and kept only when worth more than one validation product (an adjustment also has to
-hold on both halves of the split). So on validation the fused head is never below the linear
-backend, in its objective or in accuracy: by construction, and tested. The linear backend is
-the in-run baseline's family (with feature crosses where they help), so a noisy departure
-from it is what makes a fused tagger lose to the baseline on the test split.
+settings that cost no accuracy against the linear backend alone (more than one product's worth)
+and kept only when worth more than one validation product (an adjustment also has to hold on
+both halves of the split). So on validation the fused head is never below the linear backend,
+in its objective or in accuracy: by construction, and tested. The linear backend is the in-run
+baseline's family (with feature crosses where they help), so a noisy departure from it is what
+makes a fused tagger lose to the baseline on the test split.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """Features, training and honest evaluation of the fused tagger, next to the strong baseline.
 
-The split comes from a hash of the product id; the label space, the vocabulary, the
-backends (the CNN + BiLSTM, the linear n-gram model, and the embedding and photo-colour
-backends where they are trained) and the baseline learn from the training split only; early stopping, the linear backend's calibration, the fusion weights,
-the prior adjustment and the decision thresholds use the validation split; every reported
-number comes from the test split, which nothing else ever sees. The baseline (TF-IDF word and
-character n-grams with LinearSVCs, ``baseline``) is trained in the same call on the same split
-and reads the same inputs, feature columns included.
+The split comes from a hash of the product id; the label space, the vocabulary, the backends
+(the CNN + BiLSTM, the linear n-gram model, and the embedding and photo-colour backends where
+they are trained) and the baseline learn from the training split only; early stopping, the
+linear backend's calibration, the fusion weights, the prior adjustment and the decision
+thresholds use the validation split; every reported number comes from the test split, which
+nothing else ever sees. The baseline (TF-IDF word and character n-grams with LinearSVCs,
+``baseline``) is trained in the same call on the same split and reads the same inputs, feature
+columns included.
 """
 
 from __future__ import annotations
@@ -438,23 +439,24 @@ class Evaluation:
 
 
 def backend_test_scores(trained: TrainedTagger, products: pl.DataFrame
-                        ) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
+                        ) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray | None]:
     """``{backend: {head: scores}}`` of products: the CNN + BiLSTM's, and for a fused tagger
     the linear backend's (and the embedding and photo-colour backends' where it has them);
-    and per product whether its image decoded."""
-    from tag_pipeline.lib.models.images import DecodedImages
-
+    and, with the photo-colour backend, per product whether its image decoded (else None)."""
     out = {CNN: score_products(trained, products)}
     if trained.linear is not None:
         out[LINEAR] = baseline_scores(trained.linear, products)
     if trained.embedding is not None:
         out[EMBEDDING] = trained.embedding.product_scores(products)
+    if trained.photo is None:
+        return out, None
+    from tag_pipeline.lib.models.images import DecodedImages
+
     with tempfile.TemporaryDirectory(prefix="tag_pipeline_images_") as folder:
         images = DecodedImages(products["image_path"].to_list(), trained.config.image_size,
                                folder)
         histograms, has = photo_histograms(images)
-    if trained.photo is not None:
-        out[PHOTO] = trained.photo.histogram_scores(histograms, np.flatnonzero(has))
+    out[PHOTO] = trained.photo.histogram_scores(histograms, np.flatnonzero(has))
     return out, has
 
 
