@@ -85,6 +85,10 @@ def main() -> None:
                                  **({"photo weight": h.photo_weight}
                                     if trained.photo is not None else {}),
                                  "linear crossed": n in trained.linear.cross_classifiers,
+                                 **({"linear nb-svm": n in trained.linear.nb_classifiers,
+                                     "val linear before nb": trained.linear.nb_selection[n][0],
+                                     "val linear nb-svm": trained.linear.nb_selection[n][1]}
+                                    if n in trained.linear.nb_selection else {}),
                                  **({"val linear plain": selection[n][0],
                                      "val linear crossed": selection[n][1]}
                                     if n in selection else {}),

@@ -16,6 +16,7 @@ from tag_pipeline.lib.models.baseline import (
 from tag_pipeline.lib.models.catalog_features import FEATURE_TEXT_COLUMN
 from tag_pipeline.lib.models.labels import build_label_space, encode_labels
 from tag_pipeline.lib.models.scoring import apply_thresholds, evaluate_heads, tune_thresholds
+from tag_pipeline.lib.models.text import product_texts
 from tag_pipeline_tests.lib.models_data import labels_frame, products_frame
 
 
@@ -150,3 +151,72 @@ def test_the_word_analyzer_reads_each_chinese_character_as_a_word():
     truth = encode_labels(test_labels, test["product_id"], space)["category:cat"].argmax(1)
     scores = baseline_scores(model, test)["category:cat"]
     assert float((scores.argmax(1) == truth).mean()) >= 0.97
+
+
+def _opinions(n: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Reviews of a three-valued category whose two-valued sentiment hangs on one of 150 rare
+    polar words per side, among 20 of 1,000 filler words."""
+    rng = np.random.default_rng(seed)
+    good = [f"good{i}" for i in range(150)]
+    bad = [f"bad{i}" for i in range(150)]
+    filler = [f"w{i}" for i in range(1000)]
+    rows, labels = [], []
+    for i in range(n):
+        positive = bool(rng.random() < 0.6)
+        cat = str(rng.choice(["shoe", "bag", "watch"]))
+        words = list(rng.choice(filler, size=20)) + [cat]
+        words.insert(int(rng.integers(0, 21)), str(rng.choice(good if positive else bad)))
+        pid = f"{seed}-{i}"
+        rows.append({"product_id": pid, "title": " ".join(words), "description": "",
+                     "image_path": None})
+        labels += [{"product_id": pid, "tag": "Positive" if positive else "Negative",
+                    "tag_type": "style", "facet": "sentiment"},
+                   {"product_id": pid, "tag": cat.title(), "tag_type": "category",
+                    "facet": "cat"}]
+    return pl.DataFrame(rows), pl.DataFrame(labels)
+
+
+def test_nb_svm_candidates_are_two_class_heads_kept_only_where_validation_gains(tmp_path):
+    import joblib
+
+    train, train_labels = _opinions(500, seed=1)
+    val, val_labels = _opinions(300, seed=2)
+    test, test_labels = _opinions(300, seed=3)
+    space = build_label_space(train_labels, train["product_id"], min_support=3)
+    y_train = encode_labels(train_labels, train["product_id"], space)
+    y_val = encode_labels(val_labels, val["product_id"], space)
+    sentiment = "style:sentiment"
+    model = train_baseline(train, y_train, space, min_df=1, nb=True)
+    # only the two-class head gets a candidate; the baseline (nb off) gets none
+    assert set(model.nb_classifiers) == {sentiment}
+    plain = calibrate(train_baseline(train, y_train, space, min_df=1), val, y_val)
+    assert not plain.nb_classifiers
+    ratio, _ = model.nb_classifiers[sentiment]
+    assert ratio.shape == (len(model.vectorizer.transformer_list[0][1].vocabulary_)
+                           + len(model.vectorizer.transformer_list[1][1].vocabulary_),)
+    model = calibrate(model, val, y_val)
+    before, with_nb = model.nb_selection[sentiment]
+    n_val = val.height
+    # kept exactly when it beats the head's other classifier by more than one product's worth
+    assert (sentiment in model.nb_classifiers) == (with_nb - before > 1.0 / n_val)
+    # here, where the rare polar words carry the sentiment, it is kept, and it gains on test
+    assert sentiment in model.nb_classifiers
+    truth = encode_labels(test_labels, test["product_id"], space)[sentiment].argmax(1)
+
+    def accuracy(m):
+        return float((baseline_scores(m, test)[sentiment].argmax(1) == truth).mean())
+    assert accuracy(model) > accuracy(plain)
+    # the head is scored by the NB-SVM: its decisions are the NB-SVM's own
+    ratio, clf = model.nb_classifiers[sentiment]
+    x = model.vectorizer.transform(product_texts(test))
+    own = clf.classes_[(clf.decision_function(x.multiply(ratio[None, :]).tocsr()) > 0)
+                       .astype(int)]
+    np.testing.assert_array_equal(baseline_scores(model, test)[sentiment].argmax(1), own)
+    # a model pickled before the NB-SVMs existed loads without them
+    expected = baseline_scores(model, test)
+    for name in ("nb_classifiers", "nb_selection"):
+        del model.__dict__[name]
+    joblib.dump(model, tmp_path / "linear.joblib")
+    loaded = joblib.load(tmp_path / "linear.joblib")
+    assert loaded.nb_classifiers == {} and loaded.nb_selection == {}
+    assert np.allclose(baseline_scores(loaded, test)["category:cat"], expected["category:cat"])

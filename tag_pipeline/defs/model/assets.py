@@ -41,6 +41,7 @@ class TagModelConfig(dg.Config):
     fuse_linear: bool | None = None
     linear_c: float | None = None
     linear_crosses: bool | None = None
+    linear_nb: bool | None = None
     fusion_macro_weight: float | None = None
     text_embeddings: str | None = None
     photo_colour: bool | None = None
@@ -128,8 +129,11 @@ def tag_model(context: dg.AssetExecutionContext, config: TagModelConfig,
         if trained.linear is not None:
             crossed = sorted(trained.linear.cross_classifiers)
             mlflow_lib.log_param("linear_crossed_heads", ", ".join(crossed) or "none")
+            nb_heads = sorted(trained.linear.nb_classifiers)
+            mlflow_lib.log_param("linear_nb_heads", ", ".join(nb_heads) or "none")
             context.log.info("linear backend: feature crosses kept for "
-                             f"{', '.join(crossed) or 'no head'} (validation)")
+                             f"{', '.join(crossed) or 'no head'}, NB-SVMs for "
+                             f"{', '.join(nb_heads) or 'no head'} (validation)")
         if trained.embedding is not None:
             mixed = sorted(n for n, h in trained.fusion.heads.items() if h.embedding_weight)
             mlflow_lib.log_param("embedding_heads", ", ".join(mixed) or "none")
@@ -207,7 +211,11 @@ def fusion_table(fusion, linear=None) -> str:
              "linear crosses": ("yes" if name in linear.cross_classifiers else "no")
              if name in selection else "n/a",
              "val linear plain / crossed": " / ".join(f"{v:.4f}" for v in selection[name])
-             if name in selection else ""}
+             if name in selection else "",
+             **({"linear nb-svm": "yes" if name in linear.nb_classifiers else "no",
+                 "val linear before / nb-svm": " / ".join(
+                     f"{v:.4f}" for v in linear.nb_selection[name])}
+                if linear is not None and name in linear.nb_selection else {})}
             for name, h in fusion.heads.items()]
     return markdown_table(pl.DataFrame(rows))
 

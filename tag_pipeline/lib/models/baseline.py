@@ -17,6 +17,14 @@ scaled by ``cross_weight``. A linear model cannot learn from the words alone tha
 2011 line was a fall collection and its 2012 line a summer one; the crossed token can. The
 baseline itself never has them: it is the plain recipe a user gets in a minute.
 
+A two-class softmax head of the fused tagger's linear backend may also get an **NB-SVM**
+(``nb=True``; Wang and Manning 2012, the strong linear baseline of sentiment classification):
+the same n-gram columns scaled by their naive-Bayes log-count ratio between the two classes
+(how much more often a column occurs in one class's products than in the other's), then a
+LinearSVC. Sentiment hangs on a few polar words ("差", "退货", "不错"), which the ratio weighs
+up. ``calibrate`` keeps it, per head, only where it beats the head's other classifier on
+validation by more than one product's worth. The baseline never has it.
+
 A LinearSVC gives margins, not probabilities. ``calibrate`` fits, on the VALIDATION split, one
 temperature per softmax head (``softmax(scale * margin)``, minimum log loss) and one Platt
 sigmoid per sigmoid head (``sigmoid(scale * margin + bias)``), so the scores can be fused with
@@ -54,6 +62,7 @@ _CJK_CHAR = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\
 CROSS_WEIGHT = 0.5
 # weight of macro-F1 beside accuracy when a softmax head chooses between its classifiers
 SELECTION_MACRO_WEIGHT = 0.5
+NB_ALPHA = 1.0  # the naive-Bayes ratio's smoothing count
 
 
 @dataclass
@@ -76,11 +85,17 @@ class BaselineTagger:
     cross_classifiers: dict[str, LinearSVC | OneVsRestClassifier] = field(default_factory=dict)
     # head -> validation objective (plain, crossed), as calibrate compared them
     cross_selection: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # two-class softmax heads scored by an NB-SVM: head -> (log-count ratio per n-gram
+    # column, LinearSVC on the scaled columns); ``calibrate`` keeps those that gain
+    nb_classifiers: dict[str, tuple[np.ndarray, LinearSVC]] = field(default_factory=dict)
+    # head -> validation objective (the head's other classifier, NB-SVM)
+    nb_selection: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def __setstate__(self, state: dict) -> None:
-        # bundles saved before the crosses existed load as models without them
+        # bundles saved before the crosses or the NB-SVMs existed load as models without them
         self.__dict__.update({"cross_vectorizer": None, "cross_weight": CROSS_WEIGHT,
-                              "cross_classifiers": {}, "cross_selection": {}, **state})
+                              "cross_classifiers": {}, "cross_selection": {},
+                              "nb_classifiers": {}, "nb_selection": {}, **state})
 
 
 def words_of(text: str) -> str:
@@ -162,10 +177,36 @@ def fit_heads(features: sp.csr_matrix | np.ndarray, encoded_labels: Mapping[str,
     return classifiers, constant
 
 
+def fit_nb_heads(features: sp.csr_matrix, encoded_labels: Mapping[str, np.ndarray],
+                 space: LabelSpace, c: float, seed: int, alpha: float = NB_ALPHA
+                 ) -> dict[str, tuple[np.ndarray, LinearSVC]]:
+    """An NB-SVM per softmax head whose labeled training products have exactly two classes:
+    the log-count ratio ``r`` of each column (binarised occurrences, smoothed by ``alpha``)
+    and a LinearSVC on ``features * r``."""
+    out = {}
+    for head in space.heads:
+        if head.kind != SOFTMAX:
+            continue
+        y = np.asarray(encoded_labels[head.name])
+        known = y.sum(axis=1) > 0
+        classes = y[known].argmax(axis=1)
+        seen = np.unique(classes)
+        if len(seen) != 2:
+            continue
+        x = features[known]
+        occurs = (x > 0).astype(np.float32)
+        second = classes == seen[1]
+        p = np.asarray(occurs[second].sum(axis=0)).ravel() + alpha
+        q = np.asarray(occurs[~second].sum(axis=0)).ravel() + alpha
+        ratio = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
+        out[head.name] = (ratio, _svc(c, seed).fit(x @ sp.diags(ratio), classes))
+    return out
+
+
 def train_baseline(products: pl.DataFrame, encoded_labels: Mapping[str, np.ndarray],
                    space: LabelSpace, seed: int = 42, min_df: int = 2,
                    c: float = 0.5, crosses: bool = False,
-                   cross_weight: float = CROSS_WEIGHT) -> BaselineTagger:
+                   cross_weight: float = CROSS_WEIGHT, nb: bool = False) -> BaselineTagger:
     """Fit the linear model on TRAINING products and their targets (``encode_labels``).
 
     Args:
@@ -181,6 +222,8 @@ def train_baseline(products: pl.DataFrame, encoded_labels: Mapping[str, np.ndarr
             classifier only where it beats the plain one on validation. Nothing is crossed
             where no training product has a feature word.
         cross_weight: Scale of the cross columns next to the n-gram columns.
+        nb: Also fit an NB-SVM for every two-class softmax head (the fused tagger's linear
+            backend); ``calibrate`` keeps it only where it beats the head's other classifier.
     """
     texts = product_texts(products)
     vectorizer = make_vectorizer(min_df=min_df)
@@ -189,6 +232,8 @@ def train_baseline(products: pl.DataFrame, encoded_labels: Mapping[str, np.ndarr
                                       lambda: _svc(c, seed))
     model = BaselineTagger(space=space, vectorizer=vectorizer, classifiers=classifiers,
                            constant_scores=constant, c=c, cross_weight=cross_weight)
+    if nb:
+        model.nb_classifiers = fit_nb_heads(features, encoded_labels, space, c, seed)
     crossed_texts = cross_texts(products) if crosses else []
     if any(crossed_texts):
         cross_vectorizer = make_cross_vectorizer()
@@ -217,11 +262,13 @@ def _margins_of(head: Head, clf: LinearSVC | OneVsRestClassifier,
     return out
 
 
-def _both_margins(model: BaselineTagger, products: pl.DataFrame
-                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Margins of the plain classifiers and of the crossed ones, per head name."""
+def _all_margins(model: BaselineTagger, products: pl.DataFrame
+                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
+                            dict[str, np.ndarray]]:
+    """Margins of the plain classifiers, of the crossed ones and of the NB-SVMs, per head
+    name."""
     features = model.vectorizer.transform(product_texts(products))
-    plain, crossed = {}, {}
+    plain, crossed, nb = {}, {}, {}
     if model.cross_classifiers:
         with_crosses = sp.hstack(
             [features, model.cross_weight * model.cross_vectorizer.transform(
@@ -234,14 +281,18 @@ def _both_margins(model: BaselineTagger, products: pl.DataFrame
                                              with_crosses)
         if head.name in model.classifiers:
             plain[head.name] = _margins_of(head, model.classifiers[head.name], features)
-    return plain, crossed
+        if head.name in model.nb_classifiers:
+            ratio, clf = model.nb_classifiers[head.name]
+            nb[head.name] = _margins_of(head, clf, features @ sp.diags(ratio))
+    return plain, crossed, nb
 
 
 def baseline_margins(model: BaselineTagger, products: pl.DataFrame) -> dict[str, np.ndarray]:
     """LinearSVC margins per head name (products x head size); constant heads give None. A
-    head with a crossed classifier (``cross_classifiers``) is scored by that one."""
-    plain, crossed = _both_margins(model, products)
-    return {**plain, **crossed}
+    head with an NB-SVM (``nb_classifiers``) or a crossed classifier (``cross_classifiers``)
+    is scored by that one."""
+    plain, crossed, nb = _all_margins(model, products)
+    return {**plain, **crossed, **nb}
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -318,12 +369,15 @@ def calibrate(model: BaselineTagger, products: pl.DataFrame,
     classifiers (``train_baseline(crosses=True)``), both of a head's classifiers are
     calibrated and the crossed one is kept only when its validation objective (accuracy +
     0.5 macro-F1 for a softmax head, tuned micro-F1 for a sigmoid head) beats the plain one's
-    by more than one product's worth; the objectives are kept in ``cross_selection``.
+    by more than one product's worth; the objectives are kept in ``cross_selection``. An
+    NB-SVM (``train_baseline(nb=True)``) is then kept by the same rule against the classifier
+    chosen so far (``nb_selection``); where it is kept, the head's crossed classifier goes.
     Returns ``model`` with its ``calibration`` replaced.
     """
-    plain, crossed = _both_margins(model, products)
+    plain, crossed, nb = _all_margins(model, products)
     calibration: dict[str, tuple[float, float]] = {}
     selection: dict[str, tuple[float, float]] = {}
+    nb_selection: dict[str, tuple[float, float]] = {}
     for head in model.space.heads:
         if head.name not in plain:
             continue
@@ -339,10 +393,23 @@ def calibrate(model: BaselineTagger, products: pl.DataFrame,
                 own = with_crosses
             else:
                 del model.cross_classifiers[head.name]
+        if head.name in nb:
+            n = max(int(y.any(axis=1).sum()), 1)
+            chosen = crossed if head.name in model.cross_classifiers else plain
+            with_nb = _calibration_of(head, nb[head.name], y)
+            scores = (_head_objective(head, chosen[head.name], own, y),
+                      _head_objective(head, nb[head.name], with_nb, y))
+            nb_selection[head.name] = scores
+            if scores[1] - scores[0] > 1.0 / n:
+                own = with_nb
+                model.cross_classifiers.pop(head.name, None)
+            else:
+                del model.nb_classifiers[head.name]
         if own is not None:
             calibration[head.name] = own
     if not model.cross_classifiers:
         model.cross_vectorizer = None
     model.calibration = calibration
     model.cross_selection = selection
+    model.nb_selection = nb_selection
     return model

