@@ -68,14 +68,17 @@ def _collections(n: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     return pl.DataFrame(rows), pl.DataFrame(labels)
 
 
+def _splits(make, sizes: tuple[int, int, int]):
+    """Train, validation and test products from ``make(n, seed)`` (seeds 1, 2, 3), the label
+    space learned on train and each split's targets: (frames, space, targets)."""
+    made = [make(n, seed=seed) for seed, n in enumerate(sizes, start=1)]
+    space = build_label_space(made[0][1], made[0][0]["product_id"], min_support=3)
+    return ([frame for frame, _ in made], space,
+            [encode_labels(labels, frame["product_id"], space) for frame, labels in made])
+
+
 def test_feature_crosses_learn_what_words_alone_cannot_and_only_where_they_gain():
-    train, train_labels = _collections(400, seed=1)
-    val, val_labels = _collections(200, seed=2)
-    test, test_labels = _collections(200, seed=3)
-    space = build_label_space(train_labels, train["product_id"], min_support=3)
-    y_train = encode_labels(train_labels, train["product_id"], space)
-    y_val = encode_labels(val_labels, val["product_id"], space)
-    y_test = encode_labels(test_labels, test["product_id"], space)
+    (train, val, test), space, (y_train, y_val, y_test) = _splits(_collections, (400, 200, 200))
 
     def accuracy(model, head):
         scores = baseline_scores(model, test)[head]
@@ -179,12 +182,7 @@ def _opinions(n: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
 def test_nb_svm_candidates_are_two_class_heads_kept_only_where_validation_gains(tmp_path):
     import joblib
 
-    train, train_labels = _opinions(500, seed=1)
-    val, val_labels = _opinions(300, seed=2)
-    test, test_labels = _opinions(300, seed=3)
-    space = build_label_space(train_labels, train["product_id"], min_support=3)
-    y_train = encode_labels(train_labels, train["product_id"], space)
-    y_val = encode_labels(val_labels, val["product_id"], space)
+    (train, val, test), space, (y_train, y_val, y_test) = _splits(_opinions, (500, 300, 300))
     sentiment = "style:sentiment"
     model = train_baseline(train, y_train, space, min_df=1, nb=True)
     # only the two-class head gets a candidate; the baseline (nb off) gets none
@@ -201,7 +199,7 @@ def test_nb_svm_candidates_are_two_class_heads_kept_only_where_validation_gains(
     assert (sentiment in model.nb_classifiers) == (with_nb - before > 1.0 / n_val)
     # here, where the rare polar words carry the sentiment, it is kept, and it gains on test
     assert sentiment in model.nb_classifiers
-    truth = encode_labels(test_labels, test["product_id"], space)[sentiment].argmax(1)
+    truth = y_test[sentiment].argmax(1)
 
     def accuracy(m):
         return float((baseline_scores(m, test)[sentiment].argmax(1) == truth).mean())

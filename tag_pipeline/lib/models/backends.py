@@ -64,8 +64,11 @@ def backend_scores(bundle: TaggerBundle, x: dict[str, Any]
     scores, features = bundle.network(x)
     backends = {CNN: scores}
     if bundle.fusion is not None:
-        names = [LINEAR] + [EMBEDDING] * (bundle.embedding is not None) + [PHOTO] * bool(
-            bundle.photo is not None and bundle.fusion.photo_heads)
+        names = [LINEAR]
+        if bundle.embedding is not None:
+            names.append(EMBEDDING)
+        if bundle.photo is not None and bundle.fusion.photo_heads:
+            names.append(PHOTO)
         for name in names:
             if name not in x:
                 raise ValueError(f"this tagger bundle fuses the {name} backend: its scores "

@@ -416,27 +416,27 @@ def _objective(kind: str, scores: np.ndarray, y: np.ndarray, macro_weight: float
             else sigmoid_objective(scores, y))
 
 
-def _mix_weight(kind: str, embedding: np.ndarray, linear: np.ndarray, y: np.ndarray,
+def _mix_weight(kind: str, added: np.ndarray, base: np.ndarray, y: np.ndarray,
                 weights: np.ndarray, macro_weight: float,
                 check_macro_weight: float | None = None) -> float:
-    """Steps 0 and 3 of ``tune_fusion``: the weight of a backend (``embedding``: the
-    embedding backend, or the photo-colour one) mixed into a head's scores (``linear``: the
-    linear backend, or the fused head).
+    """Steps 0 and 3 of ``tune_fusion``: the weight of a backend's scores (``added``: the
+    embedding backend's, or the photo-colour one's) mixed into a head's scores (``base``: the
+    linear backend's, or the fused head's).
 
-    The weight (of ``weights``, 0 = ``linear`` alone) with the best objective among those
-    that lose at most one validation product of accuracy to ``linear`` alone (a softmax
-    head); kept only when it beats ``linear`` alone by more than one product's worth and the
+    The weight (of ``weights``, 0 = ``base`` alone) with the best objective among those
+    that lose at most one validation product of accuracy to ``base`` alone (a softmax
+    head); kept only when it beats ``base`` alone by more than one product's worth and the
     weight chosen on either half of the rows gains on the other. ``check_macro_weight``
     (default ``macro_weight``) weighs macro-F1 in that out-of-sample check: 0 judges the
     halves on accuracy alone, for a head whose many classes make the macro-F1 of half the
     rows noise."""
     def g(rows: np.ndarray, v: float, macro: float = macro_weight) -> float:
-        return _objective(kind, combine_head(kind, embedding[rows], linear[rows], v), y[rows],
+        return _objective(kind, combine_head(kind, added[rows], base[rows], v), y[rows],
                           macro)
 
     every = np.arange(len(y))
-    base = g(every, 0.0)
-    if base != base:  # no validation truth
+    alone = g(every, 0.0)
+    if alone != alone:  # no validation truth
         return 0.0
     known = int((np.asarray(y) > 0).any(axis=1).sum()) if kind == SOFTMAX else len(y)
     margin = 1.0 / max(known, 1)
@@ -454,7 +454,7 @@ def _mix_weight(kind: str, embedding: np.ndarray, linear: np.ndarray, y: np.ndar
         return top
 
     v, value = best(every, guarded=True)
-    if value - base <= margin:
+    if value - alone <= margin:
         return 0.0
     halves = (every[0::2], every[1::2])
     macro = macro_weight if check_macro_weight is None else check_macro_weight
