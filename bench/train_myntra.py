@@ -4,6 +4,11 @@ linear n-gram), the tagger without joint hierarchy decoding, and the strong base
 word 1-2 + char_wb 2-5 grams, LinearSVC; same split, same inputs, same run), plus the training
 time of every backend and peak memory.
 
+It also prints how far the labels themselves agree: per single-valued facet, the test products
+whose model text (title, feature words, description) some training product has word for word,
+how often the majority label of those training products is right on them, and how often the
+tagger is. Where identical texts carry different labels, no text model can get them all right.
+
     nice -n 5 .venv/bin/python bench/train_myntra.py [--profile myntra|cn_reviews]
         [--set key=value ...] [--out bench/out/NAME]
 
@@ -32,8 +37,12 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cleaned_catalog, peak_rss_mb, report  # noqa: E402
 
+from tag_pipeline.lib.models.labels import SOFTMAX  # noqa: E402
 from tag_pipeline.lib.models.tagger import TaggerConfig  # noqa: E402
+from tag_pipeline.lib.models.text import product_texts  # noqa: E402
 from tag_pipeline.lib.models.training import (  # noqa: E402
+    FeatureSet,
+    TrainedTagger,
     build_features,
     evaluate_on_test,
     train_model,
@@ -52,6 +61,42 @@ def parse_settings(pairs: list[str]) -> dict[str, object]:
         except json.JSONDecodeError:
             settings[key] = value
     return settings
+
+
+def label_agreement(features: FeatureSet, trained: TrainedTagger) -> pl.DataFrame:
+    """Per single-valued head: test products whose text a training product has word for word,
+    the accuracy of the majority label of those training products on them, and the tagger's
+    (argmax of its fused scores, before thresholds and hierarchy)."""
+    from collections import Counter, defaultdict
+
+    from tag_pipeline.lib.models.serving import product_scores
+
+    train_texts = product_texts(features.split("train"))
+    test = features.split("test")
+    test_texts = product_texts(test)
+    scores = product_scores(trained.bundle(), test)
+    rows = []
+    for head in features.space.heads:
+        if head.kind != SOFTMAX:
+            continue
+        seen: dict[str, Counter] = defaultdict(Counter)
+        y_train = features.targets["train"][head.name]
+        for text, labelled, label in zip(train_texts, y_train.any(1), y_train.argmax(1),
+                                         strict=True):
+            if labelled:
+                seen[text][int(label)] += 1
+        y_test = features.targets["test"][head.name]
+        rows_seen = [i for i, (text, labelled)
+                     in enumerate(zip(test_texts, y_test.any(1), strict=True))
+                     if labelled and text in seen]
+        truth = y_test.argmax(1)[rows_seen]
+        majority = [seen[test_texts[i]].most_common(1)[0][0] for i in rows_seen]
+        rows.append({"head": head.name, "test products": int(y_test.any(1).sum()),
+                     "text seen in training": len(rows_seen),
+                     "training majority right": float((truth == majority).mean()),
+                     "tagger right": float((scores[head.name][rows_seen].argmax(1)
+                                            == truth).mean())})
+    return pl.DataFrame(rows)
 
 
 def main() -> None:
@@ -98,6 +143,8 @@ def main() -> None:
         for subset in subsets:
             print(f"test split, {subset} products")
             print(evaluation.facet_table(subset))
+        print("label agreement: test products whose text a training product has word for word")
+        print(label_agreement(features, trained))
     if args.out is not None:
         from tag_pipeline.lib.models.bundle import save_bundle
 
