@@ -30,14 +30,17 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cleaned_catalog, peak_rss_mb, report  # noqa: E402
 
 from tag_pipeline.lib.models.labels import SOFTMAX  # noqa: E402
+from tag_pipeline.lib.models.serving import product_scores  # noqa: E402
 from tag_pipeline.lib.models.tagger import TaggerConfig  # noqa: E402
 from tag_pipeline.lib.models.text import product_texts  # noqa: E402
 from tag_pipeline.lib.models.training import (  # noqa: E402
@@ -66,11 +69,8 @@ def parse_settings(pairs: list[str]) -> dict[str, object]:
 def label_agreement(features: FeatureSet, trained: TrainedTagger) -> pl.DataFrame:
     """Per single-valued head: test products whose text a training product has word for word,
     the accuracy of the majority label of those training products on them, and the tagger's
-    (argmax of its fused scores, before thresholds and hierarchy)."""
-    from collections import Counter, defaultdict
-
-    from tag_pipeline.lib.models.serving import product_scores
-
+    (argmax of its fused scores, before thresholds and hierarchy); both are empty where no
+    test text was seen in training."""
     train_texts = product_texts(features.split("train"))
     test = features.split("test")
     test_texts = product_texts(test)
@@ -90,13 +90,17 @@ def label_agreement(features: FeatureSet, trained: TrainedTagger) -> pl.DataFram
                      in enumerate(zip(test_texts, y_test.any(1), strict=True))
                      if labelled and text in seen]
         truth = y_test.argmax(1)[rows_seen]
-        majority = [seen[test_texts[i]].most_common(1)[0][0] for i in rows_seen]
+        majority = np.array([seen[test_texts[i]].most_common(1)[0][0] for i in rows_seen])
+        tagger = scores[head.name][rows_seen].argmax(1)
         rows.append({"head": head.name, "test products": int(y_test.any(1).sum()),
                      "text seen in training": len(rows_seen),
-                     "training majority right": float((truth == majority).mean()),
-                     "tagger right": float((scores[head.name][rows_seen].argmax(1)
-                                            == truth).mean())})
-    return pl.DataFrame(rows)
+                     "training majority right": (float((truth == majority).mean())
+                                                 if rows_seen else None),
+                     "tagger right": float((tagger == truth).mean()) if rows_seen else None})
+    return pl.DataFrame(rows, schema={"head": pl.String, "test products": pl.Int64,
+                                      "text seen in training": pl.Int64,
+                                      "training majority right": pl.Float64,
+                                      "tagger right": pl.Float64})
 
 
 def main() -> None:
