@@ -4,10 +4,12 @@ linear n-gram), the tagger without joint hierarchy decoding, and the strong base
 word 1-2 + char_wb 2-5 grams, LinearSVC; same split, same inputs, same run), plus the training
 time of every backend and peak memory.
 
-It also prints how far the labels themselves agree: per single-valued facet, the test products
-whose model text (title, feature words, description) some training product has word for word,
-how often the majority label of those training products is right on them, and how often the
-tagger is. Where identical texts carry different labels, no text model can get them all right.
+It also prints tagger - baseline with its 95% interval (a paired bootstrap of the test
+products: 1,000 resamples), overall and per single-valued facet, and how far the labels
+themselves agree: per single-valued facet, the test products whose model text (title, feature
+words, description) some training product has word for word, how often the majority label of
+those training products is right on them, and how often the tagger is. Where identical texts
+carry different labels, no text model can get them all right.
 
     nice -n 5 .venv/bin/python bench/train_myntra.py [--profile myntra|cn_reviews]
         [--set key=value ...] [--out bench/out/NAME]
@@ -147,6 +149,8 @@ def main() -> None:
         for subset in subsets:
             print(f"test split, {subset} products")
             print(evaluation.facet_table(subset))
+        print("tagger - baseline, 95% interval of a paired bootstrap of the test products")
+        print(evaluation.margin_table())
         print("label agreement: test products whose text a training product has word for word")
         print(label_agreement(features, trained))
     if args.out is not None:

@@ -183,11 +183,22 @@ def _print_gate_decisions(limit: int = 5) -> None:
         "baseline": v.tags.get("gate.baseline_score", ""),
         "champion then": v.tags.get("gate.champion_score", ""),
         "promoted": v.tags.get("gate.promoted", "not evaluated"),
+        "vs baseline (95% interval)": _difference_cell(v.tags),
         "gate's reason": v.tags.get("gate.reason", ""),
     } for v in versions]
     print(f"\nModel versions of {name!r} (test split; the gate's decision):")
     print(markdown_table(pl.DataFrame(rows)))
     _print_test_results(client, versions)
+
+
+def _difference_cell(tags: dict[str, str]) -> str:
+    """``+0.0023 (+0.0010 to +0.0036)``: tagger - baseline and its bootstrap interval, from
+    the gate's tags (empty for a version evaluated before the gate recorded them)."""
+    difference, interval = tags.get("gate.baseline_difference"), tags.get("gate.baseline_interval")
+    if not difference or not interval:
+        return ""
+    low, _, high = interval.partition(" to ")
+    return f"{float(difference):+.4f} ({float(low):+.4f} to {float(high):+.4f})"
 
 
 def _print_test_results(client, versions) -> None:

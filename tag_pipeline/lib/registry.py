@@ -14,9 +14,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+
+if TYPE_CHECKING:
+    from tag_pipeline.lib.models.comparison import Difference
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -39,6 +43,8 @@ class PromotionDecision:
     metric: str
     reason: str
     baseline_score: float | None = None
+    # candidate - baseline on the same test products, with its paired bootstrap interval
+    baseline_difference: Difference | None = None
 
 
 def ensure_registered_model(client: MlflowClient, name: str) -> None:
@@ -141,38 +147,45 @@ def decide_promotion(client: MlflowClient, name: str, candidate_version: str,
                      candidate_score: float, metric: str,
                      champion_score: float | None = None,
                      min_improvement: float = 0.0,
-                     baseline_score: float | None = None) -> PromotionDecision:
+                     baseline_score: float | None = None,
+                     baseline_difference: Difference | None = None) -> PromotionDecision:
     """Should the candidate replace the champion?
 
     ``baseline_score`` is the in-run baseline on the same test split: a candidate that does not
     beat it is refused whatever the champion. ``champion_score`` must be the champion measured
     on the same test split as the candidate; when omitted the score recorded on the champion
-    version is used.
+    version is used. ``baseline_difference`` (candidate - baseline, with the paired bootstrap
+    interval of ``comparison.paired_difference``) does not change the decision; the reason
+    quotes it, so whoever reads it sees whether the margin is more than the split's luck.
     """
     champion = alias_version(client, name, CHAMPION)
+    interval = baseline_difference.sentence() if baseline_difference is not None else None
     if baseline_score is not None and not candidate_score > baseline_score:
         return PromotionDecision(
             False, candidate_version, candidate_score, champion, champion_score, metric,
             f"{metric} {candidate_score:.4f} does not beat the baseline {baseline_score:.4f} "
-            "(TF-IDF + LinearSVC, same split)", baseline_score)
+            f"(TF-IDF + LinearSVC, same split{f'; {interval}' if interval else ''})",
+            baseline_score, baseline_difference)
     if champion is None:
+        reason = "no champion yet"
+        if baseline_score is not None:
+            reason += f"; beats the baseline {baseline_score:.4f}"
+            reason += f" ({interval})" if interval else ""
         return PromotionDecision(True, candidate_version, candidate_score, None, None, metric,
-                                 "no champion yet" + (
-                                     f"; beats the baseline {baseline_score:.4f}"
-                                     if baseline_score is not None else ""), baseline_score)
+                                 reason, baseline_score, baseline_difference)
     if champion_score is None:
         champion_score = version_metric(client, name, champion, metric)
     if champion_score is None:
         return PromotionDecision(True, candidate_version, candidate_score, champion, None,
                                  metric, f"champion v{champion} has no recorded {metric}",
-                                 baseline_score)
+                                 baseline_score, baseline_difference)
     better = candidate_score > champion_score + min_improvement
     verdict = "beats" if better else "does not beat"
     return PromotionDecision(
         better, candidate_version, candidate_score, champion, champion_score, metric,
         f"{metric} {candidate_score:.4f} {verdict} champion v{champion} {champion_score:.4f}"
         + (f" by more than {min_improvement}" if min_improvement else ""),
-        baseline_score,
+        baseline_score, baseline_difference,
     )
 
 
@@ -189,6 +202,13 @@ def record_decision(client: MlflowClient, name: str, decision: PromotionDecision
         "gate.baseline_score": "" if decision.baseline_score is None
         else f"{decision.baseline_score:.6f}",
     }
+    difference = decision.baseline_difference
+    if difference is not None:
+        tags["gate.baseline_difference"] = f"{difference.difference:+.6f}"
+        tags["gate.baseline_interval"] = f"{difference.low:+.6f} to {difference.high:+.6f}"
+        tags["gate.baseline_interval_method"] = (
+            f"paired bootstrap of {difference.metric}, {difference.level:.0%}, "
+            f"{difference.resamples} resamples of the {difference.products} test products")
     for key, value in tags.items():
         client.set_model_version_tag(name, decision.candidate_version, key, value)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -635,6 +636,13 @@ def test_summary_shows_the_gates_decision_per_model_version(trained_home, tmp_pa
     assert row["promoted"] == ("true" if tagger > baseline else "false")
     assert ("beats the baseline" if tagger > baseline else "does not beat the baseline") \
         in row["gate's reason"]
+    # the margin over the baseline and its paired bootstrap interval
+    margin = re.fullmatch(r"([+-]\d\.\d{4}) \(([+-]\d\.\d{4}) to ([+-]\d\.\d{4})\)",
+                          row["vs baseline (95% interval)"])
+    assert margin, row["vs baseline (95% interval)"]
+    difference, low, high = map(float, margin.groups())
+    assert difference == pytest.approx(tagger - baseline, abs=1e-4)
+    assert low <= difference <= high
     # the latest evaluated version's test table: tagger vs baseline per tag type and facet
     assert "Test split of v" in result.stdout
     header = next(line for line in result.stdout.splitlines()

@@ -61,6 +61,20 @@ def test_model_job_trains_registers_and_gates(trained_home_copy, tmp_path, monke
                 assert v1["champion.set_by"] == "tests"
                 assert v1["champion.reason"] == "tiny test model refused by the baseline gate"
             assert "results" in evaluation and "baseline" in evaluation["results"].value
+            # the margin over the baseline, with its paired bootstrap interval, in the
+            # metadata, in the gate's reason and on the version
+            difference = evaluation["difference_micro_f1"].value
+            assert difference == pytest.approx(tagger - baseline, abs=1e-4)
+            low, _, high = evaluation["difference_micro_f1_interval"].value.partition(" to ")
+            assert float(low) <= difference <= float(high.split(" ")[0])
+            assert "95% interval" in v1["gate.reason"]
+            assert float(v1["gate.baseline_difference"]) == pytest.approx(tagger - baseline)
+            assert "paired bootstrap of micro_f1" in v1["gate.baseline_interval_method"]
+            # and per single-valued facet, in the results and as a run artifact
+            assert "Tagger - baseline and its 95% interval" in evaluation["results"].value
+            assert "head:attribute:color" in evaluation["results"].value
+            margins_run = client.get_model_version(name, "1").run_id
+            assert "test_margins.csv" in {a.path for a in client.list_artifacts(margins_run)}
             mlflow_run = client.get_run(trained["mlflow_run_id"].value)
             assert mlflow_run.data.tags["dagster_run_id"] == first_run
             assert "test.tagger.all.all.micro_f1" in mlflow_run.data.metrics

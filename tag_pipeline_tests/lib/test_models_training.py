@@ -33,3 +33,23 @@ def test_text_only_catalog_trains_and_reports_no_image_subset(tmp_path):
     assert "test.tagger.all.all.micro_f1" in metrics
     assert not any(".images." in k for k in metrics)
     assert plot_model_vs_baseline(evaluation, tmp_path / "plot.png").stat().st_size > 0
+    # tagger - baseline with its paired bootstrap interval, for the metrics that add up
+    assert set(evaluation.baseline_difference) == {"micro_f1", "accuracy"}
+    for metric, difference in evaluation.baseline_difference.items():
+        assert difference.difference == pytest.approx(
+            evaluation.metric("tagger", "all", "all", metric)
+            - evaluation.metric("baseline", "all", "all", metric), abs=1e-12)
+        assert difference.low <= difference.difference <= difference.high
+        assert difference.products == counts["products.test"]
+    # and per single-valued facet, on accuracy
+    softmax = {h.name for h in features.space.heads if h.kind == "softmax"}
+    assert softmax and set(evaluation.head_difference) == softmax
+    for head, difference in evaluation.head_difference.items():
+        assert difference.difference == pytest.approx(
+            evaluation.metric("tagger", "all", f"head:{head}", "accuracy")
+            - evaluation.metric("baseline", "all", f"head:{head}", "accuracy"), abs=1e-12)
+        assert difference.low <= difference.difference <= difference.high
+    table = evaluation.margin_table()
+    assert table["scope"].to_list() == ["all", "all", *[f"head:{h}" for h in
+                                                        evaluation.head_difference]]
+    assert (table["low"] <= table["tagger - baseline"]).all()

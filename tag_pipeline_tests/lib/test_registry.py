@@ -95,6 +95,31 @@ def test_a_loser_to_the_baseline_is_refused_even_without_a_champion(client):
                                 baseline_score=0.55).promote
 
 
+def test_the_reason_and_the_version_quote_the_margin_over_the_baseline(client):
+    from tag_pipeline.lib.models.comparison import Difference
+
+    margin = Difference("micro_f1", -0.0001, -0.0021, 0.0019, 0.95, 1000, 2072)
+    refused = decide_promotion(client, NAME, "1", 0.9551, "micro_f1", baseline_score=0.9552,
+                               baseline_difference=margin)
+    assert not refused.promote  # the interval informs; it does not decide
+    assert refused.reason == (
+        "micro_f1 0.9551 does not beat the baseline 0.9552 (TF-IDF + LinearSVC, same split; "
+        "difference -0.0001, 95% interval -0.0021 to +0.0019 (1,000 resamples of the 2,072 "
+        "test products))")
+    record_decision(client, NAME, refused)
+    tags = client.get_model_version(NAME, "1").tags
+    assert tags["gate.baseline_difference"] == "-0.000100"
+    assert tags["gate.baseline_interval"] == "-0.002100 to +0.001900"
+    assert tags["gate.baseline_interval_method"] == (
+        "paired bootstrap of micro_f1, 95%, 1000 resamples of the 2072 test products")
+    won = decide_promotion(client, NAME, "3", 0.60, "micro_f1", baseline_score=0.55,
+                           baseline_difference=Difference("micro_f1", 0.05, 0.03, 0.07, 0.95,
+                                                          1000, 500))
+    assert won.promote and won.reason == (
+        "no champion yet; beats the baseline 0.5500 (difference +0.0500, 95% interval +0.0300 "
+        "to +0.0700 (1,000 resamples of the 500 test products))")
+
+
 def test_a_winner_over_the_baseline_is_promoted_without_a_champion(client):
     decision = decide_promotion(client, NAME, "3", 0.60, "micro_f1", baseline_score=0.55)
     assert decision.promote

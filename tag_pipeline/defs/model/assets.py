@@ -239,6 +239,7 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
     beats the baseline and the champion."""
     import mlflow as mlflow_lib
 
+    from tag_pipeline.lib.models.comparison import LEVEL, RESAMPLES
     from tag_pipeline.lib.models.tracking import (
         flat_metrics,
         metric_key,
@@ -283,6 +284,9 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
     if score is None or baseline_score is None:
         raise ValueError(f"tag_model_evaluation: primary_metric {metric!r} is not among the "
                          f"test metrics (e.g. {score_key!r}); set it to one that is")
+    # tagger - baseline with its paired bootstrap interval (micro_f1 and accuracy only: the
+    # metrics that add up over products)
+    difference = evaluation.baseline_difference.get(metric)
     champion = alias_version(client, name, CHAMPION)
     champion_score = None
     if champion is not None and champion != challenger:
@@ -297,7 +301,8 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
         decision = decide_promotion(client, name, challenger, score, metric,
                                     champion_score=champion_score,
                                     min_improvement=config.min_improvement,
-                                    baseline_score=baseline_score)
+                                    baseline_score=baseline_score,
+                                    baseline_difference=difference)
         record_decision(client, name, decision)
         promoted, decision_reason = decision.promote, decision.reason
         if decision.promote:
@@ -306,9 +311,14 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
     verdict = (f"v{challenger} promoted to {CHAMPION}: {decision_reason}" if promoted
                else f"v{challenger} NOT promoted: {decision_reason}")
     facets = evaluation.facet_table("all")
+    margins = evaluation.margin_table()
+    margins_text = (f"\n\nTagger - baseline and its {LEVEL:.0%} interval (a paired "
+                    f"bootstrap: the {evaluation.n_test} test products resampled "
+                    f"{RESAMPLES:,} times), overall and per single-valued facet:\n\n"
+                    f"{markdown_table(margins, max_chars=40)}" if margins.height else "")
     context.log.info(f"{verdict}\ntest split, {evaluation.n_test} products "
                      f"(tagger vs its backends and the baseline):\n"
-                     f"{markdown_table(facets, max_chars=40)}")
+                     f"{markdown_table(facets, max_chars=40)}{margins_text}")
 
     run_id = client.get_model_version(name, challenger).run_id
     table = evaluation.table()
@@ -317,17 +327,20 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
         table.write_csv(table_path)
         facets_path = Path(tmp) / "test_facets.csv"
         facets.write_csv(facets_path)
+        margins_path = Path(tmp) / "test_margins.csv"
+        margins.write_csv(margins_path)
         plot = plot_model_vs_baseline(evaluation, Path(tmp) / "model_vs_baseline.png")
         plot_markdown = png_markdown(plot, "tagger vs baseline")
         with mlflow_lib.start_run(run_id=run_id):
             mlflow_lib.log_artifact(str(table_path))
             mlflow_lib.log_artifact(str(facets_path))
+            mlflow_lib.log_artifact(str(margins_path))
             mlflow_lib.log_artifact(str(plot))
     results = (f"**{verdict}**\n\nTest split, {evaluation.n_test} products "
                f"({evaluation.n_test_images} with a photo): accuracy (single-valued facets), "
                "micro-F1 and macro-F1 of the served tagger, each of its parts and the "
                "baseline (TF-IDF + LinearSVC, same split, same inputs).\n\n"
-               + markdown_table(facets, max_chars=40))
+               + markdown_table(facets, max_chars=40) + margins_text)
     images = ("\n\n" + markdown_table(evaluation.facet_table("images"), max_chars=40)
               if evaluation.n_test_images else "")
     version_url = mlflow.model_version_url(name, challenger)
@@ -341,6 +354,10 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
         "champion_version": alias_version(client, name, CHAMPION) or "",
         f"challenger_{metric}": round(score, 4),
         f"baseline_{metric}": round(baseline_score, 4),
+        **({f"difference_{metric}": round(difference.difference, 4),
+            f"difference_{metric}_interval": f"{difference.low:+.4f} to {difference.high:+.4f} "
+                                             f"({difference.level:.0%}, paired bootstrap)"}
+           if difference is not None else {}),
         **({f"champion_{metric}": round(champion_score, 4)} if champion_score is not None
            else {}),
         "test_products": evaluation.n_test,

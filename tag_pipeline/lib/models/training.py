@@ -32,6 +32,8 @@ from tag_pipeline.lib.models.catalog_features import (
     FeatureColumn,
     with_feature_text,
 )
+from tag_pipeline.lib.models.comparison import METRICS as COMPARED_METRICS
+from tag_pipeline.lib.models.comparison import Difference, paired_differences, product_counts
 from tag_pipeline.lib.models.fusion import (
     CNN,
     EMBEDDING,
@@ -406,6 +408,22 @@ class Evaluation:
     n_test: int
     n_test_images: int
     baseline_seconds: float
+    # tagger - baseline on all test products, per metric that adds up over products
+    # (micro_f1, accuracy), with its paired bootstrap interval (``comparison``)
+    baseline_difference: dict[str, Difference] = field(default_factory=dict)
+    # the same for the accuracy of each single-valued facet (head name -> difference)
+    head_difference: dict[str, Difference] = field(default_factory=dict)
+
+    def margin_table(self) -> pl.DataFrame:
+        """Tagger - baseline with its paired bootstrap interval: overall per metric, then the
+        accuracy of each single-valued facet."""
+        rows = [("all", d) for d in self.baseline_difference.values()]
+        rows += [(f"head:{name}", d) for name, d in self.head_difference.items()]
+        return pl.DataFrame(
+            [{"scope": scope, "metric": d.metric, "tagger - baseline": round(d.difference, 4),
+              "low": round(d.low, 4), "high": round(d.high, 4)} for scope, d in rows],
+            schema={"scope": pl.String, "metric": pl.String, "tagger - baseline": pl.Float64,
+                    "low": pl.Float64, "high": pl.Float64})
 
     def table(self) -> pl.DataFrame:
         """One row per (model, subset, scope) with every metric as a column."""
@@ -469,6 +487,29 @@ def tagger_scores_of(trained: TrainedTagger, backends: dict[str, dict[str, np.nd
     return fuse(trained.fusion, backends, trained.space, has_photo)
 
 
+def baseline_margins(truth: dict[str, np.ndarray], tagger: dict[str, np.ndarray],
+                     baseline: dict[str, np.ndarray], space: LabelSpace
+                     ) -> tuple[dict[str, Difference], dict[str, Difference]]:
+    """How sure "the tagger beats the baseline" is, from both models' 0/1 decisions on the
+    same test products: tagger - baseline with its paired bootstrap interval, overall per
+    metric that adds up over products (micro-F1, accuracy), and per single-valued facet
+    (accuracy). A metric undefined on the catalog (accuracy without single-valued facets)
+    is left out."""
+    per_head = {h.name: (product_counts(truth, tagger, space, heads=[h]),
+                         product_counts(truth, baseline, space, heads=[h]))
+                for h in space.heads}
+    tagger_counts = sum(t for t, _ in per_head.values())
+    baseline_counts = sum(b for _, b in per_head.values())
+    # one set of resamples for every figure
+    margins = paired_differences({
+        **{("all", m): (tagger_counts, baseline_counts, m) for m in COMPARED_METRICS},
+        **{(h.name, "accuracy"): (*per_head[h.name], "accuracy")
+           for h in space.heads if h.kind == SOFTMAX}})
+    margins = {key: d for key, d in margins.items() if not np.isnan(d.difference)}
+    return ({m: d for (scope, m), d in margins.items() if scope == "all"},
+            {scope: d for (scope, _), d in margins.items() if scope != "all"})
+
+
 def evaluate_on_test(trained: TrainedTagger, features: FeatureSet,
                      baseline_seed: int = 42, baseline_c: float = 0.5) -> Evaluation:
     """Score the tagger, each of its backends alone and the baseline on the test split.
@@ -507,6 +548,9 @@ def evaluate_on_test(trained: TrainedTagger, features: FeatureSet,
                 models.append((backend, backends[backend], trained.backend_thresholds[backend],
                                False))
     models.append((BASELINE, baseline_test, baseline_thresholds, False))
+    difference, head_difference = baseline_margins(
+        truth, apply_thresholds(tagger_scores, trained.thresholds, space),
+        apply_thresholds(baseline_test, baseline_thresholds, space, hierarchical=False), space)
     results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for name, scores, thresholds, hierarchical in models:
         # the photo-colour backend scores photographed products only
@@ -518,7 +562,8 @@ def evaluate_on_test(trained: TrainedTagger, features: FeatureSet,
             results.setdefault(name, {})["images"] = metrics_by_scope(
                 truth, scores, thresholds, space, with_image, hierarchical=hierarchical)
     return Evaluation(results=results, n_test=test.height,
-                      n_test_images=int(with_image.sum()), baseline_seconds=baseline_seconds)
+                      n_test_images=int(with_image.sum()), baseline_seconds=baseline_seconds,
+                      baseline_difference=difference, head_difference=head_difference)
 
 
 def score_products(trained: TrainedTagger, products: pl.DataFrame,
