@@ -313,7 +313,7 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
     facets = evaluation.facet_table("all")
     margins = evaluation.margin_table()
     margins_text = (f"\n\nTagger - baseline and its {LEVEL:.0%} interval (a paired "
-                    f"bootstrap: the {evaluation.n_test} test products resampled "
+                    f"bootstrap: the {evaluation.n_test:,} test products resampled "
                     f"{RESAMPLES:,} times), overall and per single-valued facet:\n\n"
                     f"{markdown_table(margins, max_chars=40)}" if margins.height else "")
     context.log.info(f"{verdict}\ntest split, {evaluation.n_test} products "
