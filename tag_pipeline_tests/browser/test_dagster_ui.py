@@ -320,8 +320,9 @@ def test_product_tags_page_shows_its_last_materialization(page: Page,
 def test_model_evaluation_page_opens_on_the_results_table(page: Page,
                                                           dagster_ui: DagsterUI) -> None:
     """The first metadata entry a data engineer sees on tag_model_evaluation is the table of
-    the tagger, its backends and the baseline per scope, with the gate's decision in words;
-    the numeric entries (for the UI's plots) come after it."""
+    the tagger, its backends and the baseline per scope, with the gate's decision in words,
+    then tagger - baseline with its interval; the numeric entries (for the UI's plots) come
+    after it."""
     with dg.DagsterInstance.from_config(dagster_ui.home.env["DAGSTER_HOME"]) as instance:
         event = instance.get_latest_materialization_event(dg.AssetKey("tag_model_evaluation"))
     keys = list(event.asset_materialization.metadata)
@@ -337,8 +338,12 @@ def test_model_evaluation_page_opens_on_the_results_table(page: Page,
         has=page.get_by_role("cell", name="results", exact=True)).get_by_role("cell").last
     results.get_by_text("[Show Markdown]").click()
     dialog = page.get_by_role("dialog")
+    # two tables: the models per scope, then tagger - baseline with its interval
+    facets, margins = dialog.get_by_role("table").first, dialog.get_by_role("table").nth(1)
     for header in ("scope", "acc tagger", "macro tagger", "acc baseline"):
-        expect(dialog.get_by_role("columnheader", name=header, exact=True)).to_be_visible()
+        expect(facets.get_by_role("columnheader", name=header, exact=True)).to_be_visible()
+    for header in ("scope", "metric", "tagger - baseline", "low", "high"):
+        expect(margins.get_by_role("columnheader", name=header, exact=True)).to_be_visible()
     expect(dialog.get_by_text(re.compile(r"v\d+ (promoted|NOT promoted)")).first).to_be_visible()
     page.screenshot(path=ARTIFACTS / "tag_model_evaluation.png")
     page.keyboard.press("Escape")
