@@ -47,6 +47,9 @@ def _tags_job_then_retags_feedback_and_sales(home, defs, instance, first_run):
         assert 0.0 <= refiner[f"{arm}.micro_f1"].value <= 1.0
     applied = tags_meta["product_tags"]["refiner_applied"].value
     assert applied == refiner["ablation_passed"].value
+    # a refiner that changes something: the reason gives the delta's bootstrap interval
+    decision = refiner["ablation_decision"].value
+    assert "nothing to apply" in decision or "the delta's 95% interval" in decision, decision
 
     tags = _table(home, "product_tags")
     cleaned = _table(home, "cleaned_products")

@@ -233,9 +233,14 @@ def test_gate_refuses_a_refiner_that_changes_nothing(refiner, tagger, splits):
     # the trained refiner changes some products, and the reason counts them
     working = ablate(refiner, tagger.thresholds, emb, scores, targets)
     assert 0 < working.n_changed <= len(emb) and working.n_tags_changed <= working.n_changed
+    reason = refiner_gate(working, tolerance=1.0)[1]
     assert (f"it changes the tags of {working.n_tags_changed} and the tags or scores of "
-            f"{working.n_changed} of {len(emb)} test products") in refiner_gate(
-        working, tolerance=1.0)[1]
+            f"{working.n_changed} of {len(emb)} test products") in reason
+    # the delta with its paired bootstrap interval over the same test products
+    assert working.difference.difference == pytest.approx(working.delta("micro_f1"), abs=1e-12)
+    assert working.difference.low <= working.difference.difference <= working.difference.high
+    assert f"the delta's {working.difference.interval()}" in reason
+    assert (ablation.difference.low, ablation.difference.high) == (0.0, 0.0)
 
 
 def test_save_load_round_trip_gives_identical_refined_scores(refiner, splits, tmp_path):

@@ -50,9 +50,13 @@ class Difference:
     def sentence(self) -> str:
         """E.g. ``difference +0.0023, 95% interval +0.0010 to +0.0036 (1,000 resamples of the
         3,831 test products)``."""
-        return (f"difference {self.difference:+.4f}, {self.level:.0%} interval "
-                f"{self.low:+.4f} to {self.high:+.4f} ({self.resamples:,} resamples of the "
-                f"{self.products:,} test products)")
+        return f"difference {self.difference:+.4f}, {self.interval()}"
+
+    def interval(self) -> str:
+        """E.g. ``95% interval +0.0010 to +0.0036 (1,000 resamples of the 3,831 test
+        products)``."""
+        return (f"{self.level:.0%} interval {self.low:+.4f} to {self.high:+.4f} "
+                f"({self.resamples:,} resamples of the {self.products:,} test products)")
 
 
 def product_counts(truth: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray],

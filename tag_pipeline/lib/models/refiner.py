@@ -77,6 +77,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from tag_pipeline.lib.models.bundle import read_json
+from tag_pipeline.lib.models.comparison import Difference, paired_difference, product_counts
 from tag_pipeline.lib.models.fusion import sigmoid_objective, softmax_objective
 from tag_pipeline.lib.models.labels import (
     SIGMOID,
@@ -499,6 +500,9 @@ class Ablation:
     # and those whose tags differ (None: not measured)
     n_changed: int | None = None
     n_tags_changed: int | None = None
+    # tagger+refiner - tagger on micro-F1, with its paired bootstrap interval (None: not
+    # measured)
+    difference: Difference | None = None
 
     def table(self) -> pl.DataFrame:
         """One row per variant, the metrics as columns (``ABLATION_METRICS`` first)."""
@@ -553,8 +557,10 @@ def ablate(refiner: Refiner, tagger_thresholds: dict[str, np.ndarray], embedding
         tags_changed |= (np.asarray(served[head.name])
                          != np.asarray(tagger_dec[head.name])).any(axis=1)
         changed |= (np.asarray(refined[head.name]) != np.asarray(scores[head.name])).any(axis=1)
+    difference = paired_difference(product_counts(targets, served, space),
+                                   product_counts(targets, tagger_dec, space), "micro_f1")
     return Ablation(rows=rows, n_test=n, n_changed=int((changed | tags_changed).sum()),
-                    n_tags_changed=int(tags_changed.sum()))
+                    n_tags_changed=int(tags_changed.sum()), difference=difference)
 
 
 def refiner_gate(ablation: Ablation, tolerance: float = GATE_TOLERANCE, metric: str = "micro_f1"
@@ -562,7 +568,9 @@ def refiner_gate(ablation: Ablation, tolerance: float = GATE_TOLERANCE, metric: 
     """Apply the refiner only if it lowers ``metric`` by at most ``tolerance`` on the test split,
     and changes something: a refiner that leaves every test product's tags and scores as the
     tagger gave them (no head refined, nothing for the consistency repair to remove) is not
-    applied, since serving it would cost a pass for nothing.
+    applied, since serving it would cost a pass for nothing. The reason quotes the delta's
+    paired bootstrap interval where the ablation measured it for ``metric``; it does not
+    change the decision.
 
     Returns:
         (apply?, the reason with both numbers).
@@ -584,6 +592,8 @@ def refiner_gate(ablation: Ablation, tolerance: float = GATE_TOLERANCE, metric: 
     changed = ("" if ablation.n_changed is None else
                f"; it changes the tags of {ablation.n_tags_changed} and the tags or scores of "
                f"{ablation.n_changed} of {ablation.n_test} test products")
+    if ablation.difference is not None and ablation.difference.metric == metric:
+        changed += f"; the delta's {ablation.difference.interval()}"
     return ok, (f"test {metric}: tagger+refiner {refined:.4f} vs tagger {base:.4f} "
                 f"(delta {delta:+.4f}, tolerance {tolerance:.4f}{changed}): refiner {verdict}")
 
