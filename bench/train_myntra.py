@@ -5,7 +5,7 @@ word 1-2 + char_wb 2-5 grams, LinearSVC; same split, same inputs, same run), plu
 time of every backend and peak memory.
 
 It also prints tagger - baseline with its 95% interval (a paired bootstrap of the test
-products: 1,000 resamples), overall and per single-valued facet, and how far the labels
+products: 1,000 resamples), overall and per facet, and how far the labels
 themselves agree: per single-valued facet, the test products whose model text (title, feature
 words, description) some training product has word for word, how often the majority label of
 those training products is right on them, and how often the tagger is. Where identical texts

@@ -107,6 +107,9 @@ def test_a_narrower_level_gives_a_narrower_interval_and_bad_inputs_name_the_faul
     narrow = paired_difference(a, b, "accuracy", level=0.5)
     assert wide.low <= narrow.low <= narrow.high <= wide.high
 
+    # the evaluation's conventions where nothing is given or due: micro-F1 0, accuracy NaN
+    nothing = np.zeros(5)
+    assert metric_of(nothing, "micro_f1") == 0.0 and np.isnan(metric_of(nothing, "accuracy"))
     with pytest.raises(ValueError, match="macro_f1"):
         paired_difference(a, b, "macro_f1")
     with pytest.raises(ValueError, match="same products"):

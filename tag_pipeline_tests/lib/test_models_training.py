@@ -41,13 +41,16 @@ def test_text_only_catalog_trains_and_reports_no_image_subset(tmp_path):
             - evaluation.metric("baseline", "all", "all", metric), abs=1e-12)
         assert difference.low <= difference.difference <= difference.high
         assert difference.products == counts["products.test"]
-    # and per single-valued facet, on accuracy
-    softmax = {h.name for h in features.space.heads if h.kind == "softmax"}
-    assert softmax and set(evaluation.head_difference) == softmax
+    # and per head: accuracy of a single-valued facet, micro-F1 of a multi-valued one
+    kinds = {h.name: h.kind for h in features.space.heads}
+    assert {"softmax", "sigmoid"} <= set(kinds.values())
+    assert set(evaluation.head_difference) == set(kinds)
     for head, difference in evaluation.head_difference.items():
+        assert difference.metric == ("accuracy" if kinds[head] == "softmax" else "micro_f1")
         assert difference.difference == pytest.approx(
-            evaluation.metric("tagger", "all", f"head:{head}", "accuracy")
-            - evaluation.metric("baseline", "all", f"head:{head}", "accuracy"), abs=1e-12)
+            evaluation.metric("tagger", "all", f"head:{head}", difference.metric)
+            - evaluation.metric("baseline", "all", f"head:{head}", difference.metric),
+            abs=1e-12)
         assert difference.low <= difference.difference <= difference.high
     table = evaluation.margin_table()
     assert table["scope"].to_list() == ["all", "all", *[f"head:{h}" for h in

@@ -314,7 +314,8 @@ def tag_model_evaluation(context: dg.AssetExecutionContext, config: TagModelEval
     margins = evaluation.margin_table()
     margins_text = (f"\n\nTagger - baseline and its {LEVEL:.0%} interval (a paired "
                     f"bootstrap: the {evaluation.n_test:,} test products resampled "
-                    f"{RESAMPLES:,} times), overall and per single-valued facet:\n\n"
+                    f"{RESAMPLES:,} times), overall and per head (accuracy of a single-valued "
+                    f"facet, micro-F1 of a multi-valued one):\n\n"
                     f"{markdown_table(margins, max_chars=40)}" if margins.height else "")
     context.log.info(f"{verdict}\ntest split, {evaluation.n_test} products "
                      f"(tagger vs its backends and the baseline):\n"

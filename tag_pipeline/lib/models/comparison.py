@@ -89,12 +89,14 @@ def product_counts(truth: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarr
 
 
 def metric_of(counts: np.ndarray, metric: str) -> np.ndarray:
-    """``metric`` from summed counts (the last axis holds the 5 columns); NaN where undefined."""
+    """``metric`` from summed counts (the last axis holds the 5 columns), by the evaluation's
+    conventions (``lib/metrics.py``): micro-F1 is 0 where no tag is given or due; accuracy is
+    NaN where no single-valued cell is known."""
     counts = np.asarray(counts, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         if metric == "micro_f1":
             tp, fp, fn = counts[..., TP], counts[..., FP], counts[..., FN]
-            return np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
+            return np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
         if metric == "accuracy":
             known = counts[..., KNOWN]
             return np.where(known > 0, counts[..., RIGHT] / known, np.nan)

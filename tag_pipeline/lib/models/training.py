@@ -411,12 +411,13 @@ class Evaluation:
     # tagger - baseline on all test products, per metric that adds up over products
     # (micro_f1, accuracy), with its paired bootstrap interval (``comparison``)
     baseline_difference: dict[str, Difference] = field(default_factory=dict)
-    # the same for the accuracy of each single-valued facet (head name -> difference)
+    # the same per head (head name -> difference): accuracy of a single-valued facet,
+    # micro-F1 of a multi-valued one
     head_difference: dict[str, Difference] = field(default_factory=dict)
 
     def margin_table(self) -> pl.DataFrame:
-        """Tagger - baseline with its paired bootstrap interval: overall per metric, then the
-        accuracy of each single-valued facet."""
+        """Tagger - baseline with its paired bootstrap interval: overall per metric, then per
+        head (accuracy of a single-valued facet, micro-F1 of a multi-valued one)."""
         rows = [("all", d) for d in self.baseline_difference.values()]
         rows += [(f"head:{name}", d) for name, d in self.head_difference.items()]
         return pl.DataFrame(
@@ -492,9 +493,13 @@ def baseline_margins(truth: dict[str, np.ndarray], tagger: dict[str, np.ndarray]
                      ) -> tuple[dict[str, Difference], dict[str, Difference]]:
     """How sure "the tagger beats the baseline" is, from both models' 0/1 decisions on the
     same test products: tagger - baseline with its paired bootstrap interval, overall per
-    metric that adds up over products (micro-F1, accuracy), and per single-valued facet
-    (accuracy). A metric undefined on the catalog (accuracy without single-valued facets)
-    is left out."""
+    metric that adds up over products (micro-F1, accuracy), and per head (accuracy for a
+    single-valued facet, micro-F1 for a multi-valued one). A metric undefined on the catalog
+    (accuracy without single-valued facets) is left out."""
+
+    def head_metric(head) -> str:
+        return "accuracy" if head.kind == SOFTMAX else "micro_f1"
+
     per_head = {h.name: (product_counts(truth, tagger, space, heads=[h]),
                          product_counts(truth, baseline, space, heads=[h]))
                 for h in space.heads}
@@ -503,8 +508,8 @@ def baseline_margins(truth: dict[str, np.ndarray], tagger: dict[str, np.ndarray]
     # one set of resamples for every figure
     margins = paired_differences({
         **{("all", m): (tagger_counts, baseline_counts, m) for m in COMPARED_METRICS},
-        **{(h.name, "accuracy"): (*per_head[h.name], "accuracy")
-           for h in space.heads if h.kind == SOFTMAX}})
+        **{(h.name, head_metric(h)): (*per_head[h.name], head_metric(h))
+           for h in space.heads}})
     margins = {key: d for key, d in margins.items() if not np.isnan(d.difference)}
     return ({m: d for (scope, m), d in margins.items() if scope == "all"},
             {scope: d for (scope, _), d in margins.items() if scope != "all"})
