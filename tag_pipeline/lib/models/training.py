@@ -45,6 +45,7 @@ from tag_pipeline.lib.models.fusion import (
 )
 from tag_pipeline.lib.models.labels import (
     SOFTMAX,
+    Head,
     LabelSpace,
     build_label_space,
     encode_labels,
@@ -497,7 +498,7 @@ def baseline_margins(truth: dict[str, np.ndarray], tagger: dict[str, np.ndarray]
     single-valued facet, micro-F1 for a multi-valued one). A metric undefined on the catalog
     (accuracy without single-valued facets) is left out."""
 
-    def head_metric(head) -> str:
+    def head_metric(head: Head) -> str:
         return "accuracy" if head.kind == SOFTMAX else "micro_f1"
 
     per_head = {h.name: (product_counts(truth, tagger, space, heads=[h]),
