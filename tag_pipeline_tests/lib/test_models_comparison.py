@@ -49,6 +49,28 @@ def _decisions(scores: dict, thresholds: dict) -> dict:
     return apply_thresholds(scores, thresholds, SPACE, hierarchical=False)
 
 
+def test_counts_of_a_hand_made_example():
+    # four products; the third has no known type
+    truth = {SOFT.name: np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0], [0, 0, 1]], np.uint8),
+             SIG.name: np.array([[1, 0], [1, 1], [0, 0], [0, 1]], np.uint8)}
+    preds = {SOFT.name: np.array([[1, 0, 0], [0, 0, 0], [1, 0, 0], [1, 0, 1]], np.uint8),
+             SIG.name: np.array([[1, 1], [0, 1], [1, 0], [0, 0]], np.uint8)}
+    counts = product_counts(truth, preds, SPACE)
+    # TP, FP, FN, right, known: a type is right when the given tags include it (the fourth
+    # product's two tags do, at the cost of a false positive), no tag is wrong, and the
+    # unknown type of the third product counts nowhere, while its style tag is a false
+    # positive
+    assert counts.tolist() == [[2, 1, 0, 1, 1], [1, 0, 2, 0, 1], [0, 1, 0, 0, 0],
+                               [1, 1, 1, 1, 1]]
+    assert metric_of(counts.sum(axis=0), "accuracy") == pytest.approx(2 / 3)
+    assert metric_of(counts.sum(axis=0), "micro_f1") == pytest.approx(8 / (8 + 3 + 3))
+    # the evaluation reads the same cells from the same decisions
+    metrics = metrics_by_scope(truth, preds, {SOFT.name: np.full(3, 0.5), SIG.name:
+                                              np.full(2, 0.5)}, SPACE, decisions=preds)
+    assert metrics["all"]["accuracy"] == pytest.approx(2 / 3)
+    assert metrics["all"]["micro_f1"] == pytest.approx(8 / 14)
+
+
 def test_summed_counts_give_the_evaluation_s_micro_f1_and_accuracy():
     truth, scores, thresholds = _catalog(400, right=0.7, seed=1)
     metrics = metrics_by_scope(truth, scores, thresholds, SPACE, hierarchical=False)

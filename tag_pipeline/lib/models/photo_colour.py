@@ -9,8 +9,9 @@ else:
 
 - every pixel of the tagger's own image input (``inputs.model_inputs``: ``image_size``
   square, [0, 1]) is quantised to 16 levels per channel; one that is not near-white
-  background (a channel below 0.94) falls, by its cell's centre, into one of 12 hues x 3
-  saturations x 4 values (HSV saturation >= 0.15) or one of 6 grey levels;
+  background (some channel at or below ``WHITE``, 0.92) falls, by its cell's centre, into
+  one of 12 hues x 3 saturations x 4 values (HSV saturation >= 0.15) or one of 6 grey
+  levels;
 - the counts are divided by the foreground pixels and square-rooted (Hellinger), plus the
   foreground's share of the photo: 151 numbers, a table lookup and one ``bincount`` per
   batch (about 0.07 ms a 64 x 64 photo; no second decode).

@@ -33,7 +33,12 @@ from tag_pipeline.lib.models.catalog_features import (
     with_feature_text,
 )
 from tag_pipeline.lib.models.comparison import METRICS as COMPARED_METRICS
-from tag_pipeline.lib.models.comparison import Difference, paired_differences, product_counts
+from tag_pipeline.lib.models.comparison import (
+    Difference,
+    metric_of,
+    paired_differences,
+    product_counts,
+)
 from tag_pipeline.lib.models.fusion import (
     CNN,
     EMBEDDING,
@@ -340,17 +345,13 @@ def train_linear(features: FeatureSet, seed: int = 42, c: float = 0.5,
 
 
 def _accuracy(truth: dict[str, np.ndarray], preds: dict[str, np.ndarray],
-              heads: list) -> float:
-    """Share of (product, single-valued facet) cells with a known value whose given tag is
-    that value (no tag given counts as wrong); NaN when no cell is known."""
-    right = known = 0
-    for head in heads:
-        t = np.asarray(truth[head.name]) > 0
-        rows = t.any(axis=1)
-        p = np.asarray(preds[head.name])[rows] > 0
-        right += int((p & t[rows]).any(axis=1).sum())
-        known += int(rows.sum())
-    return right / known if known else float("nan")
+              heads: list, space: LabelSpace) -> float:
+    """Share of (product, single-valued facet) cells with a known value whose given tags
+    include that value (no tag given counts as wrong); NaN when no cell is known. The cells
+    are ``comparison.product_counts``', which the bootstrap of the margins resamples."""
+    if not heads:
+        return float("nan")
+    return float(metric_of(product_counts(truth, preds, space, heads).sum(axis=0), "accuracy"))
 
 
 def metrics_by_scope(truth: dict[str, np.ndarray], scores: dict[str, np.ndarray],
@@ -373,17 +374,18 @@ def metrics_by_scope(truth: dict[str, np.ndarray], scores: dict[str, np.ndarray]
              if decisions is None else decisions)
     per_head = evaluate_heads(truth, preds, scores, space)
     softmax = [h for h in space.heads if h.kind == SOFTMAX]
-    out = {"all": {**per_head.pop("all"), "accuracy": _accuracy(truth, preds, softmax)}}
+    out = {"all": {**per_head.pop("all"), "accuracy": _accuracy(truth, preds, softmax, space)}}
     for head in space.heads:
         out[f"head:{head.name}"] = {**per_head[head.name],
-                                    "accuracy": _accuracy(truth, preds, [head])
+                                    "accuracy": _accuracy(truth, preds, [head], space)
                                     if head.kind == SOFTMAX else float("nan")}
     for tag_type in sorted({h.tag_type for h in space.heads}):
         sub = dataclasses.replace(space, heads=tuple(h for h in space.heads
                                                      if h.tag_type == tag_type))
         out[f"type:{tag_type}"] = {
             **evaluate_heads(truth, preds, scores, sub)["all"],
-            "accuracy": _accuracy(truth, preds, [h for h in sub.heads if h.kind == SOFTMAX])}
+            "accuracy": _accuracy(truth, preds, [h for h in sub.heads if h.kind == SOFTMAX],
+                                  space)}
     return out
 
 
