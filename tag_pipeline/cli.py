@@ -151,6 +151,9 @@ def _summary(_: argparse.Namespace) -> int:
             sample = con.table("product_tags").filter("explanation IS NOT NULL").select(
                 "product_id, tag, tag_type, score, source, explanation").limit(8).pl()
             print(markdown_table(sample))
+        if table_exists(con, "catalog_tag_disagreements"):
+            print("\nSuspected catalog errors (catalog_tag_disagreements) by facet:",
+                  counts_by(con, "catalog_tag_disagreements", "facet"))
     _print_gate_decisions()
     return 0
 

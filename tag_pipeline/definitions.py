@@ -38,7 +38,12 @@ from tag_pipeline.defs.policies import OWNERS
 from tag_pipeline.defs.refiner.assets import tag_refiner
 from tag_pipeline.defs.refiner.checks import refiner_checks
 from tag_pipeline.defs.resources import RetrainPolicyResource, build_resources
-from tag_pipeline.defs.tags.assets import product_tags, product_tags_export, tags_sql_assets
+from tag_pipeline.defs.tags.assets import (
+    catalog_tag_disagreements,
+    product_tags,
+    product_tags_export,
+    tags_sql_assets,
+)
 from tag_pipeline.defs.tags.checks import tags_checks
 from tag_pipeline.defs.tags.jobs import restore_tags_job
 
@@ -110,7 +115,8 @@ def build_definitions(resources: Mapping[str, Any]) -> dg.Definitions:
         assets=dg.map_asset_specs(_project_attributes, [
                 raw_products, image_checks, catalog_profile_rules, *cleaning_sql_assets,
                 *labels_sql_assets, product_features, tag_model, tag_model_evaluation,
-                tag_refiner, product_tags, product_tags_export, *tags_sql_assets,
+                tag_refiner, product_tags, product_tags_export, catalog_tag_disagreements,
+                *tags_sql_assets,
                 raw_sales, raw_feedback, *behaviour_sql_assets, sales_daily]),
         asset_checks=[*ingest_checks, *cleaning_checks, *labels_checks, *features_checks,
                       *refiner_checks, *tags_checks, *events_checks],

@@ -87,6 +87,14 @@ def tag_consistency_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
             .group_by("product_id", "tag_type", "facet").agg(n_tags=pl.len()))
 
 
+def disagreements_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """catalog_tag_disagreements with ``differs``: the model's value is not the catalog's."""
+    frame = read_table(con, "catalog_tag_disagreements",
+                       ["product_id", "tag_type", "facet", "catalog_tag", "model_tag",
+                        "model_score", "model_source", "tagger_version"])
+    return frame.with_columns(differs=pl.col("catalog_tag") != pl.col("model_tag"))
+
+
 def model_versions(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     """Distinct ("tagger" | "refiner", version) pairs named in product_tags."""
     frame = read_table(con, "product_tags", ["tagger_version", "refiner_version"]).unique()

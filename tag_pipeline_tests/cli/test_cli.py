@@ -7,6 +7,7 @@ subprocess to check what a shell sees (exit code, one error line, no traceback).
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -650,6 +651,13 @@ def test_summary_shows_the_gates_decision_per_model_version(trained_home, tmp_pa
     assert "| micro tagger |" in header and "| micro baseline |" in header
     scopes = {r["scope"] for r in table_rows(result.stdout, header)}
     assert {"all", "type:category", "type:attribute"} <= scopes, scopes
+    # the review queue of suspected catalog errors, counted by facet as the table holds it
+    with duckdb.connect(str(trained_home.home / "warehouse.duckdb"), read_only=True) as con:
+        queued = dict(con.execute("SELECT facet, count(*) FROM catalog_tag_disagreements "
+                                  "GROUP BY facet").fetchall())
+    line = next(line for line in result.stdout.splitlines()
+                if line.startswith("Suspected catalog errors"))
+    assert ast.literal_eval(line.split("by facet:", 1)[1].strip()) == queued
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ ASSETS = {"raw_products", "raw_product_rejects", "ingest_files", "label_rules", 
           "tag_model_evaluation", "tag_refiner", "product_tags", "product_tag_history",
           "untagged_products", "product_tags_export", "model_tags", "raw_sales", "raw_feedback",
           "sales_by_product_period", "sales_by_product_window", "sales_season_peaks",
-          "behaviour_tags", "sales_daily"}
+          "behaviour_tags", "sales_daily", "catalog_tag_disagreements"}
 CHECKED = ASSETS - {"tag_model", "tag_model_evaluation", "untagged_products",
                     "product_tags_export", "tag_refiner"}
 

@@ -21,6 +21,23 @@ def _table(home, name: str) -> pl.DataFrame:
         return con.execute(f"SELECT * FROM {name}").pl()
 
 
+def _contradictions(home, min_score: float = 0.0) -> pl.DataFrame:
+    """Served catalog values the model's tag in the same single-valued facet contradicts,
+    computed here from product_tags, model_tags and the label space."""
+    from tag_pipeline.lib.models.labels import SOFTMAX, LabelSpace
+
+    space = LabelSpace.from_json(_table(home, "label_space")["space_json"][0])
+    single = pl.DataFrame([{"tag_type": h.tag_type, "facet": f} for h in space.heads
+                           if h.kind == SOFTMAX for f in h.facets])
+    served = _table(home, "product_tags").filter(pl.col("source") == "catalog").select(
+        "product_id", "tag_type", "facet", catalog_tag="tag")
+    model = _table(home, "model_tags").join(single, on=["tag_type", "facet"]).filter(
+        pl.col("score") >= min_score).select("product_id", "tag_type", "facet",
+                                             "score", model_tag="tag")
+    return served.join(model, on=["product_id", "tag_type", "facet"]).filter(
+        pl.col("catalog_tag") != pl.col("model_tag"))
+
+
 @pytest.mark.slow
 def test_tags_job_tags_every_product_and_retags_idempotently(trained_home_copy, tmp_path,
                                                              monkeypatch):
@@ -40,7 +57,8 @@ def _tags_job_then_retags_feedback_and_sales(home, defs, instance, first_run):
                       "product_tag_history_expectations": True,
                       "product_tags_consistent": True,
                       "product_tags_cover_catalog": True,
-                      "product_tags_versions_registered": True}
+                      "product_tags_versions_registered": True,
+                      "catalog_tag_disagreements_expectations": True}
     refiner = tags_meta["tag_refiner"]
     assert refiner["tagger_version"].value == "1"
     for arm in ("tagger", "tagger_refiner"):
@@ -61,6 +79,11 @@ def _tags_job_then_retags_feedback_and_sales(home, defs, instance, first_run):
         "explanation"].is_not_null().any()
     history = _table(home, "product_tag_history")
     assert history.height == tags.height and set(history["change"]) == {"added"}
+    # The review queue of the first run: the contradictions at the default score floor.
+    keys = ["product_id", "tag_type", "facet", "catalog_tag", "model_tag"]
+    assert _table(home, "catalog_tag_disagreements").select(keys).sort(keys).equals(
+        _contradictions(home, 0.9).select(keys).sort(keys))
+    assert tags_meta["catalog_tag_disagreements"]["min_model_score"].value == 0.9
 
     # The same champion retags: nothing changes, the history does not grow.
     again = run(defs, instance, "retag_job")
@@ -90,17 +113,43 @@ def _tags_job_then_retags_feedback_and_sales(home, defs, instance, first_run):
     columns = ["product_id", "tag", "tag_type", "score", "source"]
     assert restored.select(columns).sort(columns).equals(tags.select(columns).sort(columns))
 
-    # Feedback: a shopper rejects a model tag and adds one; feedback_job applies it at once.
+    # Feedback: a shopper rejects a model tag and adds one; a reviewer rejects a catalog value
+    # the model contradicts; feedback_job applies it at once.
     target = restored.filter(pl.col("source") == "model").sort("product_id").row(0, named=True)
     pid, key = target["product_id"], (target["tag_type"], target["tag"])
+    contradicted = _contradictions(home).filter(pl.col("product_id") != pid).sort(
+        "product_id", "facet").row(0, named=True)
+    pid2 = contradicted["product_id"]
     feedback = home / "landing" / "feedback"
     feedback.mkdir(parents=True, exist_ok=True)
     (feedback / "f1.csv").write_text(
         "product_id,tag,tag_type,action,user_id,timestamp,note\n"
         f"{pid},{key[1]},{key[0]},reject,alice@example.com,2026-11-28T10:00:00,wrong\n"
-        f"{pid},handmade,style,add,bob,2026-11-28T10:05:00,\n", encoding="utf-8")
-    applied_feedback = run(defs, instance, "feedback_job")
+        f"{pid},handmade,style,add,bob,2026-11-28T10:05:00,\n"
+        f"{pid2},{contradicted['catalog_tag']},{contradicted['tag_type']},reject,dana,"
+        "2026-11-28T10:06:00,catalog error\n", encoding="utf-8")
+    every_contradiction = {"ops": {"catalog_tag_disagreements": {
+        "config": {"min_model_score": 0.0}}}}
+    applied_feedback = run(defs, instance, "feedback_job", every_contradiction)
     assert applied_feedback.success
+    # The review queue is every contradiction but those feedback settled; the rejected catalog
+    # value gave its facet to the model.
+    reviewed = {(pid, *key), (pid, "style", "handmade"),
+                (pid2, contradicted["tag_type"], contradicted["catalog_tag"])}
+    settled = pl.DataFrame(sorted(reviewed), schema=["product_id", "tag_type", "tag"],
+                           orient="row")
+    expected = (_contradictions(home)
+                .join(settled.rename({"tag": "catalog_tag"}),
+                      on=["product_id", "tag_type", "catalog_tag"], how="anti")
+                .join(settled.rename({"tag": "model_tag"}),
+                      on=["product_id", "tag_type", "model_tag"], how="anti"))
+    queue = _table(home, "catalog_tag_disagreements")
+    keys = ["product_id", "tag_type", "facet", "catalog_tag", "model_tag"]
+    assert queue.height and queue.select(keys).sort(keys).equals(expected.select(keys).sort(keys))
+    assert queue["model_score"].to_list() == sorted(queue["model_score"], reverse=True)
+    served = _table(home, "product_tags").filter(
+        (pl.col("product_id") == pid2) & (pl.col("facet") == contradicted["facet"]))
+    assert served.select("tag", "source").rows() == [(contradicted["model_tag"], "model")]
 
     def product(name: str = "product_tags") -> pl.DataFrame:
         return _table(home, name).filter(pl.col("product_id") == pid)

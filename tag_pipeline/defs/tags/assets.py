@@ -1,5 +1,6 @@
 """The tag tables search and recommendation teams read: product_tags (current, written
-atomically), product_tag_history (append-only), the untagged list and the Parquet export."""
+atomically), product_tag_history (append-only), the untagged list and the Parquet export; and
+the review queue of catalog values the model contradicts (catalog_tag_disagreements)."""
 
 from datetime import UTC, datetime
 
@@ -165,6 +166,40 @@ def product_tags_export(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
         "dagster/row_count": sum(rows.values()),
         **{f"rows.{k}": v for k, v in rows.items()},
         "partitions": dg.MetadataValue.md(markdown_table(table)),
+    })
+
+
+class DisagreementsConfig(dg.Config):
+    """Which contradictions are listed: those where the model gives its own value a score of
+    at least ``min_model_score`` (below about 0.5 its value is more often a guess)."""
+
+    min_model_score: float = 0.9
+
+
+@dg.asset(group_name="tags", kinds={"duckdb"},
+          deps=["product_tags", "model_tags", "raw_feedback", "cleaned_products",
+                "product_features"],
+          pool=WAREHOUSE_POOL)
+@retry_only_transient
+def catalog_tag_disagreements(context: dg.AssetExecutionContext, config: DisagreementsConfig,
+                              duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """Suspected catalog errors: per product and single-valued facet, the catalog value
+    product_tags serves and the champion model's other value, with its score and explanation,
+    the most confident first. Feedback on either value takes a row out of the queue."""
+    from tag_pipeline.lib.tags.disagreements import DISAGREEMENTS_TABLE, write_disagreements
+
+    with duckdb.get_connection() as con:
+        summary = write_disagreements(con, SQL_ROOT, min_model_score=config.min_model_score)
+        top = preview(con, DISAGREEMENTS_TABLE, limit=10)
+        schema = column_schema(con, DISAGREEMENTS_TABLE)
+    context.log.info(f"{summary.rows:,} catalog values contradicted by the model with a score "
+                     f"of at least {config.min_model_score}")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": summary.rows,
+        "dagster/column_schema": schema,
+        "min_model_score": config.min_model_score,
+        **{f"facet.{k}": v for k, v in summary.by_facet.items()},
+        "preview": dg.MetadataValue.md(top),
     })
 
 

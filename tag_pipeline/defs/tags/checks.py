@@ -7,6 +7,7 @@ from tag_pipeline.defs.expectations import gx_asset_check
 from tag_pipeline.defs.policies import WAREHOUSE_POOL
 from tag_pipeline.defs.resources import MlflowResource
 from tag_pipeline.lib.check_frames import (
+    disagreements_frame,
     model_versions,
     product_tags_frame,
     tag_consistency_frame,
@@ -60,4 +61,7 @@ tags_checks = [
                    description="Every cleaned product has a tag, or a reason in "
                                "untagged_products."),
     product_tags_versions_registered,
+    gx_asset_check("catalog_tag_disagreements", blocking=False, frame=disagreements_frame,
+                   description="One row per product and single-valued facet, complete, with "
+                               "two different values and a model score in [0, 1]."),
 ]

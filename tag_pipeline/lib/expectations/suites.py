@@ -340,6 +340,21 @@ def refiner_ablation_suite() -> list[ExpectationSpec]:
     ]
 
 
+def catalog_tag_disagreements_suite() -> list[ExpectationSpec]:
+    """Validated on catalog_tag_disagreements with ``differs``: complete rows, one per product
+    and facet, a model score in [0, 1] from the model or the refiner, and two different
+    values."""
+    return [
+        *(_not_null(c) for c in ("product_id", "tag_type", "facet", "catalog_tag", "model_tag",
+                                 "model_score", "tagger_version")),
+        _in_set("tag_type", TAG_TYPES),
+        _in_set("model_source", ["model", "refiner"]),
+        _between("model_score", 0.0, 1.0, "model scores in [0, 1]"),
+        _unique_together(["product_id", "tag_type", "facet"], "one row per product and facet"),
+        _in_set("differs", [True], "the model's value differs from the catalog's"),
+    ]
+
+
 def _pseudonym(column: str = "user_key") -> ExpectationSpec:
     return ExpectationSpec(
         "ExpectColumnValueLengthsToEqual", {"column": column, "value": 34},
@@ -418,6 +433,7 @@ SUITES: dict[str, Callable[[], list[ExpectationSpec]]] = {
     "tag_coverage": tag_coverage_suite,
     "tag_consistency": tag_consistency_suite,
     "refiner_ablation": refiner_ablation_suite,
+    "catalog_tag_disagreements": catalog_tag_disagreements_suite,
     "product_features": product_features_suite,
     "raw_product_rejects": raw_product_rejects_suite,
     "ingest_files": ingest_files_suite,
@@ -448,6 +464,7 @@ ID_COLUMNS: dict[str, list[str]] = {
     "tag_coverage": ["product_id"],
     "tag_consistency": ["product_id", "tag_type", "facet"],
     "refiner_ablation": ["variant"],
+    "catalog_tag_disagreements": ["product_id", "tag_type", "facet"],
     "product_features": ["product_id"],
     "raw_product_rejects": ["source_file", "source_line"],
     "ingest_files": ["source_file", "load_id"],
