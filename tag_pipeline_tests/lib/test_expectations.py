@@ -198,6 +198,15 @@ def refiner_ablation() -> pd.DataFrame:
         "coverage": [0.9] * 3, "tags_per_product": [7.2, 7.1, 7.2]})
 
 
+def catalog_tag_disagreements() -> pd.DataFrame:
+    return pd.DataFrame({
+        "product_id": ["P1", "P2"], "tag_type": ["attribute", "category"],
+        "facet": ["baseColour", "articleType"], "catalog_tag": ["Black", "Free Gifts"],
+        "model_tag": ["Yellow", "Watches"], "model_score": [0.97, 1.0],
+        "model_source": ["model", "refiner"], "tagger_version": ["1", "1"],
+        "differs": [True, True]})
+
+
 def raw_sales() -> pd.DataFrame:
     return pd.DataFrame({
         "load_id": ["L1", "L1"], "source_file": ["s.csv", "s.csv"], "source_line": [1, 2],
@@ -250,6 +259,7 @@ VALID: dict[str, Callable[[], pd.DataFrame]] = {
     "tag_coverage": tag_coverage,
     "tag_consistency": tag_consistency,
     "refiner_ablation": refiner_ablation,
+    "catalog_tag_disagreements": catalog_tag_disagreements,
     "raw_sales": raw_sales,
     "raw_feedback": raw_feedback,
     "sales_by_product_period": sales_by_product_period,
@@ -316,6 +326,12 @@ DEFECTS = [
         "tag_consistency", lambda: set_cell(tag_consistency(), 0, "n_tags", 2),
         "ExpectColumnValuesToBeBetween", "n_tags", {"product_id": "P1", "facet": "gender"},
         id="tag_consistency-two-genders"),
+    pytest.param(
+        "catalog_tag_disagreements",
+        lambda: set_cell(set_cell(catalog_tag_disagreements(), 1, "model_tag", "Free Gifts"),
+                         1, "differs", False),
+        "ExpectColumnValuesToBeInSet", "differs", {"product_id": "P2", "facet": "articleType"},
+        id="catalog_tag_disagreements-same-value"),
     pytest.param(
         "tag_coverage", lambda: set_cell(tag_coverage(), 1, "fate", "missing"),
         "ExpectColumnValuesToBeInSet", "fate", {"product_id": "P2"},

@@ -3,17 +3,20 @@ file: which rows it lists, and how feedback settles them."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import duckdb
 import polars as pl
 import pytest
 
+from tag_pipeline.lib.tags.candidates import candidate_view
 from tag_pipeline.lib.tags.disagreements import DISAGREEMENTS_TABLE, write_disagreements
 from tag_pipeline.lib.tags.feedback import apply_feedback
+from tag_pipeline.lib.tags.store import write_product_tags
 from tag_pipeline_tests.lib.feedback_data import create_raw_feedback, load_feedback, setup_catalog
-from tag_pipeline_tests.lib.test_tags_feedback import T0, retag
 from tag_pipeline_tests.support import SQL_ROOT
+
+T0 = datetime(2024, 5, 1, 9, 0)
 
 SINGLE = pl.DataFrame({"tag_type": ["category", "color"], "facet": ["l1", "color"]})
 
@@ -31,7 +34,7 @@ def queue(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         [("p1", "shirt", 0.9, "model", None), ("p2", "gown", 0.8, "model", None),
          ("p4", "jacket", 0.95, "refiner", "r1")])
     create_raw_feedback(con)
-    retag(con, "r0", T0)
+    write_product_tags(con, candidate_view(con, SQL_ROOT, True), run_id="r0", at=T0)
     return con
 
 
