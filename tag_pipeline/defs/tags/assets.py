@@ -171,7 +171,8 @@ def product_tags_export(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
 
 class DisagreementsConfig(dg.Config):
     """Which contradictions are listed: those where the model gives its own value a score of
-    at least ``min_model_score`` (below about 0.5 its value is more often a guess)."""
+    at least ``min_model_score`` (a low score is a guess rather than evidence against the
+    catalog)."""
 
     min_model_score: float = 0.9
 

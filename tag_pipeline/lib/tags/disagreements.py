@@ -6,8 +6,9 @@ tagger's remaining "errors" against the catalog are the catalog's: a watch label
 Gifts", "John Players Men Beige Shorts" labelled Trousers, a colour the title contradicts.
 ``write_disagreements`` lists, per product and single-valued facet, where the served catalog
 value and the model's tag differ and the model gives its value a score of at least
-``min_model_score`` (default 0.9: below about 0.5 the model's value is more often a guess),
-with the score and the model's explanation, the most confident first
+``min_model_score`` (default 0.9; on the demo catalog every contradicted colour scored below
+0.5, and the titles read name no colour: guesses, not evidence), with the score and the
+model's explanation, the most confident first
 (``dbt_like_sql/writes/catalog_tag_disagreements.sql``).
 
 A reviewer settles a row with feedback: rejecting the catalog value opens the facet to the
