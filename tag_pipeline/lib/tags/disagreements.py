@@ -8,8 +8,7 @@ Gifts", "John Players Men Beige Shorts" labelled Trousers, a colour the title co
 value and the model's tag differ and the model gives its value a score of at least
 ``min_model_score`` (default 0.9; on the demo catalog every contradicted colour scored below
 0.5, and none of the titles read names the model's colour: guesses, not evidence), with the
-score and the model's
-explanation, the most confident first
+score and the model's explanation, the most confident first
 (``dbt_like_sql/writes/catalog_tag_disagreements.sql``).
 
 A reviewer settles a row with feedback: rejecting the catalog value opens the facet to the
