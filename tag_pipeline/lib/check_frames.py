@@ -74,13 +74,9 @@ def tag_coverage_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 def tag_consistency_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Model and refiner tags counted per (product, tag type, facet) over the facets the
     label space treats as single-valued (its softmax heads)."""
-    from tag_pipeline.lib.models.labels import SOFTMAX, LabelSpace
+    from tag_pipeline.lib.tags.disagreements import single_valued_facets
 
-    space = LabelSpace.from_json(read_table(con, "label_space")["space_json"][0])
-    single = pl.DataFrame(
-        [{"tag_type": h.tag_type, "facet": f} for h in space.heads if h.kind == SOFTMAX
-         for f in h.facets],
-        schema={"tag_type": pl.Utf8, "facet": pl.Utf8})
+    single = single_valued_facets(con)
     tags = read_table(con, "product_tags", ["product_id", "tag_type", "facet", "source"]).filter(
         pl.col("source").is_in(["model", "refiner"]))
     return (tags.join(single, on=["tag_type", "facet"], how="semi")

@@ -46,7 +46,7 @@ class DisagreementSummary:
 
 def single_valued_facets(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """(tag_type, facet) of every facet the label space of the last training treats as
-    single-valued (its softmax heads), as the consistency check reads them.
+    single-valued (its softmax heads); the consistency check of product_tags reads them too.
 
     Raises:
         ValueError: There is no label_space table (``product_features`` writes it).
