@@ -31,9 +31,9 @@ settings that cost no accuracy against the linear backend alone (more than one p
 and kept only when worth more than one validation product and beyond chance (1.64 bootstrap
 standard errors; an adjustment also has to hold on both halves of the split). So on
 validation the fused head is never below the linear backend, in its objective or in accuracy:
-by construction, and tested. The linear backend is the in-run
-baseline's family (with feature crosses where they help), so a noisy departure from it is what
-makes a fused tagger lose to the baseline on the test split.
+by construction, and tested. The linear backend is the in-run baseline's family (with feature
+crosses where they help), so a noisy departure from it is what makes a fused tagger lose to
+the baseline on the test split.
 """
 
 from __future__ import annotations
