@@ -89,6 +89,7 @@ bench: setup
 	$(BIN)/python bench/train_myntra.py
 	$(BIN)/python bench/pyfunc_throughput.py
 	$(BIN)/python bench/train_refiner.py
+	$(BIN)/python bench/small_catalogs.py
 	$(BIN)/python bench/explain_throughput.py
 	$(BIN)/python bench/product_tags_write.py
 	$(BIN)/python bench/feedback_apply.py
