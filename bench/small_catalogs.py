@@ -59,6 +59,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.parts < 2:
         parser.error(f"--parts must be at least 2, got {args.parts}")
+    if args.take is not None and not 1 <= args.take <= args.parts:
+        parser.error(f"--take must be between 1 and --parts ({args.parts}), got {args.take}")
     profile, products, labels = cleaned_catalog(args.profile)
     config = TaggerConfig.from_dict({**TaggerConfig().to_dict(), **profile.training})
     part_of = products.select(
@@ -78,6 +80,8 @@ def main() -> None:
             if head.kind != SOFTMAX:
                 continue
             known = int(features.targets["test"][head.name].any(axis=1).sum())
+            if not known:  # no test product has this facet: nothing to count
+                continue
             scope = f"head:{head.name}"
 
             def right(model: str, evaluation=evaluation, scope: str = scope,
