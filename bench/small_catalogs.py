@@ -33,6 +33,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cleaned_catalog, peak_rss_mb, report  # noqa: E402
 
+from tag_pipeline.lib.models.fusion import LINEAR  # noqa: E402
 from tag_pipeline.lib.models.labels import SOFTMAX  # noqa: E402
 from tag_pipeline.lib.models.tagger import TaggerConfig  # noqa: E402
 from tag_pipeline.lib.models.training import (  # noqa: E402
@@ -94,7 +95,7 @@ def main() -> None:
                 "tagger": right(TAGGER),
                 "tagger_flat": (right(TAGGER_FLAT) if TAGGER_FLAT in evaluation.results
                                 else None),
-                "linear": right("linear") if "linear" in evaluation.results else None,
+                "linear": right(LINEAR) if LINEAR in evaluation.results else None,
                 "baseline": right(BASELINE),
                 "fusion": (f"cnn {h.weight:.1f} prior {h.prior_power:.2f} "
                            f"photo {h.photo_weight:.1f}") if h else "cnn alone"})

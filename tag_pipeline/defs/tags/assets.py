@@ -12,6 +12,7 @@ from tag_pipeline.defs.resources import SQL_ROOT, ExportResource, MlflowResource
 from tag_pipeline.defs.retries import retry_only_transient
 from tag_pipeline.defs.sql_models import sql_model_assets
 from tag_pipeline.defs.table_metadata import column_schema
+from tag_pipeline.lib.tags.disagreements import DEFAULT_MIN_MODEL_SCORE
 from tag_pipeline.lib.warehouse import count_rows, counts_by, markdown_table, preview
 
 
@@ -174,7 +175,7 @@ class DisagreementsConfig(dg.Config):
     at least ``min_model_score`` (a low score is a guess rather than evidence against the
     catalog)."""
 
-    min_model_score: float = 0.9
+    min_model_score: float = DEFAULT_MIN_MODEL_SCORE
 
 
 @dg.asset(group_name="tags", kinds={"duckdb"},
